@@ -1,0 +1,148 @@
+# preoom — build, test, benchmark and install.
+#
+#   make            build/libpreoom.so and the tools
+#   make check      install missing packages, build, run every test (plus the unit tests
+#                   again under ASan+UBSan)
+#   make demo       the main job: a memory cgroup, preoomd and preloaded processes
+#   make bench      benchmarks, side by side, as ratios of medians
+#   make install    PREFIX=/usr/local DESTDIR=
+#
+# Variables: BUILD (products directory), SANITIZE=address|undefined|thread (tools and unit
+# tests only: the preload interposes malloc, which clashes with the sanitizers' own), CFLAGS
+# appended to ours.
+
+BUILD ?= build
+PREFIX ?= /usr/local
+DESTDIR ?=
+CC ?= cc
+CXX ?= c++
+
+# gnu11, not c11: the preload needs RTLD_NEXT, mremap and the futex/pidfd system calls.
+STD = -std=gnu11
+WARN = -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes -Wno-missing-field-initializers
+OPT ?= -O2
+DEBUG ?= -g
+DEPS = -MMD -MP
+INC = -Iinclude -Ipreload -Itools
+ifneq ($(SANITIZE),)
+SANFLAGS = -fsanitize=$(SANITIZE) -fno-sanitize-recover=all -fno-omit-frame-pointer
+endif
+ALL_CFLAGS = $(STD) $(WARN) $(OPT) $(DEBUG) $(DEPS) $(INC) $(CFLAGS)
+
+# The preload: position independent, hidden by default (only the interposed symbols and the
+# public API are exported), initial-exec TLS so a thread-local access never calls malloc.
+PRELOAD_CFLAGS = $(ALL_CFLAGS) -fPIC -fvisibility=hidden -ftls-model=initial-exec \
+                 -fno-omit-frame-pointer
+PRELOAD_SRC = $(wildcard preload/*.c)
+PRELOAD_OBJ = $(PRELOAD_SRC:%.c=$(BUILD)/%.o)
+# Everything but the file that defines malloc & co: linked into the tools and unit tests.
+CORE_OBJ = $(filter-out $(BUILD)/preload/hooks.o,$(PRELOAD_OBJ))
+PRELOAD_LIBS = -ldl -lpthread -lunwind
+
+TOOL_MAINS = tools/preoom.c tools/preoomd.c
+TOOL_LIB_SRC = $(filter-out $(TOOL_MAINS),$(wildcard tools/*.c))
+TOOL_LIB_OBJ = $(TOOL_LIB_SRC:%.c=$(BUILD)/%.o)
+TOOL_BINS = $(patsubst tools/%.c,$(BUILD)/%,$(wildcard $(TOOL_MAINS)))
+TOOL_LIBS = -lpthread -lm -ldw -lelf
+
+UNIT_SRC = $(wildcard tests/unit/test_*.c)
+UNIT_BINS = $(UNIT_SRC:%.c=$(BUILD)/%)
+PROG_C = $(wildcard tests/prog/*.c)
+PROG_CXX = $(wildcard tests/prog/*.cc)
+PROG_BINS = $(PROG_C:%.c=$(BUILD)/%) $(PROG_CXX:%.cc=$(BUILD)/%)
+PROG_SHLIB_SRC = $(wildcard tests/prog/lib/*.c)
+PROG_SHLIBS = $(patsubst tests/prog/lib/%.c,$(BUILD)/tests/prog/lib%.so,$(PROG_SHLIB_SRC))
+EXAMPLE_SRC = $(wildcard examples/*.c)
+EXAMPLE_BINS = $(EXAMPLE_SRC:%.c=$(BUILD)/%)
+
+.PHONY: all check test unit asan deps demo bench install uninstall clean fuzz
+all: $(BUILD)/libpreoom.so $(TOOL_BINS) $(BUILD)/preoom.pc
+
+$(BUILD)/preload/%.o: preload/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(PRELOAD_CFLAGS) -c $< -o $@
+
+$(BUILD)/libpreoom.so: $(PRELOAD_OBJ)
+	$(CC) -shared -o $@ $(PRELOAD_OBJ) -Wl,-z,now -Wl,-z,nodelete $(PRELOAD_LIBS) $(LDFLAGS)
+	@# A dynamic-TLS relocation would make a thread-local access call malloc: refuse it.
+	@if readelf -rW $@ | grep -E 'TLSDESC|DTPMOD|DTPOFF' >/dev/null; then \
+	    echo "$@: dynamic TLS relocation found (use initial-exec TLS)"; rm -f $@; exit 1; fi
+
+$(BUILD)/libpreoom-core.a: $(CORE_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/tools/%.o: tools/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(SANFLAGS) -c $< -o $@
+
+$(BUILD)/libpreoom-tools.a: $(TOOL_LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/%: $(BUILD)/tools/%.o $(BUILD)/libpreoom-tools.a $(BUILD)/libpreoom-core.a
+	$(CC) $(SANFLAGS) -o $@ $< $(BUILD)/libpreoom-tools.a $(BUILD)/libpreoom-core.a $(TOOL_LIBS) $(PRELOAD_LIBS) $(LDFLAGS)
+
+$(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libpreoom-tools.a $(BUILD)/libpreoom-core.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(SANFLAGS) -Itests -o $@ $< $(BUILD)/libpreoom-tools.a $(BUILD)/libpreoom-core.a $(TOOL_LIBS) $(PRELOAD_LIBS) $(LDFLAGS)
+
+# Test programs are the preload's hosts: plain builds, no sanitizer.
+$(BUILD)/tests/prog/%: tests/prog/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(STD) $(WARN) $(OPT) $(DEBUG) -Iinclude -fno-omit-frame-pointer -rdynamic -o $@ $< -ldl -lpthread
+
+$(BUILD)/tests/prog/%: tests/prog/%.cc
+	@mkdir -p $(dir $@)
+	$(CXX) -std=gnu++17 $(WARN:-Wstrict-prototypes=) $(OPT) $(DEBUG) -Iinclude -o $@ $< -lpthread
+
+$(BUILD)/tests/prog/lib%.so: tests/prog/lib/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(STD) $(WARN) $(OPT) $(DEBUG) -fPIC -shared -fno-omit-frame-pointer -o $@ $<
+
+$(BUILD)/examples/%: examples/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(STD) $(WARN) $(OPT) $(DEBUG) -Iinclude -o $@ $< -lpthread
+
+$(BUILD)/preoom.pc: preoom.pc.in
+	@mkdir -p $(BUILD)
+	sed -e 's|@PREFIX@|$(PREFIX)|g' $< >$@
+
+unit: $(UNIT_BINS)
+test: all $(UNIT_BINS) $(PROG_BINS) $(PROG_SHLIBS) $(EXAMPLE_BINS)
+	BUILD=$(BUILD) tests/run.sh $(FILTER)
+
+deps:
+	scripts/deps.sh build
+
+# The whole suite, then the unit tests again under ASan+UBSan in a build tree of their own.
+check:
+	scripts/deps.sh check
+	$(MAKE) test
+	$(MAKE) BUILD=$(BUILD)/asan SANITIZE=address,undefined unit
+	BUILD=$(BUILD)/asan tests/run.sh tests/unit
+
+demo:
+	scripts/deps.sh demo
+	$(MAKE) all $(EXAMPLE_BINS) $(PROG_BINS)
+	BUILD=$(BUILD) scripts/demo.sh
+
+bench:
+	scripts/deps.sh bench
+	$(MAKE) all $(PROG_BINS) $(EXAMPLE_BINS)
+	BUILD=$(BUILD) bench/run.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin \
+	    $(DESTDIR)$(PREFIX)/include/preoom $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 0755 $(BUILD)/libpreoom.so $(DESTDIR)$(PREFIX)/lib/libpreoom.so
+	install -m 0644 include/preoom/registry.h $(DESTDIR)$(PREFIX)/include/preoom/
+	if [ -f include/preoom.h ]; then install -m 0644 include/preoom.h $(DESTDIR)$(PREFIX)/include/; fi
+	if [ -f $(BUILD)/preoom ]; then install -m 0755 $(BUILD)/preoom $(DESTDIR)$(PREFIX)/bin/; fi
+	if [ -f $(BUILD)/preoomd ]; then install -m 0755 $(BUILD)/preoomd $(DESTDIR)$(PREFIX)/sbin/; fi
+	install -m 0644 $(BUILD)/preoom.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# scripts/deps.sh — installs the Debian packages a make target needs and the machine lacks,
+# saying what it installs and why. Run by `make deps`, `make check`, `make demo` and
+# `make bench`; does nothing when everything is there. Needs root only when it installs.
+#   scripts/deps.sh build|check|demo|bench
+set -u
+want_build="gcc g++ make pkg-config libunwind-dev uthash-dev libdw-dev"
+# check: real programs for the test matrix, clang for the fuzz target, servers for the
+# integration tests, setpriv (util-linux) for the setuid test.
+want_check="$want_build sqlite3 python3 perl clang libclang-rt-14-dev util-linux procps mariadb-server mariadb-client memcached redis-server"
+want_demo="$want_build procps"
+want_bench="$want_check heaptrack"
+
+case "${1:-build}" in
+    build) want=$want_build ;;
+    check) want=$want_check ;;
+    demo) want=$want_demo ;;
+    bench) want=$want_bench ;;
+    *) echo "usage: $0 build|check|demo|bench" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in $want; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "deps: installing Debian packages: ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+    echo "deps: not root; install them with: apt-get install ${missing[*]}" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+# The servers must not start as services on install: tests start their own instances.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+apt-get update -qq >/dev/null 2>&1 || echo "deps: apt-get update failed; trying the cached lists" >&2
+if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >/tmp/preoom-deps.log 2>&1; then
+    # One package that cannot be had must not keep the others out: install one by one.
+    for p in "${missing[@]}"; do
+        apt-get install -y -qq --no-install-recommends "$p" >>/tmp/preoom-deps.log 2>&1 ||
+            echo "deps: could not install $p (see /tmp/preoom-deps.log)" >&2
+    done
+fi
+exit 0
