@@ -18,7 +18,7 @@ CC ?= cc
 CXX ?= c++
 
 # gnu11, not c11: the preload needs RTLD_NEXT, mremap and the futex/pidfd system calls.
-STD = -std=gnu11
+STD = -std=gnu11 -D_GNU_SOURCE
 WARN = -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes -Wno-missing-field-initializers
 OPT ?= -O2
 DEBUG ?= -g
@@ -31,7 +31,7 @@ ALL_CFLAGS = $(STD) $(WARN) $(OPT) $(DEBUG) $(DEPS) $(INC) $(CFLAGS)
 
 # The preload: position independent, hidden by default (only the interposed symbols and the
 # public API are exported), initial-exec TLS so a thread-local access never calls malloc.
-PRELOAD_CFLAGS = $(ALL_CFLAGS) -fPIC -fvisibility=hidden -ftls-model=initial-exec \
+PRELOAD_CFLAGS = $(ALL_CFLAGS) -fPIC -fvisibility=hidden -ftls-model=initial-exec -fexceptions \
                  -fno-omit-frame-pointer
 PRELOAD_SRC = $(wildcard preload/*.c)
 PRELOAD_OBJ = $(PRELOAD_SRC:%.c=$(BUILD)/%.o)

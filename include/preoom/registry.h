@@ -119,10 +119,13 @@ struct preoom_slot {
     uint64_t request;        /* PREOOM_REQ_MAKE(serial, level), written by the arbiter */
     uint64_t request_bytes;  /* how much the arbiter would like back */
     uint64_t answer_serial;  /* serial of the last request the process answered */
-    uint64_t answer_bytes;   /* bytes it released for that request */
+    uint64_t answer_bytes;   /* bytes it released for that request: callbacks + trim */
     uint64_t answers;        /* number of requests answered */
+    uint64_t answer_callback_bytes; /* what the app's callbacks said they freed */
+    uint64_t answer_trim_bytes;     /* what malloc_trim gave back (touched before - after) */
+    uint64_t answer_ns;      /* CLOCK_MONOTONIC when the answer was written */
     uint64_t calls[PREOOM_CALL_COUNT];
-    uint64_t reserved[64 - 27 - PREOOM_CALL_COUNT];
+    uint64_t reserved[64 - 30 - PREOOM_CALL_COUNT];
 };
 
 /* The futex the arbiter wakes and the agent waits on: the 32-bit half of `request` that

@@ -1,0 +1,623 @@
+/* preload/hooks.c — the only file that defines the interposed symbols and includes <dlfcn.h>.
+ *
+ * Each wrapper calls the real function found with dlsym(RTLD_NEXT, ...), then counts what
+ * happened: the semantics, return values and errno of the real call are left exactly as they
+ * were. While the real symbols are being looked up (dlsym itself calls calloc), allocations
+ * are served from a static bootstrap arena whose blocks are recognised and never handed to
+ * the real free. The hot path is an indirect call, a thread-local pointer and a few adds.
+ *
+ * C++ operators new and delete are wrapped too: under libstdc++ they reach malloc and free
+ * (counted there, so the operator counts nothing), but an allocator like tcmalloc or jemalloc
+ * may serve them directly. A thread-local flag set by the malloc/free hooks tells the two
+ * cases apart, so each byte is added once and only what was added is subtracted.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+typedef void *(*malloc_fn)(size_t);
+typedef void (*free_fn)(void *);
+typedef void *(*calloc_fn)(size_t, size_t);
+typedef void *(*realloc_fn)(void *, size_t);
+typedef void *(*reallocarray_fn)(void *, size_t, size_t);
+typedef int (*posix_memalign_fn)(void **, size_t, size_t);
+typedef void *(*aligned_fn)(size_t, size_t);
+typedef void *(*valloc_fn)(size_t);
+typedef size_t (*usable_fn)(void *);
+typedef void *(*mmap_fn)(void *, size_t, int, int, int, off_t);
+typedef int (*munmap_fn)(void *, size_t);
+typedef void *(*mremap_fn)(void *, size_t, size_t, int, ...);
+typedef int (*brk_fn)(void *);
+typedef void *(*sbrk_fn)(intptr_t);
+typedef int (*trim_fn)(size_t);
+
+static struct {
+    malloc_fn malloc;
+    free_fn free;
+    calloc_fn calloc;
+    realloc_fn realloc;
+    reallocarray_fn reallocarray;
+    posix_memalign_fn posix_memalign;
+    aligned_fn aligned_alloc;
+    aligned_fn memalign;
+    valloc_fn valloc;
+    valloc_fn pvalloc;
+    usable_fn usable;
+    mmap_fn mmap;
+    mmap_fn mmap64;
+    munmap_fn munmap;
+    mremap_fn mremap;
+    brk_fn brk;
+    sbrk_fn sbrk;
+    trim_fn malloc_trim;
+} real;
+
+#define REAL(f) __atomic_load_n(&real.f, __ATOMIC_ACQUIRE)
+
+static _Atomic int resolve_state; /* 0 not started, 1 under way, 2 done */
+static int stacks_on;             /* PREOOM_STACKS != off, fixed at init */
+
+/* ---- bootstrap arena ------------------------------------------------------------------ */
+/* What dlsym and the loader allocate before the real malloc is known. 16-byte header with
+ * the size, so realloc and malloc_usable_size work on these blocks too. */
+#define BOOT_BYTES (256 * 1024)
+static char boot_buf[BOOT_BYTES] __attribute__((aligned(64)));
+static _Atomic size_t boot_used;
+
+static int is_boot(const void *p)
+{
+    return (const char *)p >= boot_buf && (const char *)p < boot_buf + BOOT_BYTES;
+}
+
+static void *boot_alloc(size_t n, size_t align)
+{
+    if (align < 16)
+        align = 16;
+    if (n > BOOT_BYTES || align > 4096)
+        goto nomem;
+    size_t cur = atomic_load(&boot_used), start, end;
+    do {
+        start = (cur + 16 + align - 1) & ~(align - 1);
+        end = start + ((n + 15) & ~(size_t)15);
+        if (end > BOOT_BYTES)
+            goto nomem;
+    } while (!atomic_compare_exchange_weak(&boot_used, &cur, end));
+    *(size_t *)(void *)(boot_buf + start - 16) = n;
+    return boot_buf + start; /* static memory: already zero */
+nomem:
+    errno = ENOMEM;
+    return NULL;
+}
+
+static size_t boot_size(const void *p)
+{
+    return *(const size_t *)(const void *)((const char *)p - 16);
+}
+
+/* ---- resolution ----------------------------------------------------------------------- */
+#define RESOLVE(f)                                                                        \
+    __atomic_store_n((void **)&real.f, dlsym(RTLD_NEXT, #f), __ATOMIC_RELEASE)
+
+static void resolve(void)
+{
+    int expect = 0;
+    if (!atomic_compare_exchange_strong(&resolve_state, &expect, 1))
+        return; /* done, or under way in this or another thread: callers fall back */
+    /* Order matters: once malloc is set, the other wrappers stop using the bootstrap arena,
+     * so free and usable must be there first. */
+    RESOLVE(free);
+    __atomic_store_n((void **)&real.usable, dlsym(RTLD_NEXT, "malloc_usable_size"),
+                     __ATOMIC_RELEASE);
+    RESOLVE(calloc);
+    RESOLVE(realloc);
+    RESOLVE(reallocarray);
+    RESOLVE(posix_memalign);
+    RESOLVE(aligned_alloc);
+    RESOLVE(memalign);
+    RESOLVE(valloc);
+    RESOLVE(pvalloc);
+    RESOLVE(mmap);
+    RESOLVE(mmap64);
+    RESOLVE(munmap);
+    RESOLVE(mremap);
+    RESOLVE(brk);
+    RESOLVE(sbrk);
+    RESOLVE(malloc_trim);
+    RESOLVE(malloc);
+    atomic_store(&resolve_state, 2);
+}
+
+int preoom_hooks_ready(void)
+{
+    if (atomic_load(&resolve_state) != 2)
+        resolve();
+    return atomic_load(&resolve_state) == 2;
+}
+
+int preoom_real_malloc_trim(size_t pad)
+{
+    trim_fn f = REAL(malloc_trim);
+    return f ? f(pad) : 0;
+}
+
+void preoom_hooks_init(void)
+{
+    preoom_hooks_ready();
+    stacks_on = preoom_opt.stacks != PREOOM_STACKS_OFF;
+}
+
+/* ---- counting helpers ------------------------------------------------------------------ */
+static inline size_t usable_of(void *p)
+{
+    return p ? REAL(usable)(p) : 0;
+}
+
+/* Byte sampling for the call-site tables: each allocation spends its size from the thread's
+ * countdown; the one that runs it out is recorded (stacks.c draws the next countdown). */
+static inline void sample(void *p, size_t n)
+{
+    if (PREOOM_UNLIKELY(stacks_on)) {
+        preoom_tls.sample_countdown -= (int64_t)n;
+        if (preoom_opt.stacks == PREOOM_STACKS_ALL || preoom_tls.sample_countdown < 0)
+            preoom_stacks_alloc(p, n);
+    }
+}
+
+static inline void counted_alloc(void *p, enum preoom_call call)
+{
+    preoom_tls.inner_hit = 1;
+    if (!p) {
+        preoom_account_call(call);
+        return;
+    }
+    size_t n = REAL(usable)(p);
+    preoom_account_malloc((int64_t)n, call);
+    sample(p, n);
+}
+
+/* Before the real free: what is about to go. */
+static inline size_t counted_free_prepare(void *p)
+{
+    preoom_tls.inner_hit = 1;
+    size_t n = REAL(usable)(p);
+    if (PREOOM_UNLIKELY(stacks_on))
+        preoom_stacks_free(p);
+    return n;
+}
+
+/* ---- the malloc family ----------------------------------------------------------------- */
+PREOOM_EXPORT void *malloc(size_t n)
+{
+    malloc_fn f = REAL(malloc);
+    if (PREOOM_UNLIKELY(!f)) {
+        resolve();
+        if (!(f = REAL(malloc)))
+            return boot_alloc(n, 16);
+    }
+    void *p = f(n);
+    counted_alloc(p, PREOOM_CALL_MALLOC);
+    return p;
+}
+
+PREOOM_EXPORT void free(void *p)
+{
+    if (!p) {
+        preoom_account_call(PREOOM_CALL_FREE);
+        return;
+    }
+    if (PREOOM_UNLIKELY(is_boot(p)))
+        return;
+    free_fn f = REAL(free);
+    if (PREOOM_UNLIKELY(!f))
+        return; /* cannot happen: nothing but boot blocks exists before resolution */
+    size_t n = counted_free_prepare(p);
+    f(p);
+    preoom_account_malloc(-(int64_t)n, PREOOM_CALL_FREE);
+}
+
+PREOOM_EXPORT void *calloc(size_t nmemb, size_t size)
+{
+    calloc_fn f = REAL(calloc);
+    if (PREOOM_UNLIKELY(!f)) {
+        resolve();
+        if (!(f = REAL(calloc))) {
+            size_t total;
+            if (__builtin_mul_overflow(nmemb, size, &total)) {
+                errno = ENOMEM;
+                return NULL;
+            }
+            return boot_alloc(total, 16);
+        }
+    }
+    void *p = f(nmemb, size);
+    counted_alloc(p, PREOOM_CALL_CALLOC);
+    return p;
+}
+
+/* realloc of a bootstrap block: move it to the real heap. */
+static void *boot_realloc(void *p, size_t n)
+{
+    if (!REAL(malloc))
+        return boot_alloc(n, 16);
+    void *q = malloc(n);
+    if (q) {
+        size_t old = boot_size(p);
+        memcpy(q, p, old < n ? old : n);
+    }
+    return q;
+}
+
+static void *realloc_common(void *p, size_t n, int is_array, size_t nmemb, size_t size)
+{
+    enum preoom_call call = is_array ? PREOOM_CALL_REALLOCARRAY : PREOOM_CALL_REALLOC;
+    if (is_array && __builtin_mul_overflow(nmemb, size, &n)) {
+        preoom_account_call(call);
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (PREOOM_UNLIKELY(!REAL(realloc))) {
+        resolve();
+        if (!REAL(realloc))
+            return p ? boot_realloc(p, n) : boot_alloc(n, 16);
+    }
+    if (PREOOM_UNLIKELY(p && is_boot(p)))
+        return boot_realloc(p, n);
+    if (!p) {
+        void *q = REAL(realloc)(NULL, n);
+        counted_alloc(q, call);
+        return q;
+    }
+    size_t old = counted_free_prepare(p);
+    void *q = REAL(realloc)(p, n);
+    if (q) {
+        /* Moved or resized: the old block is gone either way. */
+        size_t now = REAL(usable)(q);
+        preoom_account_malloc((int64_t)now - (int64_t)old, call);
+        sample(q, now);
+    } else if (n == 0) {
+        /* glibc's realloc(p, 0) frees p and returns NULL. */
+        preoom_account_malloc(-(int64_t)old, call);
+    } else {
+        /* Failure leaves p as it was: nothing was freed. Put back a sampled record. */
+        preoom_account_call(call);
+        if (PREOOM_UNLIKELY(stacks_on))
+            preoom_stacks_alloc(p, old);
+    }
+    return q;
+}
+
+PREOOM_EXPORT void *realloc(void *p, size_t n)
+{
+    return realloc_common(p, n, 0, 0, 0);
+}
+
+PREOOM_EXPORT void *reallocarray(void *p, size_t nmemb, size_t size)
+{
+    return realloc_common(p, 0, 1, nmemb, size);
+}
+
+PREOOM_EXPORT int posix_memalign(void **out, size_t align, size_t n)
+{
+    posix_memalign_fn f = REAL(posix_memalign);
+    if (PREOOM_UNLIKELY(!f)) {
+        resolve();
+        if (!(f = REAL(posix_memalign))) {
+            if (align < sizeof(void *) || (align & (align - 1)))
+                return EINVAL;
+            void *p = boot_alloc(n, align);
+            if (!p)
+                return ENOMEM;
+            *out = p;
+            return 0;
+        }
+    }
+    int rc = f(out, align, n);
+    counted_alloc(rc == 0 ? *out : NULL, PREOOM_CALL_POSIX_MEMALIGN);
+    return rc;
+}
+
+static void *aligned_common(aligned_fn f, size_t align, size_t n, enum preoom_call call)
+{
+    if (PREOOM_UNLIKELY(!f))
+        return boot_alloc(n, align);
+    void *p = f(align, n);
+    counted_alloc(p, call);
+    return p;
+}
+
+PREOOM_EXPORT void *aligned_alloc(size_t align, size_t n)
+{
+    if (!REAL(aligned_alloc))
+        resolve();
+    return aligned_common(REAL(aligned_alloc), align, n, PREOOM_CALL_ALIGNED_ALLOC);
+}
+
+PREOOM_EXPORT void *memalign(size_t align, size_t n)
+{
+    if (!REAL(memalign))
+        resolve();
+    return aligned_common(REAL(memalign), align, n, PREOOM_CALL_MEMALIGN);
+}
+
+PREOOM_EXPORT void *valloc(size_t n)
+{
+    valloc_fn f = REAL(valloc);
+    if (!f) {
+        resolve();
+        if (!(f = REAL(valloc)))
+            return boot_alloc(n, 4096);
+    }
+    void *p = f(n);
+    counted_alloc(p, PREOOM_CALL_VALLOC);
+    return p;
+}
+
+PREOOM_EXPORT void *pvalloc(size_t n)
+{
+    valloc_fn f = REAL(pvalloc);
+    if (!f) {
+        resolve();
+        if (!(f = REAL(pvalloc)))
+            return boot_alloc((n + 4095) & ~(size_t)4095, 4096);
+    }
+    void *p = f(n);
+    counted_alloc(p, PREOOM_CALL_PVALLOC);
+    return p;
+}
+
+PREOOM_EXPORT size_t malloc_usable_size(void *p)
+{
+    preoom_account_call(PREOOM_CALL_USABLE_SIZE);
+    if (!p)
+        return 0;
+    if (is_boot(p))
+        return boot_size(p);
+    usable_fn f = REAL(usable);
+    if (!f) {
+        resolve();
+        if (!(f = REAL(usable)))
+            return 0;
+    }
+    return f(p);
+}
+
+/* ---- mappings ------------------------------------------------------------------------- */
+/* Committed memory in the kernel's sense: private, anonymous, writable. */
+static int counts_as_committed(int prot, int flags)
+{
+    return (flags & MAP_ANONYMOUS) && (flags & MAP_TYPE) == MAP_PRIVATE && (prot & PROT_WRITE);
+}
+
+static void *mmap_common(mmap_fn f, void *addr, size_t len, int prot, int flags, int fd,
+                         off_t off)
+{
+    void *r = f ? f(addr, len, prot, flags, fd, off)
+                : preoom_sys_mmap(addr, len, prot, flags, fd, off);
+    preoom_account_call(PREOOM_CALL_MMAP);
+    if (r == MAP_FAILED)
+        return r;
+    int saved = errno;
+    if (counts_as_committed(prot, flags))
+        preoom_account_mmap(preoom_maps_add((uintptr_t)r, len));
+    else if (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE))
+        /* Something else now lives where a counted mapping may have been. */
+        preoom_account_mmap(preoom_maps_remove((uintptr_t)r, len));
+    errno = saved;
+    return r;
+}
+
+PREOOM_EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    if (!REAL(mmap))
+        resolve();
+    return mmap_common(REAL(mmap), addr, len, prot, flags, fd, off);
+}
+
+PREOOM_EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off64_t off)
+{
+    if (!REAL(mmap64))
+        resolve();
+    return mmap_common(REAL(mmap64), addr, len, prot, flags, fd, (off_t)off);
+}
+
+PREOOM_EXPORT int munmap(void *addr, size_t len)
+{
+    if (!REAL(munmap))
+        resolve();
+    munmap_fn f = REAL(munmap);
+    int rc = f ? f(addr, len) : preoom_sys_munmap(addr, len);
+    preoom_account_call(PREOOM_CALL_MUNMAP);
+    if (rc == 0) {
+        int saved = errno;
+        preoom_account_mmap(preoom_maps_remove((uintptr_t)addr, len));
+        errno = saved;
+    }
+    return rc;
+}
+
+PREOOM_EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
+{
+    void *new_addr = NULL;
+    if (flags & MREMAP_FIXED) {
+        va_list ap;
+        va_start(ap, flags);
+        new_addr = va_arg(ap, void *);
+        va_end(ap);
+    }
+    if (!REAL(mremap))
+        resolve();
+    mremap_fn f = REAL(mremap);
+    void *r;
+    if (f)
+        r = f(old, old_len, new_len, flags, new_addr);
+    else {
+        long rr = syscall(SYS_mremap, old, old_len, new_len, flags, new_addr);
+        r = rr == -1 ? MAP_FAILED : (void *)rr;
+    }
+    preoom_account_call(PREOOM_CALL_MREMAP);
+    if (r != MAP_FAILED && old_len != 0) {
+        int saved = errno;
+#ifdef MREMAP_DONTUNMAP
+        int keep = (flags & MREMAP_DONTUNMAP) != 0;
+#else
+        int keep = 0;
+#endif
+        preoom_account_mmap(preoom_maps_move((uintptr_t)old, old_len, (uintptr_t)r, new_len, keep));
+        errno = saved;
+    }
+    return r;
+}
+
+/* ---- the break -------------------------------------------------------------------------- */
+PREOOM_EXPORT int brk(void *addr)
+{
+    if (!REAL(brk))
+        resolve();
+    brk_fn f = REAL(brk);
+    sbrk_fn s = REAL(sbrk);
+    if (!f || !s) {
+        errno = ENOMEM;
+        return -1;
+    }
+    char *before = s(0);
+    int rc = f(addr);
+    preoom_account_call(PREOOM_CALL_BRK);
+    if (rc == 0) {
+        int saved = errno;
+        preoom_account_brk((int64_t)((char *)s(0) - before));
+        errno = saved;
+    }
+    return rc;
+}
+
+PREOOM_EXPORT void *sbrk(intptr_t incr)
+{
+    if (!REAL(sbrk))
+        resolve();
+    sbrk_fn s = REAL(sbrk);
+    if (!s) {
+        errno = ENOMEM;
+        return (void *)-1;
+    }
+    void *r = s(incr);
+    preoom_account_call(PREOOM_CALL_SBRK);
+    if (r != (void *)-1 && incr != 0)
+        preoom_account_brk((int64_t)incr);
+    return r;
+}
+
+/* ---- C++ operators new and delete ------------------------------------------------------ */
+/* Mangled names of every replaceable form (Itanium C++ ABI, size_t = unsigned long). */
+enum cxx_op {
+    NEW, NEW_ARR, NEW_NT, NEW_ARR_NT, NEW_AL, NEW_ARR_AL, NEW_AL_NT, NEW_ARR_AL_NT,
+    DEL, DEL_ARR, DEL_SZ, DEL_ARR_SZ, DEL_AL, DEL_ARR_AL, DEL_SZ_AL, DEL_ARR_SZ_AL, DEL_NT,
+    DEL_ARR_NT, DEL_AL_NT, DEL_ARR_AL_NT, CXX_OPS
+};
+static const char *const cxx_names[CXX_OPS] = {
+    "_Znwm", "_Znam", "_ZnwmRKSt9nothrow_t", "_ZnamRKSt9nothrow_t", "_ZnwmSt11align_val_t",
+    "_ZnamSt11align_val_t", "_ZnwmSt11align_val_tRKSt9nothrow_t",
+    "_ZnamSt11align_val_tRKSt9nothrow_t", "_ZdlPv", "_ZdaPv", "_ZdlPvm", "_ZdaPvm",
+    "_ZdlPvSt11align_val_t", "_ZdaPvSt11align_val_t", "_ZdlPvmSt11align_val_t",
+    "_ZdaPvmSt11align_val_t", "_ZdlPvRKSt9nothrow_t", "_ZdaPvRKSt9nothrow_t",
+    "_ZdlPvSt11align_val_tRKSt9nothrow_t", "_ZdaPvSt11align_val_tRKSt9nothrow_t",
+};
+static void *cxx_real[CXX_OPS];
+/* Set once a delete form has been seen to reach our free: from then on it is counted there
+ * and we skip the extra size lookup. A property of the allocator stack, so it never changes. */
+static _Atomic int delete_reaches_free;
+
+static void *cxx(enum cxx_op op)
+{
+    void *f = __atomic_load_n(&cxx_real[op], __ATOMIC_ACQUIRE);
+    if (PREOOM_UNLIKELY(!f)) {
+        f = dlsym(RTLD_NEXT, cxx_names[op]);
+        __atomic_store_n(&cxx_real[op], f, __ATOMIC_RELEASE);
+    }
+    return f;
+}
+
+/* new: count here only if the real operator did not go through our malloc. The real call may
+ * throw; nothing here needs undoing when it does (the flag is reset by every call). */
+#define NEW_BODY(op, type, ...)                                                            \
+    preoom_tls.inner_hit = 0;                                                             \
+    void *p = ((type)cxx(op))(__VA_ARGS__);                                               \
+    if (!preoom_tls.inner_hit && p)                                                       \
+        preoom_account_malloc((int64_t)usable_of(p), PREOOM_CALL_NEW);                    \
+    else                                                                                  \
+        preoom_account_call(PREOOM_CALL_NEW);                                             \
+    return p;
+
+#define DEL_BODY(op, type, p, ...)                                                         \
+    if (!p)                                                                               \
+        return;                                                                           \
+    int known = atomic_load_explicit(&delete_reaches_free, memory_order_relaxed);          \
+    size_t n = known ? 0 : usable_of(p);                                                  \
+    preoom_tls.inner_hit = 0;                                                             \
+    ((type)cxx(op))(p, ##__VA_ARGS__);                                                    \
+    if (preoom_tls.inner_hit) {                                                           \
+        if (!known)                                                                       \
+            atomic_store_explicit(&delete_reaches_free, 1, memory_order_relaxed);         \
+        preoom_account_call(PREOOM_CALL_DELETE);                                          \
+    } else {                                                                              \
+        preoom_account_malloc(-(int64_t)(known ? 0 : n), PREOOM_CALL_DELETE);              \
+    }
+
+typedef struct { char c; } preoom_nothrow_t; /* stands in for std::nothrow_t (by reference) */
+typedef void *(*new_t)(size_t);
+typedef void *(*new_nt_t)(size_t, const preoom_nothrow_t *);
+typedef void *(*new_al_t)(size_t, size_t);
+typedef void *(*new_al_nt_t)(size_t, size_t, const preoom_nothrow_t *);
+typedef void (*del_t)(void *);
+typedef void (*del_sz_t)(void *, size_t);
+typedef void (*del_sz_al_t)(void *, size_t, size_t);
+typedef void (*del_nt_t)(void *, const preoom_nothrow_t *);
+typedef void (*del_al_nt_t)(void *, size_t, const preoom_nothrow_t *);
+
+PREOOM_EXPORT void *preoom_op_new(size_t n) __asm__("_Znwm");
+PREOOM_EXPORT void *preoom_op_new(size_t n) { NEW_BODY(NEW, new_t, n) }
+PREOOM_EXPORT void *preoom_op_new_arr(size_t n) __asm__("_Znam");
+PREOOM_EXPORT void *preoom_op_new_arr(size_t n) { NEW_BODY(NEW_ARR, new_t, n) }
+PREOOM_EXPORT void *preoom_op_new_nt(size_t n, const preoom_nothrow_t *t) __asm__("_ZnwmRKSt9nothrow_t");
+PREOOM_EXPORT void *preoom_op_new_nt(size_t n, const preoom_nothrow_t *t) { NEW_BODY(NEW_NT, new_nt_t, n, t) }
+PREOOM_EXPORT void *preoom_op_new_arr_nt(size_t n, const preoom_nothrow_t *t) __asm__("_ZnamRKSt9nothrow_t");
+PREOOM_EXPORT void *preoom_op_new_arr_nt(size_t n, const preoom_nothrow_t *t) { NEW_BODY(NEW_ARR_NT, new_nt_t, n, t) }
+PREOOM_EXPORT void *preoom_op_new_al(size_t n, size_t al) __asm__("_ZnwmSt11align_val_t");
+PREOOM_EXPORT void *preoom_op_new_al(size_t n, size_t al) { NEW_BODY(NEW_AL, new_al_t, n, al) }
+PREOOM_EXPORT void *preoom_op_new_arr_al(size_t n, size_t al) __asm__("_ZnamSt11align_val_t");
+PREOOM_EXPORT void *preoom_op_new_arr_al(size_t n, size_t al) { NEW_BODY(NEW_ARR_AL, new_al_t, n, al) }
+PREOOM_EXPORT void *preoom_op_new_al_nt(size_t n, size_t al, const preoom_nothrow_t *t) __asm__("_ZnwmSt11align_val_tRKSt9nothrow_t");
+PREOOM_EXPORT void *preoom_op_new_al_nt(size_t n, size_t al, const preoom_nothrow_t *t) { NEW_BODY(NEW_AL_NT, new_al_nt_t, n, al, t) }
+PREOOM_EXPORT void *preoom_op_new_arr_al_nt(size_t n, size_t al, const preoom_nothrow_t *t) __asm__("_ZnamSt11align_val_tRKSt9nothrow_t");
+PREOOM_EXPORT void *preoom_op_new_arr_al_nt(size_t n, size_t al, const preoom_nothrow_t *t) { NEW_BODY(NEW_ARR_AL_NT, new_al_nt_t, n, al, t) }
+
+PREOOM_EXPORT void preoom_op_del(void *p) __asm__("_ZdlPv");
+PREOOM_EXPORT void preoom_op_del(void *p) { DEL_BODY(DEL, del_t, p) }
+PREOOM_EXPORT void preoom_op_del_arr(void *p) __asm__("_ZdaPv");
+PREOOM_EXPORT void preoom_op_del_arr(void *p) { DEL_BODY(DEL_ARR, del_t, p) }
+PREOOM_EXPORT void preoom_op_del_sz(void *p, size_t sz) __asm__("_ZdlPvm");
+PREOOM_EXPORT void preoom_op_del_sz(void *p, size_t sz) { DEL_BODY(DEL_SZ, del_sz_t, p, sz) }
+PREOOM_EXPORT void preoom_op_del_arr_sz(void *p, size_t sz) __asm__("_ZdaPvm");
+PREOOM_EXPORT void preoom_op_del_arr_sz(void *p, size_t sz) { DEL_BODY(DEL_ARR_SZ, del_sz_t, p, sz) }
+PREOOM_EXPORT void preoom_op_del_al(void *p, size_t al) __asm__("_ZdlPvSt11align_val_t");
+PREOOM_EXPORT void preoom_op_del_al(void *p, size_t al) { DEL_BODY(DEL_AL, del_sz_t, p, al) }
+PREOOM_EXPORT void preoom_op_del_arr_al(void *p, size_t al) __asm__("_ZdaPvSt11align_val_t");
+PREOOM_EXPORT void preoom_op_del_arr_al(void *p, size_t al) { DEL_BODY(DEL_ARR_AL, del_sz_t, p, al) }
+PREOOM_EXPORT void preoom_op_del_sz_al(void *p, size_t sz, size_t al) __asm__("_ZdlPvmSt11align_val_t");
+PREOOM_EXPORT void preoom_op_del_sz_al(void *p, size_t sz, size_t al) { DEL_BODY(DEL_SZ_AL, del_sz_al_t, p, sz, al) }
+PREOOM_EXPORT void preoom_op_del_arr_sz_al(void *p, size_t sz, size_t al) __asm__("_ZdaPvmSt11align_val_t");
+PREOOM_EXPORT void preoom_op_del_arr_sz_al(void *p, size_t sz, size_t al) { DEL_BODY(DEL_ARR_SZ_AL, del_sz_al_t, p, sz, al) }
+PREOOM_EXPORT void preoom_op_del_nt(void *p, const preoom_nothrow_t *t) __asm__("_ZdlPvRKSt9nothrow_t");
+PREOOM_EXPORT void preoom_op_del_nt(void *p, const preoom_nothrow_t *t) { DEL_BODY(DEL_NT, del_nt_t, p, t) }
+PREOOM_EXPORT void preoom_op_del_arr_nt(void *p, const preoom_nothrow_t *t) __asm__("_ZdaPvRKSt9nothrow_t");
+PREOOM_EXPORT void preoom_op_del_arr_nt(void *p, const preoom_nothrow_t *t) { DEL_BODY(DEL_ARR_NT, del_nt_t, p, t) }
+PREOOM_EXPORT void preoom_op_del_al_nt(void *p, size_t al, const preoom_nothrow_t *t) __asm__("_ZdlPvSt11align_val_tRKSt9nothrow_t");
+PREOOM_EXPORT void preoom_op_del_al_nt(void *p, size_t al, const preoom_nothrow_t *t) { DEL_BODY(DEL_AL_NT, del_al_nt_t, p, al, t) }
+PREOOM_EXPORT void preoom_op_del_arr_al_nt(void *p, size_t al, const preoom_nothrow_t *t) __asm__("_ZdaPvSt11align_val_tRKSt9nothrow_t");
+PREOOM_EXPORT void preoom_op_del_arr_al_nt(void *p, size_t al, const preoom_nothrow_t *t) { DEL_BODY(DEL_ARR_AL_NT, del_al_nt_t, p, al, t) }

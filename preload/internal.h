@@ -1,0 +1,294 @@
+/* preload/internal.h — what the files of libpreoom.so share, grouped by the file that
+ * defines it. Nothing here is exported from the library (-fvisibility=hidden); the exported
+ * names are the interposed symbols in hooks.c and the public API in api.c.
+ *
+ * Rule for everything declared here: it never allocates through the wrapped malloc (internal
+ * memory comes from arena.c) and never takes a lock on the allocation hot path.
+ */
+#ifndef PREOOM_INTERNAL_H
+#define PREOOM_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "preoom/registry.h"
+
+#define PREOOM_HIDDEN __attribute__((visibility("hidden")))
+#define PREOOM_EXPORT __attribute__((visibility("default")))
+#define PREOOM_LIKELY(x) __builtin_expect(!!(x), 1)
+#define PREOOM_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define PREOOM_CACHE_LINE 64
+
+/* ---- fmt.c: formatting that never allocates ------------------------------------------- */
+/* A small vsnprintf: %s %c %d %i %u %x %p %% with the l, ll and z length modifiers and a
+ * field width. Always NUL-terminates; returns the length written (truncated to size-1). */
+size_t preoom_vfmt(char *buf, size_t size, const char *fmt, va_list ap);
+size_t preoom_fmt(char *buf, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Write all of buf to fd, retrying on EINTR and short writes. Returns 0 or -errno. */
+int preoom_write_all(int fd, const char *buf, size_t len);
+
+/* ---- log.c: the one rate-limited reporter ---------------------------------------------- */
+/* Message to stderr prefixed "preoom[PID]: ". Errors are limited (PREOOM_LOG_MAX_ERRORS per
+ * process) so a broken environment cannot flood the host's stderr. Never aborts. */
+#define PREOOM_LOG_MAX_ERRORS 32
+void preoom_log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void preoom_log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Only printed when PREOOM_VERBOSE >= level. */
+void preoom_log_verbose(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- options.c: every PREOOM_* setting, read once --------------------------------------- */
+enum preoom_stacks_mode { PREOOM_STACKS_OFF = 0, PREOOM_STACKS_SAMPLE, PREOOM_STACKS_ALL };
+
+typedef struct preoom_options {
+    uint64_t interval_ms;      /* PREOOM_INTERVAL_MS: agent period */
+    char report[512];          /* PREOOM_REPORT: path template, %p = pid; "" = none */
+    int verbose;               /* PREOOM_VERBOSE: 0..3 */
+    char registry[64];         /* PREOOM_REGISTRY: name after /dev/shm/preoom. ; "off" = none */
+    uint64_t registry_slots;   /* PREOOM_REGISTRY_SLOTS: slots when this process creates it */
+    int64_t registry_gid;      /* PREOOM_REGISTRY_GROUP: gid that may share it, -1 = none */
+    int stacks;                /* PREOOM_STACKS: off|sample|all */
+    uint64_t sample_bytes;     /* PREOOM_SAMPLE_BYTES: mean bytes between samples */
+    uint64_t stack_depth;      /* PREOOM_STACK_DEPTH: frames recorded per stack */
+    uint64_t adj;              /* PREOOM_ADJ: 0..1000, more willing to be chosen */
+    int trim;                  /* PREOOM_TRIM: run malloc_trim(0) on every release request */
+    int secure;                /* set when the environment was not trusted (setuid) */
+} preoom_options_t;
+
+extern preoom_options_t preoom_opt;
+
+/* The table-driven parsers, pure so the tests can cover bad input. Each returns 0 or
+ * -EINVAL/-ERANGE and leaves *out untouched on error. */
+int preoom_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+int preoom_parse_bytes(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+int preoom_parse_bool(const char *s, int *out);
+int preoom_parse_stacks(const char *s, int *out);
+int preoom_parse_name(const char *s, char *out, size_t out_size);
+
+/* Fill `o` from a getenv-like lookup (NULL lookups give defaults). Each bad value is
+ * reported through `warn` in one line naming the setting and the default used. */
+typedef const char *(*preoom_getenv_fn)(const char *name);
+typedef void (*preoom_warn_fn)(const char *line);
+void preoom_options_load(preoom_options_t *o, preoom_getenv_fn getenv_fn, preoom_warn_fn warn);
+/* The process's settings: secure_getenv, so a setuid program takes none from its environment. */
+void preoom_options_init(void);
+/* Print the effective settings (PREOOM_VERBOSE=1). */
+void preoom_options_print(const preoom_options_t *o);
+
+/* ---- arena.c: internal memory, never from the wrapped malloc ---------------------------- */
+/* Size-classed free lists over raw mmap; thread-safe; zeroed memory. NULL when out of memory. */
+void *preoom_arena_alloc(size_t bytes);
+void preoom_arena_free(void *p, size_t bytes);
+void *preoom_arena_realloc(void *p, size_t old_bytes, size_t new_bytes);
+/* Raw system calls that never go through our hooks. */
+void *preoom_sys_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off);
+int preoom_sys_munmap(void *addr, size_t len);
+/* Bytes the arena holds from the system, for reports about ourselves. */
+uint64_t preoom_arena_mapped_bytes(void);
+
+/* ---- account.c: per-thread counters folded into per-process totals ----------------------- */
+/* A thread's block: written only by its owner thread (plain stores through relaxed atomics),
+ * read by anyone summing. Blocks are never freed; a thread that exits hands its block to the
+ * next new thread, so the sums stay right without folding. */
+typedef struct preoom_tblock {
+    _Atomic int64_t malloc_bytes;               /* may go negative: frees of others' memory */
+    _Atomic uint64_t calls[PREOOM_CALL_COUNT];
+    _Atomic int owned;
+    struct preoom_tblock *next;
+} __attribute__((aligned(PREOOM_CACHE_LINE))) preoom_tblock_t;
+
+typedef struct preoom_tstate {
+    preoom_tblock_t *block;
+    int64_t since_peak_check;   /* net bytes since this thread last updated the peak */
+    int64_t sample_countdown;   /* bytes until the next sampled allocation (stacks.c) */
+    uint32_t inner_hit;         /* set by the malloc/free hooks: did operator new/delete
+                                 * reach them? (hooks.c) */
+    uint32_t guard;             /* inside preoom's own slow paths: do not recurse */
+    uint32_t exited;            /* the thread's key destructor ran */
+} preoom_tstate_t;
+
+extern __thread preoom_tstate_t preoom_tls __attribute__((tls_model("initial-exec")));
+
+/* Process-wide counters changed off the hot path (mmap and brk are system calls anyway). */
+typedef struct preoom_global {
+    _Atomic int64_t mmap_bytes;
+    _Atomic int64_t brk_bytes;
+    _Atomic uint64_t peak_committed;
+    _Atomic uint64_t peak_touched;
+    _Atomic int64_t exited_malloc_bytes;        /* counts made after a thread's block was gone */
+    _Atomic uint64_t exited_calls[PREOOM_CALL_COUNT];
+} preoom_global_t;
+extern preoom_global_t preoom_g;
+
+/* A consistent-enough view of the process, in bytes. */
+typedef struct preoom_totals {
+    uint64_t committed, touched, peak_committed, peak_touched;
+    uint64_t rss_anon, swap;
+    uint64_t malloc_bytes, mmap_bytes, brk_bytes;
+    uint64_t slack, exposure;
+    uint64_t calls[PREOOM_CALL_COUNT];
+} preoom_totals_t;
+
+/* Slow path of the first count in a thread. */
+preoom_tblock_t *preoom_account_thread_block(void);
+/* Peak update when a thread's net growth passes the check distance. */
+void preoom_account_peak_check(void);
+#define PREOOM_PEAK_CHECK_BYTES (1 << 20)
+
+static inline preoom_tblock_t *preoom_block(void)
+{
+    preoom_tblock_t *b = preoom_tls.block;
+    return PREOOM_LIKELY(b != NULL) ? b : preoom_account_thread_block();
+}
+
+/* The hot path: one owner-only add per counter. `delta` is signed usable bytes. */
+static inline void preoom_account_malloc(int64_t delta, enum preoom_call call)
+{
+    preoom_tblock_t *b = preoom_block();
+    if (PREOOM_UNLIKELY(b == NULL)) {
+        atomic_fetch_add_explicit(&preoom_g.exited_malloc_bytes, delta, memory_order_relaxed);
+        atomic_fetch_add_explicit(&preoom_g.exited_calls[call], 1, memory_order_relaxed);
+        return;
+    }
+    atomic_store_explicit(&b->malloc_bytes,
+                          atomic_load_explicit(&b->malloc_bytes, memory_order_relaxed) + delta,
+                          memory_order_relaxed);
+    atomic_store_explicit(&b->calls[call],
+                          atomic_load_explicit(&b->calls[call], memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    preoom_tls.since_peak_check += delta;
+    if (PREOOM_UNLIKELY(preoom_tls.since_peak_check > PREOOM_PEAK_CHECK_BYTES))
+        preoom_account_peak_check();
+}
+
+static inline void preoom_account_call(enum preoom_call call)
+{
+    preoom_tblock_t *b = preoom_block();
+    if (PREOOM_UNLIKELY(b == NULL)) {
+        atomic_fetch_add_explicit(&preoom_g.exited_calls[call], 1, memory_order_relaxed);
+        return;
+    }
+    atomic_store_explicit(&b->calls[call],
+                          atomic_load_explicit(&b->calls[call], memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
+/* mmap/brk bookkeeping (called after the real call succeeded). */
+void preoom_account_mmap(int64_t delta);
+void preoom_account_brk(int64_t delta);
+/* Sum every block; fill the committed side of `t` (malloc, mmap, brk, committed, calls). */
+void preoom_account_sum(preoom_totals_t *t);
+/* Combine the committed side with a touched measurement; update peaks; fill slack/exposure. */
+void preoom_account_finish(preoom_totals_t *t, uint64_t rss_anon, uint64_t swap);
+/* Fork child: blocks of threads that do not exist in the child are handed back. */
+void preoom_account_atfork_child(void);
+/* Thread exit (key destructor) and set-up. */
+int preoom_account_init(void);
+
+/* ---- maps.c: the private anonymous writable mappings the program made ------------------- */
+/* Each returns the change in tracked bytes (positive, negative or 0). Thread-safe. */
+int64_t preoom_maps_add(uintptr_t addr, size_t len);
+int64_t preoom_maps_remove(uintptr_t addr, size_t len);
+/* mremap: the tracked part of [old, old+old_len) moves to [new, new+new_len). */
+int64_t preoom_maps_move(uintptr_t old_addr, size_t old_len, uintptr_t new_addr, size_t new_len,
+                         int keep_old);
+uint64_t preoom_maps_tracked_bytes(void);
+size_t preoom_maps_count(void);
+void preoom_maps_atfork_prepare(void);
+void preoom_maps_atfork_parent(void);
+void preoom_maps_atfork_child(void);
+
+/* ---- procself.c: the kernel's view of this process, without allocating ----------------- */
+/* Read RssAnon and VmSwap (bytes) from /proc/self/status. 0 or -errno. ~3 µs. */
+int preoom_procself_touched(uint64_t *rss_anon, uint64_t *swap);
+/* Parse the same from a buffer (pure). */
+int preoom_parse_status_touched(const char *buf, size_t len, uint64_t *rss_anon, uint64_t *swap);
+/* Field 22 of /proc/self/stat, and the short name. */
+int preoom_procself_start_time(uint64_t *start_ticks);
+int preoom_parse_stat_start_time(const char *buf, size_t len, uint64_t *start_ticks);
+int preoom_procself_comm(char *name, size_t size);
+uint64_t preoom_now_ns(int clock);
+
+/* ---- report.c: the totals at exit, as JSON ------------------------------------------------ */
+/* Expand %p in the template to the pid. Returns 0 or -ENAMETOOLONG. */
+int preoom_report_path(const char *tmpl, pid_t pid, char *out, size_t size);
+/* Format the totals as one JSON object (pure). Returns the length or -ENOSPC. */
+long preoom_report_json(const preoom_totals_t *t, pid_t pid, const char *name, char *buf,
+                        size_t size);
+/* Write the JSON report (totals, then the call sites if stacks are on) to PREOOM_REPORT. */
+void preoom_report_write(const preoom_totals_t *t);
+
+/* ---- registry.c: the shared-memory registry (the only file that maps it) ----------------- */
+typedef struct preoom_reg {
+    struct preoom_registry_header *hdr;
+    size_t map_bytes;
+    uint64_t slot_count;
+    int fd;
+} preoom_reg_t;
+
+/* Open (and with create, create) /dev/shm/preoom.<name>; validates everything. On error
+ * returns -errno and sets *why to a static sentence. */
+int preoom_reg_open(const char *name, int create, uint64_t slots, int64_t gid, int writable,
+                    preoom_reg_t *out, const char **why);
+void preoom_reg_close(preoom_reg_t *r);
+static inline struct preoom_slot *preoom_reg_slot(const preoom_reg_t *r, uint64_t i)
+{
+    return (struct preoom_slot *)((char *)r->hdr + PREOOM_REGISTRY_HEADER_BYTES +
+                                  i * PREOOM_REGISTRY_SLOT_BYTES);
+}
+/* Claim a slot for this process (reclaiming dead ones). Returns the index or -errno
+ * (-ENOSPC when full). */
+long preoom_reg_claim(preoom_reg_t *r, pid_t pid, uint64_t start_time, uint64_t interval_ms,
+                      const char *name);
+/* Publish totals under the slot's sequence counter. */
+void preoom_reg_publish(preoom_reg_t *r, long idx, const preoom_totals_t *t, uint64_t adj);
+/* Give the slot back (exit). */
+void preoom_reg_release(preoom_reg_t *r, long idx);
+/* Copy a slot consistently. Returns 0, -EAGAIN when it kept changing, -ENOENT if not live. */
+int preoom_reg_snapshot(const preoom_reg_t *r, uint64_t idx, struct preoom_slot *out);
+/* Is the process named by pid + start time still the one that claimed? 1 yes, 0 no. */
+int preoom_reg_pid_matches(pid_t pid, uint64_t start_time);
+/* Free the slots of processes that are gone (pid dead or start time changed). Returns how
+ * many were freed. Needs a writable mapping. */
+long preoom_reg_reap(preoom_reg_t *r);
+
+/* ---- agent.c: the background thread --------------------------------------------------- */
+int preoom_agent_start(void);
+void preoom_agent_atfork_prepare(void);
+void preoom_agent_atfork_parent(void);
+void preoom_agent_atfork_child(void);
+/* Measure now and return the totals (used by the API and at exit). */
+void preoom_agent_measure(preoom_totals_t *t);
+/* Final measurement, report and slot release; idempotent. */
+void preoom_agent_shutdown(void);
+/* Pressure level last published by the arbiter (enum preoom_pressure), or 0. */
+int preoom_agent_pressure(void);
+/* Run the release callbacks and malloc_trim for a request; returns bytes released. */
+uint64_t preoom_agent_release(int level, uint64_t target_bytes);
+
+/* ---- api.c: the public API's state ------------------------------------------------------ */
+/* Run the registered callbacks in order; returns the sum they reported. */
+uint64_t preoom_api_run_callbacks(int level, uint64_t target_bytes);
+
+/* ---- stacks.c: sampled call sites (PREOOM_STACKS) -------------------------------------- */
+void preoom_stacks_init(void);
+/* Called from the hooks when the sampling countdown runs out or in `all` mode. */
+void preoom_stacks_alloc(void *p, size_t bytes);
+void preoom_stacks_free(void *p);
+/* Reset the thread's countdown after fork or at thread start. */
+int64_t preoom_stacks_next_countdown(void);
+/* Append the call-site part of the report to fd. */
+void preoom_stacks_write_report(int fd);
+
+/* ---- hooks.c: the real functions ------------------------------------------------------- */
+/* malloc_trim of the allocator below us, or NULL. */
+int preoom_real_malloc_trim(size_t pad);
+/* 1 once the real symbols are resolved. */
+int preoom_hooks_ready(void);
+/* Resolve and read the settings the hooks depend on (init.c calls it first). */
+void preoom_hooks_init(void);
+
+#endif

@@ -1,0 +1,122 @@
+/* preload/report.c — the process's totals at exit, as one JSON object in PREOOM_REPORT.
+ *
+ * The format is flat and stable: keys in bytes ("pid", "committed", "touched",
+ * "peak_committed", "peak_touched", "malloc", "mmap", "brk", "slack", "exposure", "rss_anon",
+ * "swap") and a "calls" object; call sites follow under "sites" when PREOOM_STACKS is on.
+ * Written with our own formatter into a stack buffer, then write(2): exit handlers of the
+ * host may have torn down stdio. Never allocates.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static const char *const call_names[PREOOM_CALL_COUNT] = {
+    "malloc", "free", "calloc", "realloc", "reallocarray", "posix_memalign", "aligned_alloc",
+    "memalign", "valloc", "pvalloc", "malloc_usable_size", "mmap", "munmap", "mremap", "brk",
+    "sbrk", "operator_new", "operator_delete",
+};
+
+int preoom_report_path(const char *tmpl, pid_t pid, char *out, size_t size)
+{
+    size_t n = 0;
+    for (const char *p = tmpl; *p; p++) {
+        char piece[24];
+        size_t len;
+        if (p[0] == '%' && p[1] == 'p') {
+            len = preoom_fmt(piece, sizeof piece, "%d", (int)pid);
+            p++;
+        } else {
+            piece[0] = *p;
+            len = 1;
+        }
+        if (n + len + 1 > size)
+            return -ENAMETOOLONG;
+        memcpy(out + n, piece, len);
+        n += len;
+    }
+    if (n + 1 > size)
+        return -ENAMETOOLONG;
+    out[n] = '\0';
+    return 0;
+}
+
+/* JSON string escaping for the process name, which the process itself chose. */
+static size_t json_str(char *buf, size_t size, const char *s)
+{
+    size_t n = 0;
+    for (; *s && n + 8 < size; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            buf[n++] = '\\';
+            buf[n++] = (char)c;
+        } else if (c < 0x20 || c >= 0x7f) {
+            n += preoom_fmt(buf + n, size - n, "\\u%04x", c);
+        } else {
+            buf[n++] = (char)c;
+        }
+    }
+    buf[n < size ? n : size - 1] = '\0';
+    return n;
+}
+
+long preoom_report_json(const preoom_totals_t *t, pid_t pid, const char *name, char *buf,
+                        size_t size)
+{
+    char esc[80];
+    json_str(esc, sizeof esc, name ? name : "");
+    size_t n = preoom_fmt(
+        buf, size,
+        "{\"pid\": %d, \"name\": \"%s\", \"committed\": %llu, \"touched\": %llu, "
+        "\"peak_committed\": %llu, \"peak_touched\": %llu, \"malloc\": %llu, \"mmap\": %llu, "
+        "\"brk\": %llu, \"slack\": %llu, \"exposure\": %llu, \"rss_anon\": %llu, "
+        "\"swap\": %llu, \"calls\": {",
+        (int)pid, esc, (unsigned long long)t->committed, (unsigned long long)t->touched,
+        (unsigned long long)t->peak_committed, (unsigned long long)t->peak_touched,
+        (unsigned long long)t->malloc_bytes, (unsigned long long)t->mmap_bytes,
+        (unsigned long long)t->brk_bytes, (unsigned long long)t->slack,
+        (unsigned long long)t->exposure, (unsigned long long)t->rss_anon,
+        (unsigned long long)t->swap);
+    for (int k = 0; k < PREOOM_CALL_COUNT; k++)
+        n += preoom_fmt(buf + n, size > n ? size - n : 0, "%s\"%s\": %llu", k ? ", " : "",
+                        call_names[k], (unsigned long long)t->calls[k]);
+    n += preoom_fmt(buf + n, size > n ? size - n : 0, "}");
+    if (n + 1 >= size)
+        return -ENOSPC;
+    return (long)n;
+}
+
+void preoom_report_write(const preoom_totals_t *t)
+{
+    if (!preoom_opt.report[0])
+        return;
+    char path[600];
+    pid_t pid = getpid();
+    if (preoom_report_path(preoom_opt.report, pid, path, sizeof path) != 0) {
+        preoom_log_error("PREOOM_REPORT: path too long; no report written");
+        return;
+    }
+    char name[17] = "";
+    preoom_procself_comm(name, sizeof name);
+    char buf[2048];
+    long n = preoom_report_json(t, pid, name, buf, sizeof buf);
+    if (n < 0) {
+        preoom_log_error("report: buffer too small; no report written");
+        return;
+    }
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) {
+        preoom_log_error("cannot write report %s: %s", path, strerrordesc_np(errno));
+        return;
+    }
+    int rc = preoom_write_all(fd, buf, (size_t)n);
+    if (rc == 0 && preoom_opt.stacks != PREOOM_STACKS_OFF)
+        preoom_stacks_write_report(fd);
+    if (rc == 0)
+        rc = preoom_write_all(fd, "}\n", 2);
+    if (rc != 0)
+        preoom_log_error("cannot write report %s: %s", path, strerrordesc_np(-rc));
+    close(fd);
+}
