@@ -58,9 +58,11 @@ EXAMPLE_BINS = $(EXAMPLE_SRC:%.c=$(BUILD)/%)
 .PHONY: all check test unit asan deps demo bench install uninstall clean fuzz
 all: $(BUILD)/libpreoom.so $(TOOL_BINS) $(BUILD)/preoom.pc
 
+# With SANITIZE the preload's objects are instrumented too: the unit tests link them
+# directly, and that build's libpreoom.so is never preloaded into anything.
 $(BUILD)/preload/%.o: preload/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(PRELOAD_CFLAGS) -c $< -o $@
+	$(CC) $(PRELOAD_CFLAGS) $(SANFLAGS) -c $< -o $@
 
 $(BUILD)/libpreoom.so: $(PRELOAD_OBJ)
 	$(CC) -shared -o $@ $(PRELOAD_OBJ) -Wl,-z,now -Wl,-z,nodelete $(PRELOAD_LIBS) $(LDFLAGS)

@@ -42,7 +42,7 @@ typedef enum preoom_level {
 typedef size_t (*preoom_release_fn)(preoom_level_t level, size_t target_bytes, void *ctx);
 
 /* The process's own totals, in bytes, as of the agent's last measurement. */
-typedef struct preoom_stats {
+typedef struct preoom_stats_s {
     uint64_t committed;      /* asked for and not given back: malloc + mmap + brk */
     uint64_t touched;        /* really backed: RssAnon + VmSwap */
     uint64_t exposure;       /* committed - touched, where positive */

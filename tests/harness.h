@@ -1,4 +1,4 @@
-/* tests/harness.h — the tiny unit-test harness shared by tests/unit/*.c.
+/* tests/harness.h — the tiny unit-test harness shared by the unit tests in tests/unit.
  *
  * Each check prints one line the runner (tests/run.sh) counts: "ok - NAME",
  * "not ok - NAME: why" or "skip - NAME: why". A test binary's exit status is 1 when any

@@ -1,0 +1,81 @@
+/* tools/preoom.c — the `preoom` command: dispatch to its subcommands (tools/cmd_*.c).
+ *
+ *   preoom [--registry NAME] ls|top|run|explain|report ...
+ *
+ * Global options come before the subcommand; the registry name defaults to $PREOOM_REGISTRY,
+ * then "default". A subcommand not linked into this build says so instead of failing to link.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd.h"
+
+/* Weak so that each subcommand lives in its own file and the command still builds while one
+ * is missing. */
+#pragma weak preoom_cmd_ls
+#pragma weak preoom_cmd_top
+#pragma weak preoom_cmd_run
+#pragma weak preoom_cmd_explain
+#pragma weak preoom_cmd_report
+
+typedef int (*cmd_fn)(const char *, int, char **);
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: preoom [--registry NAME] COMMAND [ARGS]\n"
+            "\n"
+            "commands:\n"
+            "  ls [--json]               the registered processes and their memory\n"
+            "  top [--sort COL] [-n N]   the same, refreshed live\n"
+            "  run [OPTIONS] -- CMD ...  run CMD with libpreoom.so preloaded\n"
+            "  explain [--policy P]      who the arbiter would choose now, term by term\n"
+            "  report FILE|PID [OPTIONS] call sites: leaks, peaks, flame graphs\n"
+            "\n"
+            "The registry is /dev/shm/preoom.NAME (default: $PREOOM_REGISTRY or \"default\").\n"
+            "See preoom(1).\n");
+}
+
+int main(int argc, char **argv)
+{
+    const char *reg = getenv("PREOOM_REGISTRY");
+    if (!reg || !*reg)
+        reg = "default";
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (strcmp(argv[i], "--registry") == 0 && i + 1 < argc) {
+            reg = argv[++i];
+        } else if (strncmp(argv[i], "--registry=", 11) == 0) {
+            reg = argv[i] + 11;
+        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "preoom: unknown option %s\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (i >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    static const struct { const char *name; cmd_fn *fn; } cmds[] = {
+        {"ls", NULL}, {"top", NULL}, {"run", NULL}, {"explain", NULL}, {"report", NULL},
+    };
+    cmd_fn fns[] = {preoom_cmd_ls, preoom_cmd_top, preoom_cmd_run, preoom_cmd_explain,
+                    preoom_cmd_report};
+    for (size_t k = 0; k < sizeof cmds / sizeof cmds[0]; k++) {
+        if (strcmp(argv[i], cmds[k].name) != 0)
+            continue;
+        if (!fns[k]) {
+            fprintf(stderr, "preoom: '%s' is not available in this build\n", cmds[k].name);
+            return 1;
+        }
+        return fns[k](reg, argc - i, argv + i);
+    }
+    fprintf(stderr, "preoom: unknown command '%s'\n", argv[i]);
+    usage(stderr);
+    return 2;
+}
