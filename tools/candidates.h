@@ -1,0 +1,84 @@
+/* tools/candidates.h — who the arbiter may choose from: the registry's live slots, each
+ * checked against the kernel's view of the process, with the badness inputs filled in.
+ *
+ * Shared by preoomd and `preoom explain` so both rank from the same facts. A slot is only a
+ * claim: pid and start time must match /proc, the process must map this very registry file,
+ * and its uid must be the registry's, or it is marked ineligible (never dropped silently, so
+ * explain can say why).
+ */
+#ifndef PREOOM_TOOLS_CANDIDATES_H
+#define PREOOM_TOOLS_CANDIDATES_H
+
+#include <regex.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "badness.h"
+#include "internal.h"
+#include "procfs.h"
+
+#define PREOOM_MAX_PROTECT 64
+#define PREOOM_MAX_CHILDREN 64
+
+typedef struct {
+    preoom_candidate_t c;            /* the badness input */
+    struct preoom_slot slot;         /* the snapshot it came from (untrusted numbers) */
+    uint64_t slot_index;
+    uint64_t start_time;             /* ticks after boot, from /proc (checked) */
+    char name[PREOOM_COMM_MAX];      /* comm from /proc, printable */
+    uint64_t child_vm[PREOOM_MAX_CHILDREN];
+} preoom_proc_t;
+
+typedef struct {
+    int32_t self_pid;
+    uid_t registry_uid;              /* the registry file's owner */
+    bool allow_any_uid;              /* --allow-uid: act for processes of other users */
+    dev_t registry_dev;              /* the registry file, as /proc/PID/maps names it */
+    ino_t registry_ino;
+    const char *registry_path;       /* "/dev/shm/preoom.NAME" */
+    bool check_maps;                 /* read /proc/PID/maps now (else later, for the victim) */
+    bool want_children;              /* fill child_vm (the classic policy) */
+    int32_t protect[PREOOM_MAX_PROTECT];
+    size_t n_protect;
+    const regex_t *prefer;           /* on the process name; NULL = none */
+    const regex_t *avoid;
+} preoom_gather_opts_t;
+
+/* Touched-memory history per process, for the growth term. */
+#define PREOOM_HISTORY_MAX 4096
+typedef struct {
+    int32_t pid;
+    uint64_t start_time;
+    uint64_t t0_ms, touched0;        /* the oldest sample inside the window */
+    uint64_t t1_ms, touched1;        /* the newest */
+    uint64_t seen_ms;
+} preoom_history_entry_t;
+typedef struct {
+    preoom_history_entry_t e[PREOOM_HISTORY_MAX];
+    size_t n;
+    uint64_t window_ms;              /* growth is measured over about this long */
+} preoom_history_t;
+
+typedef struct {
+    preoom_proc_t *procs;            /* caller's array */
+    size_t cap, n;
+    uint64_t exposure_bytes;         /* sum over the verified live slots */
+    uint64_t committed_bytes, touched_bytes;
+    size_t skipped;                  /* slots that named no live process (reaped next) */
+} preoom_gathered_t;
+
+/* Fill `out` from the registry and /proc. `now_ms` is CLOCK_MONOTONIC. Returns 0 or -errno
+ * (a registry gone bad); slots that fail their checks are kept with the reason. */
+int preoom_gather(const preoom_procfs_t *fs, const preoom_reg_t *reg,
+                  const preoom_gather_opts_t *o, preoom_history_t *h, uint64_t now_ms,
+                  preoom_gathered_t *out);
+
+/* Does PID map the registry file (dev, inode)? 1 yes, 0 no, -errno when it cannot say. */
+int preoom_maps_registry(const preoom_procfs_t *fs, int32_t pid, dev_t dev, ino_t ino);
+
+/* The registry's path and identity for the checks above. */
+int preoom_gather_opts_for(const preoom_reg_t *reg, const char *name, preoom_gather_opts_t *o,
+                           char *path_buf, size_t path_cap);
+
+#endif
