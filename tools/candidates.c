@@ -89,11 +89,9 @@ static bool in_protect(const preoom_gather_opts_t *o, int32_t pid)
     return false;
 }
 
-static int64_t growth(preoom_history_t *h, int32_t pid, uint64_t start, uint64_t now_ms,
-                      uint64_t touched)
+static preoom_history_entry_t *history_of(preoom_history_t *h, int32_t pid, uint64_t start,
+                                          uint64_t now_ms, uint64_t touched)
 {
-    if (!h)
-        return 0;
     preoom_history_entry_t *e = NULL;
     for (size_t i = 0; i < h->n; i++)
         if (h->e[i].pid == pid && h->e[i].start_time == start) {
@@ -110,14 +108,21 @@ static int64_t growth(preoom_history_t *h, int32_t pid, uint64_t start, uint64_t
             h->n = w;
         }
         if (h->n == PREOOM_HISTORY_MAX)
-            return 0;
+            return NULL;
         e = &h->e[h->n++];
-        *e = (preoom_history_entry_t){pid, start, now_ms, touched, now_ms, touched, now_ms};
-        return 0;
+        *e = (preoom_history_entry_t){pid, start, now_ms, touched, now_ms, touched, now_ms, -1};
     }
+    return e;
+}
+
+static int64_t growth(preoom_history_entry_t *e, uint64_t now_ms, uint64_t window_ms,
+                      uint64_t touched)
+{
+    if (!e)
+        return 0;
     e->seen_ms = now_ms;
     /* Slide the window: the newest sample becomes the oldest once it is a window old. */
-    if (now_ms - e->t0_ms > h->window_ms && e->t1_ms > e->t0_ms) {
+    if (now_ms - e->t0_ms > window_ms && e->t1_ms > e->t0_ms) {
         e->t0_ms = e->t1_ms;
         e->touched0 = e->touched1;
     }
@@ -179,6 +184,7 @@ int preoom_gather(const preoom_procfs_t *fs, const preoom_reg_t *reg,
             continue;
         }
         memset(&p->c, 0, sizeof p->c);
+        p->rejected_now = false;
         p->slot_index = i;
         p->start_time = st.starttime_ticks;
         snprintf(p->name, sizeof p->name, "%s", st.comm);
@@ -200,18 +206,25 @@ int preoom_gather(const preoom_procfs_t *fs, const preoom_reg_t *reg,
         c->uid = ss.has_uid ? ss.uid_real : 0;
         c->euid = ss.has_uid ? ss.uid_effective : 0;
         c->cap_eff = ss.has_cap_eff ? ss.cap_eff : 0;
-        /* touched from the kernel, committed from the slot (only the process knows it). */
+        /* touched from the kernel; committed from the slot, because only the process knows
+         * it, but never more than the address space the kernel says it has mapped. */
         uint64_t anon = ss.rss_anon_bytes == M ? 0 : ss.rss_anon_bytes;
         c->touched_bytes = anon + c->swap_bytes;
-        c->committed_bytes = p->slot.committed;
+        c->committed_bytes = p->slot.committed < st.vsize_bytes ? p->slot.committed : st.vsize_bytes;
         c->slot_adj = p->slot.adj > 1000 ? 1000 : p->slot.adj;
-        c->touched_growth_bytes_per_s = growth(h, pid, p->start_time, now_ms, c->touched_bytes);
+        preoom_history_entry_t *e = h ? history_of(h, pid, p->start_time, now_ms, c->touched_bytes) : NULL;
+        c->touched_growth_bytes_per_s = growth(e, now_ms, h ? h->window_ms : 0, c->touched_bytes);
         c->uid_matches = o->allow_any_uid || (ss.has_uid && ss.uid_effective == o->registry_uid);
         c->protected_by_flag = in_protect(o, pid);
-        if (o->check_maps)
+        /* A process maps the registry once, at start: one read of its maps per lifetime. */
+        if (e && !o->check_maps && e->maps_registry >= 0) {
+            c->maps_registry = e->maps_registry == 1;
+        } else {
             c->maps_registry = preoom_maps_registry(fs, pid, o->registry_dev, o->registry_ino) == 1;
-        else
-            c->maps_registry = true; /* checked for the victim before any action */
+            if (e)
+                e->maps_registry = c->maps_registry ? 1 : 0;
+            p->rejected_now = !c->maps_registry;
+        }
         c->preference = PREOOM_PREFER_NONE;
         if (o->avoid && regexec(o->avoid, p->name, 0, NULL, 0) == 0)
             c->preference = PREOOM_AVOID;
@@ -221,11 +234,13 @@ int preoom_gather(const preoom_procfs_t *fs, const preoom_reg_t *reg,
             c->n_children = children_vm(fs, pid, p->child_vm, PREOOM_MAX_CHILDREN);
             c->child_vm_bytes = p->child_vm;
         }
-        uint64_t exposure = c->committed_bytes > c->touched_bytes
-                                ? c->committed_bytes - c->touched_bytes : 0;
-        out->exposure_bytes += exposure;
-        out->committed_bytes += c->committed_bytes;
-        out->touched_bytes += c->touched_bytes;
+        if (c->maps_registry && c->uid_matches) {
+            uint64_t exposure = c->committed_bytes > c->touched_bytes
+                                    ? c->committed_bytes - c->touched_bytes : 0;
+            out->exposure_bytes += exposure;
+            out->committed_bytes += c->committed_bytes;
+            out->touched_bytes += c->touched_bytes;
+        }
         out->n++;
     }
     return 0;

@@ -28,6 +28,8 @@ typedef struct {
     uint64_t start_time;             /* ticks after boot, from /proc (checked) */
     char name[PREOOM_COMM_MAX];      /* comm from /proc, printable */
     uint64_t child_vm[PREOOM_MAX_CHILDREN];
+    bool rejected_now;               /* its maps were read just now and lack the registry:
+                                      * the daemon says so once */
 } preoom_proc_t;
 
 typedef struct {
@@ -37,7 +39,7 @@ typedef struct {
     dev_t registry_dev;              /* the registry file, as /proc/PID/maps names it */
     ino_t registry_ino;
     const char *registry_path;       /* "/dev/shm/preoom.NAME" */
-    bool check_maps;                 /* read /proc/PID/maps now (else later, for the victim) */
+    bool check_maps;                 /* read /proc/PID/maps for every slot, uncached (explain) */
     bool want_children;              /* fill child_vm (the classic policy) */
     int32_t protect[PREOOM_MAX_PROTECT];
     size_t n_protect;
@@ -53,6 +55,7 @@ typedef struct {
     uint64_t t0_ms, touched0;        /* the oldest sample inside the window */
     uint64_t t1_ms, touched1;        /* the newest */
     uint64_t seen_ms;
+    int8_t maps_registry;            /* cached: -1 not checked yet, 0 no, 1 yes */
 } preoom_history_entry_t;
 typedef struct {
     preoom_history_entry_t e[PREOOM_HISTORY_MAX];
@@ -63,7 +66,9 @@ typedef struct {
 typedef struct {
     preoom_proc_t *procs;            /* caller's array */
     size_t cap, n;
-    uint64_t exposure_bytes;         /* sum over the verified live slots */
+    uint64_t exposure_bytes;         /* sum over the slots whose process is verified to map
+                                      * this registry as the registry's user: a forged slot
+                                      * must not be able to fake pressure */
     uint64_t committed_bytes, touched_bytes;
     size_t skipped;                  /* slots that named no live process (reaped next) */
 } preoom_gathered_t;

@@ -413,9 +413,9 @@ static long choose(const preoom_badness_ctx_t *ctx)
             g.procs[k].c.maps_registry = true;
             return k;
         }
-        /* A slot naming a process that does not map this registry: forged or stale. */
-        logline("slot %llu names pid %d (%s), which does not map %s: ignored",
-                (unsigned long long)g.procs[k].slot_index, (int)cands[k].pid, g.procs[k].name,
+        /* It stopped mapping the registry since it was first checked (exec of a binary
+         * without the preload, or munmap): no longer ours to act on. */
+        logline("pid %d (%s) no longer maps %s: ignored", (int)cands[k].pid, g.procs[k].name,
                 reg_path);
         cands[k].maps_registry = false;
         g.procs[k].c.maps_registry = false;
@@ -679,6 +679,11 @@ int main(int argc, char **argv)
             last_reap = now;
         }
         preoom_gather(&fs, &reg, &gopt, history, now, &g);
+        for (size_t i = 0; i < g.n; i++)
+            if (g.procs[i].rejected_now)
+                logline("slot %llu names pid %d (%s), which does not map %s: ignored (forged "
+                        "or stale)", (unsigned long long)g.procs[i].slot_index,
+                        (int)g.procs[i].c.pid, g.procs[i].name, reg_path);
         if (!opt.cgroup_given && now - last_detect >= 5000) {
             char d[PREOOM_CGROUP_PATH_MAX];
             if (preoom_detect_cgroup(&fs, &g, d, sizeof d) == 0 && strcmp(d, opt.cgroup) != 0) {
