@@ -82,8 +82,13 @@ $(BUILD)/libpreoom-tools.a: $(TOOL_LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
+# tools/preoom.c reaches its subcommands through weak references, and a weak reference does
+# not pull a member out of an archive: `preoom` links the tools/cmd_*.o objects directly.
+CMD_OBJ = $(patsubst tools/%.c,$(BUILD)/tools/%.o,$(wildcard tools/cmd_*.c))
+$(BUILD)/preoom: $(CMD_OBJ)
+
 $(BUILD)/%: $(BUILD)/tools/%.o $(BUILD)/libpreoom-tools.a $(BUILD)/libpreoom-core.a
-	$(CC) $(SANFLAGS) -o $@ $< $(BUILD)/libpreoom-tools.a $(BUILD)/libpreoom-core.a $(TOOL_LIBS) $(PRELOAD_LIBS) $(LDFLAGS)
+	$(CC) $(SANFLAGS) -o $@ $< $(filter $(BUILD)/tools/cmd_%.o,$^) $(BUILD)/libpreoom-tools.a $(BUILD)/libpreoom-core.a $(TOOL_LIBS) $(PRELOAD_LIBS) $(LDFLAGS)
 
 $(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libpreoom-tools.a $(BUILD)/libpreoom-core.a
 	@mkdir -p $(dir $@)
