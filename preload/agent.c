@@ -104,6 +104,17 @@ static void answer(uint64_t req)
     struct preoom_slot *s = preoom_reg_slot(&reg, (uint64_t)slot_idx);
     uint64_t target = __atomic_load_n(&s->request_bytes, __ATOMIC_ACQUIRE);
     int level = (int)PREOOM_REQ_LEVEL(req);
+    if (level == PREOOM_REQ_LEVEL_DUMP) {
+        /* Not a release: `preoom report PID` asks for the report now. */
+        preoom_totals_t t;
+        preoom_agent_measure(&t);
+        long written = preoom_stacks_dump_now(&t);
+        __atomic_store_n(&s->answer_bytes, written > 0 ? (uint64_t)written : 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&s->answer_ns, preoom_now_ns(CLOCK_MONOTONIC), __ATOMIC_RELAXED);
+        __atomic_store_n(&s->answer_serial, (uint64_t)PREOOM_REQ_SERIAL(req), __ATOMIC_RELEASE);
+        last_answered = PREOOM_REQ_SERIAL(req);
+        return;
+    }
     uint64_t before = touched_now();
     uint64_t cb = preoom_agent_release(level, target);
     uint64_t mid = touched_now();

@@ -163,7 +163,9 @@ static inline size_t usable_of(void *p)
  * countdown; the one that runs it out is recorded (stacks.c draws the next countdown). */
 static inline void sample(void *p, size_t n)
 {
-    if (PREOOM_UNLIKELY(stacks_on)) {
+    /* Never while guard is set: our own slow paths (and libunwind inside them) allocate,
+     * and those allocations are counted but must not recurse into the recorder. */
+    if (PREOOM_UNLIKELY(stacks_on) && !preoom_tls.guard) {
         preoom_tls.sample_countdown -= (int64_t)n;
         if (preoom_opt.stacks == PREOOM_STACKS_ALL || preoom_tls.sample_countdown < 0)
             preoom_stacks_alloc(p, n);
@@ -288,7 +290,7 @@ static void *realloc_common(void *p, size_t n, int is_array, size_t nmemb, size_
         /* Failure leaves p as it was: nothing was freed. Put back a sampled record. */
         preoom_account_call(call);
         if (PREOOM_UNLIKELY(stacks_on))
-            preoom_stacks_alloc(p, old);
+            preoom_stacks_restore(p);
     }
     return q;
 }

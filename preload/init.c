@@ -15,16 +15,19 @@ static void atfork_prepare(void)
 {
     preoom_agent_atfork_prepare();
     preoom_maps_atfork_prepare();
+    preoom_stacks_atfork_prepare();
 }
 
 static void atfork_parent(void)
 {
+    preoom_stacks_atfork_parent();
     preoom_maps_atfork_parent();
     preoom_agent_atfork_parent();
 }
 
 static void atfork_child(void)
 {
+    preoom_stacks_atfork_child();
     preoom_maps_atfork_child();
     preoom_account_atfork_child();
     preoom_tls.sample_countdown = preoom_stacks_next_countdown();

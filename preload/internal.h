@@ -254,6 +254,10 @@ int preoom_reg_pid_matches(pid_t pid, uint64_t start_time);
 /* Free the slots of processes that are gone (pid dead or start time changed). Returns how
  * many were freed. Needs a writable mapping. */
 long preoom_reg_reap(preoom_reg_t *r);
+/* Validate a registry image held in memory (header, sizes against len) and snapshot every
+ * slot, for the fuzz target and tests. Never writes to buf. Returns 0 and the number of live
+ * slots, or -errno with *why set as preoom_reg_open does. */
+int preoom_reg_check_buffer(const void *buf, size_t len, uint64_t *live, const char **why);
 
 /* ---- agent.c: the background thread --------------------------------------------------- */
 int preoom_agent_start(void);
@@ -274,14 +278,73 @@ uint64_t preoom_agent_release(int level, uint64_t target_bytes);
 uint64_t preoom_api_run_callbacks(int level, uint64_t target_bytes);
 
 /* ---- stacks.c: sampled call sites (PREOOM_STACKS) -------------------------------------- */
+#define PREOOM_STACK_MAX_FRAMES 128     /* upper bound of PREOOM_STACK_DEPTH */
 void preoom_stacks_init(void);
-/* Called from the hooks when the sampling countdown runs out or in `all` mode. */
+/* Called from the hooks when the sampling countdown runs out or in `all` mode (never while
+ * preoom_tls.guard is set). Unwinds, then records p under the site lock. */
 void preoom_stacks_alloc(void *p, size_t bytes);
+/* Before every free/realloc of p: takes p's record (if sampled) off its site. Lock-free when
+ * p was not sampled. */
 void preoom_stacks_free(void *p);
+/* A realloc that failed: put back the record preoom_stacks_free just took for p. */
+void preoom_stacks_restore(void *p);
 /* Reset the thread's countdown after fork or at thread start. */
 int64_t preoom_stacks_next_countdown(void);
-/* Append the call-site part of the report to fd. */
+/* Append the call-site part of the report to fd: `, "stacks": {...}` (see stacks.c). */
 void preoom_stacks_write_report(int fd);
+/* The report on demand (agent, request level PREOOM_REQ_LEVEL_DUMP): the totals `t` (just
+ * measured by the caller) and the sites to preoom_stacks_dump_path(), written to a temporary
+ * file and renamed into place. Returns the bytes written or -errno. */
+long preoom_stacks_dump_now(const preoom_totals_t *t);
+int preoom_stacks_dump_path(const char *registry, pid_t pid, char *out, size_t size);
+void preoom_stacks_atfork_prepare(void);
+void preoom_stacks_atfork_parent(void);
+void preoom_stacks_atfork_child(void);
+
+/* Pure parts, for the unit tests. */
+uint64_t preoom_xorshift64(uint64_t *state);
+double preoom_ln(double x);
+double preoom_one_minus_exp_neg(double x);
+/* Bytes until the next sample: exponential with the given mean, >= 1. */
+int64_t preoom_sample_draw(uint64_t *state, uint64_t mean_bytes);
+/* Unbiased weights of a sampled allocation of `bytes`: bytes / p and 1 / p, p = 1-e^(-bytes/S);
+ * the count in 1/PREOOM_COUNT_ONE allocations. */
+#define PREOOM_COUNT_ONE 1024
+void preoom_sample_weight(uint64_t bytes, uint64_t mean_bytes, uint64_t *w_bytes,
+                          uint64_t *w_count);
+typedef struct preoom_pfilter {
+    uint16_t *counts;   /* 1 << bits counters */
+    unsigned bits;
+} preoom_pfilter_t;
+void preoom_pfilter_add(preoom_pfilter_t *f, uintptr_t p);
+void preoom_pfilter_del(preoom_pfilter_t *f, uintptr_t p);
+int preoom_pfilter_maybe(const preoom_pfilter_t *f, uintptr_t p);
+typedef struct preoom_pmap_entry {
+    uintptr_t ptr;      /* 0 = empty slot */
+    void *site;
+    uint64_t bytes, count;
+} preoom_pmap_entry_t;
+typedef struct preoom_pmap {
+    preoom_pmap_entry_t *slots;
+    size_t cap, used;
+} preoom_pmap_t;
+/* Insert or replace (0 or -ENOMEM); take = find and remove (1 found, 0 not). Arena memory. */
+int preoom_pmap_put(preoom_pmap_t *m, const preoom_pmap_entry_t *e);
+int preoom_pmap_take(preoom_pmap_t *m, uintptr_t p, preoom_pmap_entry_t *out);
+
+/* ---- unwind.c: the only user of libunwind; the loaded modules --------------------------- */
+void preoom_unwind_init(void);
+/* Return addresses of the caller's stack, innermost first, libpreoom.so's own frames
+ * dropped; at most max_frames. *truncated is set when the stack was deeper. Never call with
+ * the site lock held. */
+int preoom_unwind(uintptr_t *frames, int max_frames, int *truncated);
+/* Record every loaded module not yet known (dl_iterate_phdr: takes the loader lock). */
+void preoom_modules_refresh(void);
+/* 1 when every frame lies in a recorded module. */
+int preoom_modules_cover(const uintptr_t *frames, int n);
+/* Refresh, then write `"modules": [...]` (every module ever recorded). 0 or -errno. */
+int preoom_modules_write_json(int fd);
+void preoom_unwind_atfork_child(void);
 
 /* ---- hooks.c: the real functions ------------------------------------------------------- */
 /* malloc_trim of the allocator below us, or NULL. */

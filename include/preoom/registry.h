@@ -77,6 +77,9 @@ enum preoom_call {
  * Wait/wake on the 32-bit half that holds the value: see preoom_slot_futex_word(). */
 #define PREOOM_REQ_LEVEL(w) ((unsigned)((w) & 0xffu))
 #define PREOOM_REQ_SERIAL(w) ((uint32_t)(((w) >> 8) & 0xffffffu))
+/* A request level above the release levels: not a release but "write your report now"
+ * (the agent writes it to the path of preoom_stacks_dump_path and answers with its size). */
+#define PREOOM_REQ_LEVEL_DUMP 0x40u
 #define PREOOM_REQ_MAKE(serial, level) ((((uint64_t)(serial) & 0xffffffu) << 8) | ((uint64_t)(level) & 0xffu))
 
 struct preoom_registry_header {

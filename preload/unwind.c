@@ -1,0 +1,259 @@
+/* preload/unwind.c — the only file that includes <libunwind.h>: call stacks and the loaded
+ * modules they point into.
+ *
+ * preoom_unwind() fills a caller's fixed-size array with return addresses (unw_backtrace,
+ * local-only) and drops the frames inside libpreoom.so itself, so a stack starts at the
+ * program's call to malloc. The module table records every ELF object seen loaded (path, load
+ * bias, address range, GNU build id) and keeps it after a dlclose, so the report can still
+ * name a library that is gone. Must never be called while holding the call-site lock
+ * (DESIGN.md trap 4: libunwind and dl_iterate_phdr take the loader lock); never allocates
+ * through malloc (names and entries come from the arena).
+ */
+#define UNW_LOCAL_ONLY
+#include <elf.h>
+#include <libunwind.h>
+#include <link.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* ---- our own text: frames to drop ------------------------------------------------------ */
+static uintptr_t self_lo, self_hi;   /* address range of libpreoom.so's PT_LOAD segments */
+
+static int find_self(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    uintptr_t probe = (uintptr_t)data;
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD)
+            continue;
+        uintptr_t a = info->dlpi_addr + ph->p_vaddr;
+        if (a < lo)
+            lo = a;
+        if (a + ph->p_memsz > hi)
+            hi = a + ph->p_memsz;
+    }
+    if (probe >= lo && probe < hi) {
+        self_lo = lo;
+        self_hi = hi;
+        return 1;
+    }
+    return 0;
+}
+
+int preoom_unwind(uintptr_t *frames, int max_frames, int *truncated)
+{
+    /* One extra slot tells a stack that filled the array from one that fit exactly; a few
+     * more cover our own frames, which are dropped. */
+    void *raw[PREOOM_STACK_MAX_FRAMES + 8];
+    int cap = max_frames + 8;
+    if (cap > (int)(sizeof raw / sizeof raw[0]))
+        cap = (int)(sizeof raw / sizeof raw[0]);
+    int n = unw_backtrace(raw, cap);
+    if (n <= 0)
+        return 0;
+    int skip = 0;
+    if (self_hi)
+        while (skip < n && (uintptr_t)raw[skip] >= self_lo && (uintptr_t)raw[skip] < self_hi)
+            skip++;
+    int out = 0;
+    for (int i = skip; i < n && out < max_frames; i++)
+        frames[out++] = (uintptr_t)raw[i];
+    *truncated = (n == cap) || (n - skip > max_frames);
+    return out;
+}
+
+/* ---- the module table ------------------------------------------------------------------ */
+/* Append-only; entries are never freed, so a reader holding an index keeps a valid entry.
+ * Guarded by its own lock, taken inside dl_iterate_phdr's callback: the order is always
+ * loader lock -> module lock, and nothing under the module lock calls into the loader. */
+typedef struct module {
+    uintptr_t bias, lo, hi;
+    char *path;
+    uint8_t build_id[64];
+    uint32_t build_id_len;
+    uint32_t seen_gen;        /* refresh generation it was last seen loaded in */
+} module_t;
+
+static pthread_mutex_t mod_lock = PTHREAD_MUTEX_INITIALIZER;
+static module_t *mods;
+static size_t mod_count, mod_cap;
+static uint32_t mod_gen;
+
+static void note_build_id(const struct dl_phdr_info *info, module_t *m)
+{
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_NOTE)
+            continue;
+        const char *p = (const char *)(info->dlpi_addr + ph->p_vaddr);
+        const char *end = p + ph->p_memsz;
+        while (p + sizeof(ElfW(Nhdr)) <= end) {
+            const ElfW(Nhdr) *nh = (const ElfW(Nhdr) *)(const void *)p;
+            size_t name_sz = (nh->n_namesz + 3) & ~(size_t)3;
+            size_t desc_sz = (nh->n_descsz + 3) & ~(size_t)3;
+            const char *name = p + sizeof *nh;
+            const char *desc = name + name_sz;
+            if (desc + desc_sz > end)
+                break;
+            if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 &&
+                memcmp(name, "GNU", 4) == 0 && nh->n_descsz <= sizeof m->build_id) {
+                memcpy(m->build_id, desc, nh->n_descsz);
+                m->build_id_len = nh->n_descsz;
+                return;
+            }
+            p = desc + desc_sz;
+        }
+    }
+}
+
+static int record_module(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    (void)data;
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD)
+            continue;
+        uintptr_t a = info->dlpi_addr + ph->p_vaddr;
+        if (a < lo)
+            lo = a;
+        if (a + ph->p_memsz > hi)
+            hi = a + ph->p_memsz;
+    }
+    if (hi == 0)
+        return 0;
+    char exe[512];
+    const char *path = info->dlpi_name;
+    if (!path || !path[0]) {
+        /* The main program has no name here: ask the kernel (a system call, no malloc). */
+        long r = syscall(SYS_readlink, "/proc/self/exe", exe, sizeof exe - 1);
+        exe[r > 0 ? r : 0] = '\0';
+        path = exe;
+    }
+    pthread_mutex_lock(&mod_lock);
+    for (size_t i = 0; i < mod_count; i++) {
+        module_t *m = &mods[i];
+        if (m->bias == info->dlpi_addr && m->lo == lo && m->hi == hi &&
+            strcmp(m->path, path) == 0) {
+            m->seen_gen = mod_gen;
+            pthread_mutex_unlock(&mod_lock);
+            return 0;
+        }
+    }
+    if (mod_count == mod_cap) {
+        size_t cap = mod_cap ? mod_cap * 2 : 64;
+        module_t *n = preoom_arena_realloc(mods, mod_cap * sizeof *mods, cap * sizeof *mods);
+        if (!n) {
+            pthread_mutex_unlock(&mod_lock);
+            return 0;
+        }
+        mods = n;
+        mod_cap = cap;
+    }
+    size_t len = strlen(path);
+    char *copy = preoom_arena_alloc(len + 1);
+    if (!copy) {
+        pthread_mutex_unlock(&mod_lock);
+        return 0;
+    }
+    memcpy(copy, path, len + 1);
+    module_t *m = &mods[mod_count];
+    memset(m, 0, sizeof *m);
+    m->bias = info->dlpi_addr;
+    m->lo = lo;
+    m->hi = hi;
+    m->path = copy;
+    m->seen_gen = mod_gen;
+    note_build_id(info, m);
+    __atomic_store_n(&mod_count, mod_count + 1, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&mod_lock);
+    return 0;
+}
+
+void preoom_modules_refresh(void)
+{
+    pthread_mutex_lock(&mod_lock);
+    mod_gen++;
+    pthread_mutex_unlock(&mod_lock);
+    dl_iterate_phdr(record_module, NULL);
+}
+
+int preoom_modules_cover(const uintptr_t *frames, int n)
+{
+    int all = 1;
+    pthread_mutex_lock(&mod_lock);
+    for (int i = 0; i < n && all; i++) {
+        int found = 0;
+        for (size_t k = 0; k < mod_count && !found; k++)
+            found = frames[i] >= mods[k].lo && frames[i] < mods[k].hi;
+        all = found;
+    }
+    pthread_mutex_unlock(&mod_lock);
+    return all;
+}
+
+/* JSON string body: paths are the file system's bytes, so escape everything unusual. */
+static size_t json_escape(char *buf, size_t size, const char *s)
+{
+    size_t n = 0;
+    for (; *s && n + 8 < size; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            buf[n++] = '\\';
+            buf[n++] = (char)c;
+        } else if (c < 0x20 || c >= 0x7f) {
+            n += preoom_fmt(buf + n, size - n, "\\u%04x", c);
+        } else {
+            buf[n++] = (char)c;
+        }
+    }
+    if (size)
+        buf[n < size ? n : size - 1] = '\0';
+    return n;
+}
+
+int preoom_modules_write_json(int fd)
+{
+    preoom_modules_refresh();
+    char line[1400], esc[1100], bid[140];
+    int rc = preoom_write_all(fd, "\"modules\": [", 12);
+    pthread_mutex_lock(&mod_lock);
+    for (size_t i = 0; i < mod_count && rc == 0; i++) {
+        module_t *m = &mods[i];
+        json_escape(esc, sizeof esc, m->path);
+        size_t b = 0;
+        for (uint32_t k = 0; k < m->build_id_len; k++)
+            b += preoom_fmt(bid + b, sizeof bid - b, "%02x", m->build_id[k]);
+        bid[b] = '\0';
+        size_t n = preoom_fmt(line, sizeof line,
+                              "%s\n  {\"id\": %zu, \"path\": \"%s\", \"bias\": \"0x%lx\", "
+                              "\"lo\": \"0x%lx\", \"hi\": \"0x%lx\", \"build_id\": \"%s\", "
+                              "\"loaded\": %s}",
+                              i ? "," : "", i, esc, (unsigned long)m->bias,
+                              (unsigned long)m->lo, (unsigned long)m->hi, bid,
+                              m->seen_gen == mod_gen ? "true" : "false");
+        rc = preoom_write_all(fd, line, n);
+    }
+    pthread_mutex_unlock(&mod_lock);
+    if (rc == 0)
+        rc = preoom_write_all(fd, "]", 1);
+    return rc;
+}
+
+void preoom_unwind_init(void)
+{
+    dl_iterate_phdr(find_self, (void *)(uintptr_t)&find_self);
+    preoom_modules_refresh();
+}
+
+/* Not held across fork: the module lock is taken under the loader lock, which fork may want
+ * too. The table is consistent at every store that publishes an entry (the count is raised
+ * last), so the child simply gets a fresh lock. */
+void preoom_unwind_atfork_child(void) { pthread_mutex_init(&mod_lock, NULL); }

@@ -1,0 +1,228 @@
+/* tests/prog/leaky.c — known leaks for the call-site reports (tests/e2e/stacks.sh).
+ *
+ *   leaky paths MIB      three paths leak MIB MiB each (leak_alpha: malloc of 4088 B,
+ *                        leak_beta: calloc of 1000 B, leak_gamma: malloc of mixed sizes);
+ *                        free_delta allocates as much and frees all of it
+ *   leaky edge LIBDIR    deep recursion, an allocating signal handler, threads, and a
+ *                        dlclose'd library whose code is on a recorded stack
+ *   leaky wait FILE      leak_alpha 4 MiB, print "ready", wait (up to 30 s) until FILE exists
+ *
+ * For `paths` it prints, for each function, "NAME BYTES COUNT" with the usable bytes it left
+ * live (malloc_usable_size: what preoom counts), so the test compares against what the
+ * allocator really handed out. Never frees what it reports as leaked.
+ */
+#include <dlfcn.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#define NOINLINE __attribute__((noinline))
+#define KEEP_CALL() __asm__ volatile("" ::: "memory")
+
+static void *volatile sink;
+static unsigned long long leaked_bytes[3], leaked_count[3];
+
+/* Leaked blocks go on a list the program keeps (so no one mistakes them for garbage). */
+static void **keep;
+static size_t keep_n, keep_cap;
+
+static void hold(void *p)
+{
+    if (keep_n == keep_cap) {
+        keep_cap = keep_cap ? keep_cap * 2 : 1024;
+        /* mmap-free growth through realloc would add a site of its own: fine, it is named. */
+        keep = realloc(keep, keep_cap * sizeof *keep);
+        if (!keep)
+            abort();
+    }
+    keep[keep_n++] = p;
+}
+
+NOINLINE static void *leak_alpha(void)
+{
+    void *p = malloc(4088);
+    KEEP_CALL();
+    return p;
+}
+
+NOINLINE static void *leak_beta(void)
+{
+    void *p = calloc(1, 1000);
+    KEEP_CALL();
+    return p;
+}
+
+NOINLINE static void *leak_gamma(size_t n)
+{
+    void *p = malloc(n);
+    KEEP_CALL();
+    return p;
+}
+
+NOINLINE static void free_delta(size_t total)
+{
+    void **v = malloc((total / 512 + 1) * sizeof *v);
+    size_t k = 0;
+    for (size_t got = 0; got < total; k++) {
+        v[k] = malloc(512 + (k % 7) * 64);
+        got += malloc_usable_size(v[k]);
+    }
+    for (size_t i = 0; i < k; i++)
+        free(v[i]);
+    free(v);
+    KEEP_CALL();
+}
+
+static void run_path(int which, size_t total)
+{
+    static const size_t gamma_sizes[] = {24, 200, 3000, 40000, 120000, 7000};
+    size_t got = 0;
+    for (unsigned i = 0; got < total; i++) {
+        void *p = which == 0 ? leak_alpha() : which == 1 ? leak_beta()
+                                                         : leak_gamma(gamma_sizes[i % 6]);
+        if (!p)
+            abort();
+        hold(p);
+        size_t n = malloc_usable_size(p);
+        got += n;
+        leaked_bytes[which] += n;
+        leaked_count[which]++;
+    }
+}
+
+static int paths(size_t mib)
+{
+    size_t total = mib << 20;
+    run_path(0, total);
+    run_path(1, total);
+    run_path(2, total);
+    free_delta(total);
+    static const char *const names[] = {"leak_alpha", "leak_beta", "leak_gamma"};
+    for (int i = 0; i < 3; i++)
+        printf("%s %llu %llu\n", names[i], leaked_bytes[i], leaked_count[i]);
+    fflush(stdout);
+    return 0;
+}
+
+/* ---- edge cases ---------------------------------------------------------------------- */
+NOINLINE static int deep_recurse(int n)
+{
+    if (n == 0) {
+        hold(malloc(777));
+        return 1;
+    }
+    int r = deep_recurse(n - 1) + 1;
+    KEEP_CALL();
+    return r;
+}
+
+static volatile sig_atomic_t handled;
+
+/* malloc in a signal handler is not async-signal-safe; programs do it anyway, and the
+ * preload must survive it. */
+static void on_alarm(int sig)
+{
+    (void)sig;
+    void *p = malloc(96);
+    sink = p;
+    if (handled % 2)
+        free(p);
+    handled++;
+}
+
+NOINLINE static void *thread_leak(void *arg)
+{
+    long id = (long)arg;
+    for (int i = 0; i < 2000; i++) {
+        void *p = malloc(256 + (size_t)id * 16);
+        if (i % 2)
+            free(p);
+        else
+            sink = p; /* leaked on purpose */
+    }
+    return NULL;
+}
+
+static int edge(const char *libdir)
+{
+    deep_recurse(300);
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm;
+    sigaction(SIGALRM, &sa, NULL);
+    struct itimerval it = {{0, 200}, {0, 200}};
+    setitimer(ITIMER_REAL, &it, NULL);
+    /* glibc's malloc is not async-signal-safe: a handler that allocates while the interrupted
+     * code is inside glibc's malloc can corrupt glibc's own lists, preload or not. So the
+     * signal is blocked around this thread's calls and lands in the busy work between them;
+     * the handler's allocations still go through the preload and unwind through the signal
+     * frame. */
+    sigset_t alrm, old;
+    sigemptyset(&alrm);
+    sigaddset(&alrm, SIGALRM);
+    volatile unsigned long spin = 0;
+    for (int i = 0; i < 20000; i++) {
+        sigprocmask(SIG_BLOCK, &alrm, &old);
+        void *p = malloc(64 + (size_t)(i % 100));
+        sink = p;
+        free(p);
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        for (int k = 0; k < 500; k++)
+            spin += (unsigned long)k;
+    }
+    struct itimerval off = {{0, 0}, {0, 0}};
+    setitimer(ITIMER_REAL, &off, NULL);
+
+    pthread_t th[4];
+    for (long i = 0; i < 4; i++)
+        pthread_create(&th[i], NULL, thread_leak, (void *)i);
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+
+    char path[4096];
+    snprintf(path, sizeof path, "%s/libstkleak.so", libdir);
+    void *h = dlopen(path, RTLD_NOW);
+    if (!h) {
+        fprintf(stderr, "leaky: %s\n", dlerror());
+        return 1;
+    }
+    void *(*make)(size_t) = (void *(*)(size_t))dlsym(h, "stkleak_make");
+    for (int i = 0; i < 64 && make; i++)
+        hold(make(5000));
+    dlclose(h);
+    /* Something else now maps where the library was, ideally. */
+    void *h2 = dlopen("libm.so.6", RTLD_NOW);
+    (void)h2;
+    printf("edge done: %d signals handled\n", (int)handled);
+    return 0;
+}
+
+static int wait_for(const char *file)
+{
+    for (int i = 0; i < 1024; i++)
+        hold(leak_alpha());
+    printf("ready\n");
+    fflush(stdout);
+    for (int i = 0; i < 3000 && access(file, F_OK) != 0; i++)
+        usleep(10000);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *mode = argc > 1 ? argv[1] : "paths";
+    if (strcmp(mode, "paths") == 0)
+        return paths(argc > 2 ? (size_t)strtoul(argv[2], NULL, 10) : 1);
+    if (strcmp(mode, "edge") == 0)
+        return edge(argc > 2 ? argv[2] : ".");
+    if (strcmp(mode, "wait") == 0 && argc > 2)
+        return wait_for(argv[2]);
+    fprintf(stderr, "usage: leaky paths MIB | edge LIBDIR | wait FILE\n");
+    return 2;
+}

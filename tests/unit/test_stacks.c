@@ -1,0 +1,226 @@
+/* tests/unit/test_stacks.c — the pure parts of the call-site recorder and report: the
+ * sampling draw and its weights, ln without libm, the pointer filter and map, the report
+ * parser (bad input included) and the collapsed-stack formatter.
+ */
+#include <math.h>
+#include <stdlib.h>
+
+#include "harness.h"
+#include "internal.h"
+#include "stackreport.h"
+
+static void test_ln(void)
+{
+    static const double xs[] = {1e-300, 1e-17, 1e-9, 0.001, 0.3, 0.5, 0.7071, 0.9999, 1.0, 2.5, 1e9};
+    for (size_t i = 0; i < sizeof xs / sizeof xs[0]; i++)
+        CHECK(fabs(preoom_ln(xs[i]) - log(xs[i])) <= 1e-12 * (1 + fabs(log(xs[i]))));
+    static const double ys[] = {1e-9, 1e-4, 0.1, 0.49, 0.5, 1, 3, 20, 100};
+    for (size_t i = 0; i < sizeof ys / sizeof ys[0]; i++)
+        CHECK(fabs(preoom_one_minus_exp_neg(ys[i]) - (-expm1(-ys[i]))) <=
+              1e-12 * -expm1(-ys[i]));
+}
+
+/* The draws have the mean asked for: 200k exponential draws have a relative standard
+ * error of 1/sqrt(200k) = 0.22%; allow 2%. And the spread is exponential's (sd = mean). */
+static void test_draw_mean(void)
+{
+    uint64_t st = 12345;
+    const uint64_t mean = 512 * 1024;
+    const int n = 200000;
+    double sum = 0, sq = 0;
+    int64_t minv = INT64_MAX;
+    for (int i = 0; i < n; i++) {
+        int64_t d = preoom_sample_draw(&st, mean);
+        sum += (double)d;
+        sq += (double)d * (double)d;
+        if (d < minv)
+            minv = d;
+    }
+    double m = sum / n, sd = sqrt(sq / n - m * m);
+    CHECK(fabs(m / mean - 1) < 0.02);
+    CHECK(fabs(sd / mean - 1) < 0.03);
+    CHECK(minv >= 1);
+}
+
+/* End to end through the countdown the hooks run: sampled weights estimate the bytes and
+ * counts of a stream of mixed sizes to within a few percent. */
+static void test_weights_unbiased(void)
+{
+    uint64_t st = 777;
+    const uint64_t S = 64 * 1024;
+    static const uint64_t sizes[] = {16, 100, 4096, 50000, 300000};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        int64_t countdown = preoom_sample_draw(&st, S);
+        double est_b = 0, est_c = 0, true_b = 0, true_c = 0;
+        for (int i = 0; i < 400000; i++) {
+            uint64_t n = sizes[k];
+            true_b += (double)n;
+            true_c += 1;
+            countdown -= (int64_t)n;
+            if (countdown < 0) {
+                countdown = preoom_sample_draw(&st, S);
+                uint64_t wb, wc;
+                preoom_sample_weight(n, S, &wb, &wc);
+                est_b += (double)wb;
+                est_c += (double)wc / PREOOM_COUNT_ONE;
+            }
+        }
+        CHECK(fabs(est_b / true_b - 1) < 0.03);
+        CHECK(fabs(est_c / true_c - 1) < 0.03);
+    }
+    uint64_t wb, wc;
+    preoom_sample_weight(16 << 20, 512 * 1024, &wb, &wc);
+    CHECK_EQ_U64(wb, 16 << 20);   /* huge blocks are always sampled: weight is their size */
+    CHECK_EQ_U64(wc, PREOOM_COUNT_ONE);
+}
+
+static void test_filter(void)
+{
+    preoom_pfilter_t f = {.bits = 10};
+    f.counts = calloc(1u << f.bits, sizeof *f.counts);
+    uintptr_t ps[500];
+    for (int i = 0; i < 500; i++)
+        ps[i] = 0x7f0000001000u + (uintptr_t)i * 48;
+    for (int i = 0; i < 500; i++)
+        CHECK(!preoom_pfilter_maybe(&f, ps[i]));
+    for (int i = 0; i < 500; i += 2)
+        preoom_pfilter_add(&f, ps[i]);
+    for (int i = 0; i < 500; i += 2)
+        CHECK(preoom_pfilter_maybe(&f, ps[i]));     /* never a false "not sampled" */
+    for (int i = 0; i < 500; i += 2)
+        preoom_pfilter_del(&f, ps[i]);
+    int any = 0;
+    for (int i = 0; i < 500; i++)
+        any |= preoom_pfilter_maybe(&f, ps[i]);
+    CHECK(!any);                                     /* counts go back to zero */
+    /* A saturated counter sticks: never decremented into a false negative. */
+    f.counts[0] = UINT16_MAX;
+    free(f.counts);
+}
+
+static void test_pmap(void)
+{
+    preoom_pmap_t m = {0};
+    const int N = 20000;
+    for (int i = 1; i <= N; i++) {
+        preoom_pmap_entry_t e = {.ptr = (uintptr_t)i * 16, .bytes = (uint64_t)i, .count = 1};
+        CHECK(preoom_pmap_put(&m, &e) == 0);
+    }
+    CHECK_EQ_U64(m.used, N);
+    preoom_pmap_entry_t out;
+    int bad = 0;
+    for (int i = 1; i <= N; i += 3)
+        bad |= !(preoom_pmap_take(&m, (uintptr_t)i * 16, &out) && out.bytes == (uint64_t)i);
+    CHECK(!bad);
+    for (int i = 1; i <= N; i++) {
+        int found = preoom_pmap_take(&m, (uintptr_t)i * 16, &out);
+        bad |= found != ((i - 1) % 3 != 0);
+        bad |= found && out.bytes != (uint64_t)i;
+    }
+    CHECK(!bad);
+    CHECK_EQ_U64(m.used, 0);
+    CHECK(!preoom_pmap_take(&m, 16, &out));
+}
+
+static void test_collapsed(void)
+{
+    const char *names[] = {"leaf", "mid;dle", "root"};
+    char buf[256];
+    size_t n = srep_collapsed_line(names, 3, 0, 4096, buf, sizeof buf);
+    CHECK_STR(buf, "root;mid:dle;leaf 4096\n");
+    CHECK_EQ_U64(n, strlen(buf));
+    srep_collapsed_line(names, 3, 1, 7, buf, sizeof buf);
+    CHECK_STR(buf, "[truncated];root;mid:dle;leaf 7\n");
+    srep_collapsed_line(names, 0, 0, 1, buf, sizeof buf);
+    CHECK_STR(buf, "[no frames] 1\n");
+    char small[8];
+    n = srep_collapsed_line(names, 3, 0, 4096, small, sizeof small);
+    CHECK_EQ_U64(n, strlen("root;mid:dle;leaf 4096\n"));
+    CHECK_STR(small, "root;mi");
+}
+
+static const char good[] =
+    "{\"pid\": 42, \"name\": \"x\", \"committed\": 1, \"calls\": {\"malloc\": 3}, \"stacks\": "
+    "{\"version\": 1, \"mode\": \"all\", \"sample_bytes\": 0, \"depth\": 32, \"dropped\": 0, "
+    "\"sites\": [{\"id\": 1, \"live_bytes\": 100, \"live_count\": 2, \"total_bytes\": 300, "
+    "\"total_count\": 5, \"peak_bytes\": 200, \"samples\": 5, \"truncated\": false, "
+    "\"frames\": [\"0x1010\", \"0x2020\"]}],\n\"modules\": [{\"id\": 0, \"path\": \"/bin/x\", "
+    "\"bias\": \"0x1000\", \"lo\": \"0x1000\", \"hi\": \"0x3000\", \"build_id\": \"ab\", "
+    "\"loaded\": true}]}}\n";
+
+static void test_parse(void)
+{
+    srep_t r;
+    char err[200];
+    CHECK(srep_parse(good, strlen(good), &r, err, sizeof err) == 0);
+    CHECK(r.has_stacks);
+    CHECK_EQ_U64(r.nsites, 1);
+    CHECK_EQ_U64(r.sites[0].peak_bytes, 200);
+    CHECK_EQ_U64(r.sites[0].frames[1], 0x2020);
+    CHECK_EQ_U64(r.nmodules, 1);
+    CHECK(srep_module_of(&r, 0x2fff) == &r.modules[0]);
+    CHECK(srep_module_of(&r, 0x3000) == NULL);
+    srep_free(&r);
+
+    /* Every truncation of a good report is refused with a reason, never a crash. */
+    int bad = 0;
+    for (size_t n = 0; n + 2 < strlen(good); n++) {
+        err[0] = '\0';
+        if (srep_parse(good, n, &r, err, sizeof err) == 0) {
+            bad = 1;
+            srep_free(&r);
+        } else if (!err[0]) {
+            bad = 1;
+        }
+    }
+    CHECK(!bad);
+    static const char *const worse[] = {
+        "[]", "{\"pid\": -1}", "{\"pid\": 1, \"stacks\": 3}",
+        "{\"pid\": 1} x", "{\"pid\": 01}", "{\"pid\": 1, \"name\": \"a\\q\"}",
+        "{\"pid\": 1, \"stacks\": {\"version\": 2}}",
+        "{\"pid\": 99999999999999999999999}",
+        "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+    };
+    for (size_t i = 0; i < sizeof worse / sizeof worse[0]; i++) {
+        if (srep_parse(worse[i], strlen(worse[i]), &r, err, sizeof err) == 0) {
+            bad = 1;
+            srep_free(&r);
+        }
+    }
+    CHECK(!bad);
+    char frame_bad[sizeof good];
+    memcpy(frame_bad, good, sizeof good);
+    char *f = strstr(frame_bad, "0x2020");
+    f[2] = 'g';
+    CHECK(srep_parse(frame_bad, strlen(frame_bad), &r, err, sizeof err) != 0);
+}
+
+static void test_svg(void)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    CHECK(srep_flamegraph_svg("main;a<b>;leaf 10\nmain;other 30\n", "t&t", "bytes", f) == 0);
+    fclose(f);
+    CHECK(strstr(buf, "<svg") != NULL && strstr(buf, "</svg>") != NULL);
+    CHECK(strstr(buf, "a&lt;b&gt;") != NULL);
+    CHECK(strstr(buf, "t&amp;t") != NULL);
+    free(buf);
+    f = open_memstream(&buf, &len);
+    CHECK(srep_flamegraph_svg("no-count-here\n", "t", "bytes", f) != 0);
+    fclose(f);
+    free(buf);
+}
+
+int main(void)
+{
+    TEST_CASE("stacks: ln and 1-exp(-x) without libm", test_ln);
+    TEST_CASE("stacks: exponential draws have the mean and spread asked", test_draw_mean);
+    TEST_CASE("stacks: sampled weights estimate bytes and counts without bias", test_weights_unbiased);
+    TEST_CASE("stacks: pointer filter never says no to a sampled pointer", test_filter);
+    TEST_CASE("stacks: pointer map put/take with backward-shift deletion", test_pmap);
+    TEST_CASE("stacks: collapsed line format", test_collapsed);
+    TEST_CASE("stacks: report parser, bad input refused", test_parse);
+    TEST_CASE("stacks: flame graph svg", test_svg);
+    TEST_END();
+}

@@ -1,0 +1,60 @@
+/* tools/stackreport.h — the call-site part of a preoom report, as the tool sees it: a strict
+ * parser of the JSON the preload writes (preload/stacks.c, preload/unwind.c), and the pure
+ * formatters (collapsed stacks, flame graph SVG). No symbol lookup and no I/O here: names
+ * come in from tools/symbolize.c, output goes to a FILE the caller owns.
+ */
+#ifndef PREOOM_TOOLS_STACKREPORT_H
+#define PREOOM_TOOLS_STACKREPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct srep_site {
+    uint64_t live_bytes, live_count, total_bytes, total_count, peak_bytes, samples;
+    int truncated;
+    uint64_t *frames;        /* return addresses, innermost first */
+    size_t nframes;
+} srep_site_t;
+
+typedef struct srep_module {
+    char *path;
+    uint64_t bias, lo, hi;
+    char build_id[132];      /* lower-case hex, "" when none */
+    int loaded;              /* still mapped when the report was written */
+} srep_module_t;
+
+typedef struct srep {
+    long pid;
+    char name[64];
+    int has_stacks;          /* the "stacks" object was present */
+    char mode[16];           /* "sample" | "all" */
+    uint64_t sample_bytes, depth, dropped;
+    srep_site_t *sites;
+    size_t nsites;
+    srep_module_t *modules;
+    size_t nmodules;
+} srep_t;
+
+/* Parse a whole report. 0, or -1 with a one-line reason in err. */
+int srep_parse(const char *buf, size_t len, srep_t *out, char *err, size_t err_size);
+void srep_free(srep_t *r);
+/* The module holding addr, or NULL. */
+const srep_module_t *srep_module_of(const srep_t *r, uint64_t addr);
+
+enum srep_weight { SREP_LIVE, SREP_PEAK, SREP_TOTAL, SREP_COUNT };
+int srep_parse_weight(const char *s, enum srep_weight *out);
+uint64_t srep_site_weight(const srep_site_t *s, enum srep_weight w);
+
+/* One collapsed line: names given innermost first are written root first, joined by ';',
+ * then a space and the weight, then '\n'. ';' and control characters inside a name become
+ * ':' and ' ' (they would break the format). A truncated stack gets "[truncated]" as its
+ * root. Returns the length that was needed (like snprintf); out is always terminated. */
+size_t srep_collapsed_line(const char *const *names, size_t n, int truncated, uint64_t weight,
+                           char *out, size_t out_size);
+
+/* A flame graph of collapsed lines ("a;b;c 123\n" ...) as one self-contained SVG document.
+ * Returns 0 or -1 (bad input line). */
+int srep_flamegraph_svg(const char *collapsed, const char *title, const char *unit, FILE *out);
+
+#endif
