@@ -125,11 +125,10 @@ static void answer(uint64_t req)
         trim = mid > after ? mid - after : 0;
     }
     uint64_t after = touched_now();
-    uint64_t drop = before > after ? before - after : 0;
-    /* The answer is what the app says it freed or what the system got back, whichever is
-     * larger: freed heap memory that stays in malloc's arenas is still memory the app can
-     * reuse without asking the kernel. */
-    uint64_t released = cb > drop ? cb : drop;
+    /* The answer is what the system got back, measured, not what anyone says: the
+     * callbacks' own figure is kept beside it, so the arbiter (and its log) can tell an app
+     * that freed into malloc's arenas from one that really gave memory back. */
+    uint64_t released = before > after ? before - after : 0;
     __atomic_store_n(&s->answer_callback_bytes, cb, __ATOMIC_RELAXED);
     __atomic_store_n(&s->answer_trim_bytes, trim, __ATOMIC_RELAXED);
     __atomic_store_n(&s->answer_bytes, released, __ATOMIC_RELAXED);
@@ -142,7 +141,7 @@ static void answer(uint64_t req)
                        "%llu, touched fell %llu",
                        (unsigned)PREOOM_REQ_SERIAL(req), level, (unsigned long long)target,
                        (unsigned long long)cb, (unsigned long long)trim,
-                       (unsigned long long)drop);
+                       (unsigned long long)released);
 }
 
 static void *agent_main(void *arg)

@@ -78,6 +78,10 @@ typedef struct {
 typedef struct {
     int32_t pid;
     uint64_t start_time, at_ms;
+    uint64_t slot_index;
+    uint32_t serial;
+    uint64_t wanted, released;  /* what we asked for, and the fall of its touched memory */
+    int answered;
 } asked_t;
 
 static volatile sig_atomic_t stop_signal;
@@ -111,7 +115,13 @@ static void logline(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "preoomd: %s\n", buf);
+    /* Wall-clock time to the millisecond: log lines are read against other logs. */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    localtime_r(&ts.tv_sec, &tm);
+    fprintf(stderr, "preoomd %02d:%02d:%02d.%03ld: %s\n", tm.tm_hour, tm.tm_min, tm.tm_sec,
+            ts.tv_nsec / 1000000, buf);
 }
 
 static void fatal(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
@@ -313,15 +323,17 @@ static void protect_self(void)
         close(fd);
 }
 
-static int was_asked_recently(int32_t pid, uint64_t start, uint64_t now)
+/* The last ask of this process within ASK_MEMORY_MS, or NULL. */
+static asked_t *recent_ask(int32_t pid, uint64_t start, uint64_t now)
 {
     for (size_t i = 0; i < sizeof asked / sizeof asked[0]; i++)
         if (asked[i].pid == pid && asked[i].start_time == start && now - asked[i].at_ms < ASK_MEMORY_MS)
-            return 1;
-    return 0;
+            return &asked[i];
+    return NULL;
 }
 
-static void remember_ask(int32_t pid, uint64_t start, uint64_t now)
+static asked_t *remember_ask(int32_t pid, uint64_t start, uint64_t now, uint64_t slot_index,
+                             uint32_t serial, uint64_t wanted)
 {
     size_t oldest = 0;
     for (size_t i = 0; i < sizeof asked / sizeof asked[0]; i++) {
@@ -332,7 +344,24 @@ static void remember_ask(int32_t pid, uint64_t start, uint64_t now)
         if (asked[i].at_ms < asked[oldest].at_ms)
             oldest = i;
     }
-    asked[oldest] = (asked_t){pid, start, now};
+    asked[oldest] = (asked_t){pid, start, now, slot_index, serial, wanted, 0, 0};
+    return &asked[oldest];
+}
+
+/* Asked again, or signalled? A process whose last answer gave back at least half of what
+ * was asked is cooperating: it is asked again (a cache shrinks step by step). One that did
+ * not answer, or gave back less, has nothing more to give: the ladder goes on to SIGTERM. */
+static int deserves_another_ask(asked_t *a)
+{
+    if (!a->answered) {
+        /* The answer may have come after we stopped watching (pressure fell first). */
+        uint64_t rel, cb, tr;
+        if (preoom_act_answered(&reg, a->slot_index, a->pid, a->serial, &rel, &cb, &tr) == 1) {
+            a->answered = 1;
+            a->released = rel;
+        }
+    }
+    return a->answered && a->released * 2 >= a->wanted && a->released > 0;
 }
 
 static void pressure_text(const preoom_assessment_t *a, const preoom_readings_t *r, char *buf,
@@ -457,11 +486,21 @@ static void step(const preoom_assessment_t *a, const preoom_readings_t *r, uint6
                 victim.answered = 1;
                 met.answers++;
                 met.released_bytes += rel;
-                logline("pid %d (%s) answered in %llums: released %s (callbacks %s, malloc_trim %s)",
+                asked_t *ak = recent_ask(victim.pid, victim.start_time, now);
+                if (ak) {
+                    ak->answered = 1;
+                    ak->released = rel;
+                }
+                logline("pid %d (%s) answered in %llums: touched memory fell %s (its callbacks "
+                        "reported %s freed, malloc_trim gave back %s)",
                         (int)victim.pid, victim.name, (unsigned long long)(now - victim.since_ms),
                         mib(rel, b1, sizeof b1), mib(cb, b2, sizeof b2), mib(tr, b3, sizeof b3));
             }
             if (level == PREOOM_PRESSURE_NONE) {
+                /* Relief can come before the answer (the memory is freed, then measured and
+                 * answered): wait for the answer within the grace, so it is counted. */
+                if (!victim.answered && now - victim.since_ms < ask_grace(level))
+                    return;
                 pressure_text(a, r, ptext, sizeof ptext);
                 logline("pressure relieved after asking pid %d (%s) | %s", (int)victim.pid,
                         victim.name, ptext);
@@ -544,17 +583,18 @@ static void step(const preoom_assessment_t *a, const preoom_readings_t *r, uint6
     snprintf(victim.name, sizeof victim.name, "%s", p->name);
     victim.since_ms = now;
 
-    if (!was_asked_recently(p->c.pid, p->start_time, now)) {
-        /* Rung 1: ask for what it takes to get back above the ask threshold, plus 2% of the
+    asked_t *prev = recent_ask(p->c.pid, p->start_time, now);
+    if (!prev || deserves_another_ask(prev)) {
+        /* Rung 1: ask for what it takes to get back above the ask threshold, plus 5% of the
          * total so the next allocation does not cross it again at once. */
         uint64_t ask_at = preoom_threshold_bytes(&opt.th.ask, a->total_bytes);
         uint64_t want = (ask_at > a->effective_bytes ? ask_at - a->effective_bytes : 0) +
-                        a->total_bytes / 50;
+                        a->total_bytes / 20;
         char b1[32];
         int rc = opt.dry_run ? 0
                              : preoom_act_ask(&reg, p->slot_index, p->c.pid, p->start_time,
                                               level, want, &victim.serial);
-        remember_ask(p->c.pid, p->start_time, now);
+        remember_ask(p->c.pid, p->start_time, now, p->slot_index, victim.serial, want);
         if (rc != 0) {
             logline("cannot ask pid %d (%s): %s", (int)p->c.pid, p->name, act_error(rc));
             victim_clear();
@@ -581,8 +621,12 @@ static void step(const preoom_assessment_t *a, const preoom_readings_t *r, uint6
     }
     met.terms++;
     victim.rung = opt.dry_run ? RUNG_NONE : RUNG_TERMED;
-    logline("%sSIGTERM pid %d (%s): asked already, pressure %s holds, grace %ums | %s | policy %s %s",
+    char b1[32], b2[32];
+    logline("%sSIGTERM pid %d (%s): asked for %s, %s %s; pressure %s holds, grace %ums | %s | "
+            "policy %s %s",
             opt.dry_run ? "dry-run: would send " : "", (int)p->c.pid, p->name,
+            mib(prev->wanted, b1, sizeof b1), prev->answered ? "gave back" : "no answer",
+            prev->answered ? mib(prev->released, b2, sizeof b2) : "",
             preoom_pressure_name((enum preoom_pressure)level), term_grace(level), ptext,
             preoom_policy_name(opt.policy), terms);
     if (opt.dry_run) {

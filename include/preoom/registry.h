@@ -122,7 +122,7 @@ struct preoom_slot {
     uint64_t request;        /* PREOOM_REQ_MAKE(serial, level), written by the arbiter */
     uint64_t request_bytes;  /* how much the arbiter would like back */
     uint64_t answer_serial;  /* serial of the last request the process answered */
-    uint64_t answer_bytes;   /* bytes it released for that request: callbacks + trim */
+    uint64_t answer_bytes;   /* bytes it gave back: the fall of its touched memory */
     uint64_t answers;        /* number of requests answered */
     uint64_t answer_callback_bytes; /* what the app's callbacks said they freed */
     uint64_t answer_trim_bytes;     /* what malloc_trim gave back (touched before - after) */
