@@ -139,15 +139,59 @@ bench:
 	$(MAKE) all $(PROG_BINS) $(EXAMPLE_BINS)
 	BUILD=$(BUILD) bench/run.sh
 
+# Where install puts things (override any of them). The unit goes under PREFIX so that a
+# /usr/local install stays out of the package manager's /usr/lib (systemd reads both); the
+# environment file goes to /etc/default whatever PREFIX is, as Debian's services expect.
+BINDIR ?= $(PREFIX)/bin
+SBINDIR ?= $(PREFIX)/sbin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+MANDIR ?= $(PREFIX)/share/man
+DOCDIR ?= $(PREFIX)/share/doc/preoom
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR ?= /etc
+INSTALLED = $(LIBDIR)/libpreoom.so $(BINDIR)/preoom $(SBINDIR)/preoomd \
+    $(INCLUDEDIR)/preoom.h $(INCLUDEDIR)/preoom/registry.h $(PKGCONFIGDIR)/preoom.pc \
+    $(MANDIR)/man1/preoom.1 $(MANDIR)/man3/preoom.3 $(MANDIR)/man7/preoom.7 \
+    $(MANDIR)/man8/preoomd.8 $(SYSTEMDUNITDIR)/preoomd.service \
+    $(DOCDIR)/examples/mariadb.service.d/preoom.conf
+
+# The pkg-config file, the unit and the drop-in are written with this install's paths (not
+# those of $(BUILD)/preoom.pc, which may have been built for another PREFIX). An existing
+# /etc/default/preoomd is the operator's: never overwritten.
 install: all
-	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin \
-	    $(DESTDIR)$(PREFIX)/include/preoom $(DESTDIR)$(PREFIX)/lib/pkgconfig
-	install -m 0755 $(BUILD)/libpreoom.so $(DESTDIR)$(PREFIX)/lib/libpreoom.so
-	install -m 0644 include/preoom/registry.h $(DESTDIR)$(PREFIX)/include/preoom/
-	if [ -f include/preoom.h ]; then install -m 0644 include/preoom.h $(DESTDIR)$(PREFIX)/include/; fi
-	if [ -f $(BUILD)/preoom ]; then install -m 0755 $(BUILD)/preoom $(DESTDIR)$(PREFIX)/bin/; fi
-	if [ -f $(BUILD)/preoomd ]; then install -m 0755 $(BUILD)/preoomd $(DESTDIR)$(PREFIX)/sbin/; fi
-	install -m 0644 $(BUILD)/preoom.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) \
+	    $(DESTDIR)$(INCLUDEDIR)/preoom $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man1 \
+	    $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(MANDIR)/man8 \
+	    $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(SYSCONFDIR)/default \
+	    $(DESTDIR)$(DOCDIR)/examples/mariadb.service.d
+	install -m 0755 $(BUILD)/libpreoom.so $(DESTDIR)$(LIBDIR)/libpreoom.so
+	install -m 0755 $(BUILD)/preoom $(DESTDIR)$(BINDIR)/preoom
+	install -m 0755 $(BUILD)/preoomd $(DESTDIR)$(SBINDIR)/preoomd
+	install -m 0644 include/preoom.h $(DESTDIR)$(INCLUDEDIR)/preoom.h
+	install -m 0644 include/preoom/registry.h $(DESTDIR)$(INCLUDEDIR)/preoom/registry.h
+	sed -e 's|@PREFIX@|$(PREFIX)|g' preoom.pc.in >$(DESTDIR)$(PKGCONFIGDIR)/preoom.pc
+	chmod 0644 $(DESTDIR)$(PKGCONFIGDIR)/preoom.pc
+	install -m 0644 man/preoom.1 $(DESTDIR)$(MANDIR)/man1/preoom.1
+	install -m 0644 man/preoom.3 $(DESTDIR)$(MANDIR)/man3/preoom.3
+	install -m 0644 man/preoom.7 $(DESTDIR)$(MANDIR)/man7/preoom.7
+	install -m 0644 man/preoomd.8 $(DESTDIR)$(MANDIR)/man8/preoomd.8
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' systemd/preoomd.service >$(DESTDIR)$(SYSTEMDUNITDIR)/preoomd.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/preoomd.service
+	sed -e 's|@LIBDIR@|$(LIBDIR)|g' systemd/mariadb.service.d/preoom.conf \
+	    >$(DESTDIR)$(DOCDIR)/examples/mariadb.service.d/preoom.conf
+	chmod 0644 $(DESTDIR)$(DOCDIR)/examples/mariadb.service.d/preoom.conf
+	if [ ! -e $(DESTDIR)$(SYSCONFDIR)/default/preoomd ]; then \
+	    install -m 0644 systemd/preoomd.default $(DESTDIR)$(SYSCONFDIR)/default/preoomd; fi
+
+# Removes what install put there, except the operator's $(SYSCONFDIR)/default/preoomd.
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	rmdir $(DESTDIR)$(INCLUDEDIR)/preoom $(DESTDIR)$(DOCDIR)/examples/mariadb.service.d \
+	    $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) 2>/dev/null || true
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/default/preoomd ]; then \
+	    echo "kept $(DESTDIR)$(SYSCONFDIR)/default/preoomd (your settings; remove it by hand)"; fi
 
 clean:
 	rm -rf $(BUILD)
