@@ -203,7 +203,9 @@ PREOOM_EXPORT void *malloc(size_t n)
         if (!(f = REAL(malloc)))
             return boot_alloc(n, 16);
     }
+    preoom_tls.in_alloc++;
     void *p = f(n);
+    preoom_tls.in_alloc--;
     counted_alloc(p, PREOOM_CALL_MALLOC);
     return p;
 }
@@ -220,7 +222,9 @@ PREOOM_EXPORT void free(void *p)
     if (PREOOM_UNLIKELY(!f))
         return; /* cannot happen: nothing but boot blocks exists before resolution */
     size_t n = counted_free_prepare(p);
+    preoom_tls.in_alloc++;
     f(p);
+    preoom_tls.in_alloc--;
     preoom_account_malloc(-(int64_t)n, PREOOM_CALL_FREE);
 }
 
@@ -238,7 +242,9 @@ PREOOM_EXPORT void *calloc(size_t nmemb, size_t size)
             return boot_alloc(total, 16);
         }
     }
+    preoom_tls.in_alloc++;
     void *p = f(nmemb, size);
+    preoom_tls.in_alloc--;
     counted_alloc(p, PREOOM_CALL_CALLOC);
     return p;
 }
@@ -271,13 +277,16 @@ static void *realloc_common(void *p, size_t n, int is_array, size_t nmemb, size_
     }
     if (PREOOM_UNLIKELY(p && is_boot(p)))
         return boot_realloc(p, n);
+    preoom_tls.in_alloc++;
     if (!p) {
         void *q = REAL(realloc)(NULL, n);
+        preoom_tls.in_alloc--;
         counted_alloc(q, call);
         return q;
     }
     size_t old = counted_free_prepare(p);
     void *q = REAL(realloc)(p, n);
+    preoom_tls.in_alloc--;
     if (q) {
         /* Moved or resized: the old block is gone either way. */
         size_t now = REAL(usable)(q);
@@ -320,7 +329,9 @@ PREOOM_EXPORT int posix_memalign(void **out, size_t align, size_t n)
             return 0;
         }
     }
+    preoom_tls.in_alloc++;
     int rc = f(out, align, n);
+    preoom_tls.in_alloc--;
     counted_alloc(rc == 0 ? *out : NULL, PREOOM_CALL_POSIX_MEMALIGN);
     return rc;
 }
@@ -329,7 +340,9 @@ static void *aligned_common(aligned_fn f, size_t align, size_t n, enum preoom_ca
 {
     if (PREOOM_UNLIKELY(!f))
         return boot_alloc(n, align);
+    preoom_tls.in_alloc++;
     void *p = f(align, n);
+    preoom_tls.in_alloc--;
     counted_alloc(p, call);
     return p;
 }
@@ -356,7 +369,9 @@ PREOOM_EXPORT void *valloc(size_t n)
         if (!(f = REAL(valloc)))
             return boot_alloc(n, 4096);
     }
+    preoom_tls.in_alloc++;
     void *p = f(n);
+    preoom_tls.in_alloc--;
     counted_alloc(p, PREOOM_CALL_VALLOC);
     return p;
 }
@@ -369,7 +384,9 @@ PREOOM_EXPORT void *pvalloc(size_t n)
         if (!(f = REAL(pvalloc)))
             return boot_alloc((n + 4095) & ~(size_t)4095, 4096);
     }
+    preoom_tls.in_alloc++;
     void *p = f(n);
+    preoom_tls.in_alloc--;
     counted_alloc(p, PREOOM_CALL_PVALLOC);
     return p;
 }
@@ -406,7 +423,11 @@ static void *mmap_common(mmap_fn f, void *addr, size_t len, int prot, int flags,
     if (r == MAP_FAILED)
         return r;
     int saved = errno;
-    if (counts_as_committed(prot, flags))
+    /* An allocator below us (jemalloc, tcmalloc) maps its own memory inside malloc: those
+     * bytes are counted as malloc's usable sizes already. */
+    if (preoom_tls.in_alloc)
+        ;
+    else if (counts_as_committed(prot, flags))
         preoom_account_mmap(preoom_maps_add((uintptr_t)r, len));
     else if (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE))
         /* Something else now lives where a counted mapping may have been. */
@@ -545,11 +566,28 @@ static void *cxx(enum cxx_op op)
     return f;
 }
 
+static inline uint32_t *enter_alloc(void)
+{
+    preoom_tls.in_alloc++;
+    return &preoom_tls.in_alloc;
+}
+
+static inline void leave_alloc(uint32_t **depth)
+{
+    (**depth)--;
+}
+
 /* new: count here only if the real operator did not go through our malloc. The real call may
  * throw; nothing here needs undoing when it does (the flag is reset by every call). */
 #define NEW_BODY(op, type, ...)                                                            \
     preoom_tls.inner_hit = 0;                                                             \
-    void *p = ((type)cxx(op))(__VA_ARGS__);                                               \
+    void *p;                                                                              \
+    {                                                                                     \
+        /* new may throw: the cleanup runs while the exception unwinds (-fexceptions). */ \
+        uint32_t *depth __attribute__((cleanup(leave_alloc))) = enter_alloc();            \
+        (void)depth;                                                                      \
+        p = ((type)cxx(op))(__VA_ARGS__);                                                 \
+    }                                                                                     \
     if (!preoom_tls.inner_hit && p)                                                       \
         preoom_account_malloc((int64_t)usable_of(p), PREOOM_CALL_NEW);                    \
     else                                                                                  \
@@ -562,7 +600,9 @@ static void *cxx(enum cxx_op op)
     int known = atomic_load_explicit(&delete_reaches_free, memory_order_relaxed);          \
     size_t n = known ? 0 : usable_of(p);                                                  \
     preoom_tls.inner_hit = 0;                                                             \
+    preoom_tls.in_alloc++;                                                                \
     ((type)cxx(op))(p, ##__VA_ARGS__);                                                    \
+    preoom_tls.in_alloc--;                                                                \
     if (preoom_tls.inner_hit) {                                                           \
         if (!known)                                                                       \
             atomic_store_explicit(&delete_reaches_free, 1, memory_order_relaxed);         \

@@ -104,6 +104,8 @@ typedef struct preoom_tstate {
     preoom_tblock_t *block;
     int64_t since_peak_check;   /* net bytes since this thread last updated the peak */
     int64_t sample_countdown;   /* bytes until the next sampled allocation (stacks.c) */
+    uint32_t in_alloc;          /* inside the real allocator: its own mmaps are not the
+                                 * program's (counted already as malloc bytes) */
     uint32_t inner_hit;         /* set by the malloc/free hooks: did operator new/delete
                                  * reach them? (hooks.c) */
     uint32_t guard;             /* inside preoom's own slow paths: do not recurse */
@@ -312,6 +314,8 @@ int64_t preoom_sample_draw(uint64_t *state, uint64_t mean_bytes);
 #define PREOOM_COUNT_ONE 1024
 void preoom_sample_weight(uint64_t bytes, uint64_t mean_bytes, uint64_t *w_bytes,
                           uint64_t *w_count);
+/* Hash of a stack's frames (never 0), the key of the lock-free site index. */
+uint64_t preoom_stack_hash(const uintptr_t *frames, int n);
 typedef struct preoom_pfilter {
     uint16_t *counts;   /* 1 << bits counters */
     unsigned bits;
