@@ -42,6 +42,7 @@
 /* A process asked this recently and still first in line goes straight to SIGTERM. */
 #define ASK_MEMORY_MS 10000
 #define REAP_EVERY_MS 1000
+#define FAR_GATHER_MS 5000
 #define METRICS_EVERY_MS 1000
 #define KILL_WAIT_MS 5000
 
@@ -715,14 +716,22 @@ int main(int argc, char **argv)
             opt.cgroup_given ? opt.cgroup : "", opt.dry_run ? ", DRY RUN" : "");
 
     uint64_t cooldown_until = 0, last_reap = 0, last_metrics = 0, last_detect = 0;
-    int last_level = -1;
+    uint64_t last_gather = 0;
+    int last_level = -1, far = 0;
     while (!stop_signal) {
         uint64_t now = now_ms();
-        if (now - last_reap >= REAP_EVERY_MS) {
+        /* Far from every threshold (polling at the slowest), the processes are looked at
+         * every FAR_GATHER_MS only: memory and PSI are still read every poll, and the PSI
+         * trigger wakes us at once. Near, everything is looked at on every poll. */
+        int gather_now = !far || victim.rung != RUNG_NONE || now - last_gather >= FAR_GATHER_MS;
+        if (gather_now && now - last_reap >= (far ? FAR_GATHER_MS : REAP_EVERY_MS)) {
             preoom_reg_reap(&reg);
             last_reap = now;
         }
-        preoom_gather(&fs, &reg, &gopt, history, now, &g);
+        if (gather_now) {
+            preoom_gather(&fs, &reg, &gopt, history, now, &g);
+            last_gather = now;
+        }
         for (size_t i = 0; i < g.n; i++)
             if (g.procs[i].rejected_now)
                 logline("slot %llu names pid %d (%s), which does not map %s: ignored (forged "
@@ -762,6 +771,7 @@ int main(int argc, char **argv)
         uint32_t poll_ms = preoom_poll_ms(a.headroom_bytes, opt.min_poll_ms, opt.max_poll_ms);
         if (victim.rung != RUNG_NONE || a.level != PREOOM_PRESSURE_NONE)
             poll_ms = opt.min_poll_ms;
+        far = poll_ms >= opt.max_poll_ms;
         if (now - last_metrics >= METRICS_EVERY_MS || msock >= 0) {
             met.level = (int)a.level;
             met.total_bytes = a.total_bytes;

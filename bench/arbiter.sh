@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# bench/arbiter.sh — preoomd's reaction time and idle cost (issue 4).
+#   reaction: a registered process grows in 1 MiB steps inside a 256 MiB memory cgroup; the
+#             time from its cgroup crossing the ask line (15%) to its release callback
+#             running, median of RUNS trials (target < 20 ms). Needs root for the cgroup.
+#   idle:     the daemon's CPU over 30 s with 20 registered idle processes, far from every
+#             threshold, as a share of one core (target < 0.1%).
+#   BUILD=build bench/arbiter.sh [RUNS]
+set -u
+TOP=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${BUILD:-build}
+case "$BUILD" in /*) B=$BUILD ;; *) B=$TOP/$BUILD ;; esac
+RUNS=${1:-9}
+LIB=$B/libpreoom.so
+REG=benchd$$
+mkdir -p "$B/bench"
+cc -O2 -I"$TOP/include" -o "$B/bench/react" "$TOP/bench/react.c" || exit 1
+pids=()
+cg=""
+cleanup() {
+    for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+    [ -n "$cg" ] && rmdir "$cg" 2>/dev/null
+    rm -f /dev/shm/preoom.$REG
+}
+trap cleanup EXIT
+
+if [ "$(id -u)" -eq 0 ] && [ -f /sys/fs/cgroup/memory/memory.limit_in_bytes -o -f /sys/fs/cgroup/cgroup.controllers ]; then
+    if [ -f /sys/fs/cgroup/memory/memory.limit_in_bytes ]; then
+        cg=/sys/fs/cgroup/memory/preoom-bench-$$; mkdir "$cg"
+        echo $((256 << 20)) >"$cg/memory.limit_in_bytes"; usage=$cg/memory.usage_in_bytes
+    else
+        cg=/sys/fs/cgroup/preoom-bench-$$; mkdir "$cg"
+        echo $((256 << 20)) >"$cg/memory.max"; usage=$cg/memory.current
+    fi
+    line=$(( (256 << 20) * 85 / 100 ))
+    "$B/preoomd" --registry "$REG" --cgroup "$cg" --no-mlock --quiet --cooldown 0 &
+    pids+=($!)
+    sleep 0.3
+    res=()
+    for _ in $(seq "$RUNS"); do
+        r=$(bash -c 'echo $$ >"$0/cgroup.procs" && exec env LD_PRELOAD="$1" PREOOM_REGISTRY="$2" "$3" "$4" "$5"' \
+            "$cg" "$LIB" "$REG" "$B/bench/react" "$usage" "$line" 2>/dev/null)
+        res+=("$r")
+        sleep 0.2
+    done
+    printf '%s\n' "${res[@]}" | sort -g | awk -v n="$RUNS" '
+        $1 != "nan" {a[++k] = $1}
+        END { if (!k) { print "reaction: no trial completed"; exit }
+              m = (k % 2) ? a[(k+1)/2] : (a[k/2] + a[k/2+1]) / 2;
+              printf "reaction from crossing the ask line to the release callback: median %.1f ms, min %.1f, max %.1f (%d of %d trials; target < 20 ms)\n", m, a[1], a[k], k, n }'
+    kill -TERM "${pids[0]}"; wait "${pids[0]}" 2>/dev/null; pids=()
+    rmdir "$cg"; cg=""
+else
+    echo "reaction: skipped (needs root and a memory cgroup)"
+fi
+
+# Idle: 20 registered processes doing nothing, the machine far from every threshold.
+for _ in $(seq 20); do LD_PRELOAD=$LIB PREOOM_REGISTRY=$REG sleep 90 & pids+=($!); done
+"$B/preoomd" --registry "$REG" --no-mlock --quiet &
+d=$!; pids+=($d)
+sleep 1
+tck=$(getconf CLK_TCK)
+t0=$(awk '{print $14 + $15}' /proc/$d/stat)
+sleep 30
+t1=$(awk '{print $14 + $15}' /proc/$d/stat)
+awk -v a="$t0" -v b="$t1" -v t="$tck" 'BEGIN {
+    printf "idle: preoomd used %.3f%% of one core over 30 s with 20 registered processes (%d ticks of 1/%d s; target < 0.1%%)\n", (b - a) / t / 30 * 100, b - a, t }'
