@@ -94,6 +94,15 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libpreoom-tools.a $(BUILD)/libpre
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(SANFLAGS) -Itests -o $@ $< $(BUILD)/libpreoom-tools.a $(BUILD)/libpreoom-core.a $(TOOL_LIBS) $(PRELOAD_LIBS) $(LDFLAGS)
 
+# The registry reader's fuzz target (libFuzzer, so clang only): registry.c is compiled into it
+# to be instrumented; the rest comes from the core archive. tests/e2e/fuzz.sh runs it briefly.
+FUZZ_CC ?= clang
+FUZZ_FLAGS = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+fuzz: $(BUILD)/tests/fuzz/fuzz_registry
+$(BUILD)/tests/fuzz/%: tests/fuzz/%.c preload/registry.c $(BUILD)/libpreoom-core.a
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(STD) $(WARN) -O1 -g $(INC) $(FUZZ_FLAGS) -o $@ $< preload/registry.c $(BUILD)/libpreoom-core.a $(PRELOAD_LIBS)
+
 # Test programs are the preload's hosts: plain builds, no sanitizer.
 $(BUILD)/tests/prog/%: tests/prog/%.c
 	@mkdir -p $(dir $@)

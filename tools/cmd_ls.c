@@ -1,0 +1,414 @@
+/* tools/cmd_ls.c — `preoom ls [--json] [--sort COL]`: the processes registered in
+ * /dev/shm/preoom.NAME and their memory, as a table or as JSON. Also the table code that
+ * `preoom top` redraws (preoom_ls_show).
+ *
+ * The registry is untrusted input: a bad file is one line on stderr and exit 1; a slot is
+ * shown only when its pid and start time still name a live process in /proc; a file truncated
+ * while we read it (SIGBUS) is reported like any other bad file. It opens the registry
+ * read-write when it may, only to free the slots of dead processes (preoom_reg_reap); it never
+ * writes anything else there, and never signals a process (kill(pid, 0) only probes).
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cmd.h"
+#include "internal.h"
+
+/* Shared with cmd_top.c, which declares them again (cmd.h lists only the commands). */
+enum { SORT_COMMITTED, SORT_TOUCHED, SORT_EXPOSURE, SORT_SLACK, SORT_PEAK, SORT_PID, SORT_NAME };
+int preoom_ls_sort_key(const char *name);
+int preoom_ls_show(const char *reg_name, int sort_key, int json, int max_rows, FILE *out);
+
+typedef struct ls_row {
+    uint64_t slot, pid, start_time, registered_ns;
+    uint64_t committed, touched, exposure, slack, peak_committed, peak_touched;
+    uint64_t malloc_bytes, mmap_bytes, brk_bytes, rss_anon, swap, adj;
+    char name[16];
+} ls_row_t;
+
+typedef struct ls_table {
+    ls_row_t *rows;
+    size_t n;
+    uint64_t slot_count, in_use, pressure;
+    long reaped;
+    int writable;
+} ls_table_t;
+
+static const char *const sort_names[] = {"committed", "touched", "exposure", "slack",
+                                         "peak",      "pid",     "name"};
+
+int preoom_ls_sort_key(const char *name)
+{
+    for (size_t k = 0; k < sizeof sort_names / sizeof sort_names[0]; k++)
+        if (strcmp(name, sort_names[k]) == 0)
+            return (int)k;
+    return -1;
+}
+
+/* ---- reading the registry, safe against a file truncated under us ------------------------ */
+
+/* A registry someone truncates after we mapped it raises SIGBUS on the next access beyond the
+ * new end. The walk runs armed: the handler jumps back and the walk reports a bad file. Only
+ * registry.c's loads run between arming and disarming: no malloc, no stdio, no locks. */
+static sigjmp_buf bus_env;
+static volatile sig_atomic_t bus_armed;
+static preoom_reg_t walk_reg = {.fd = -1}; /* static: valid after a siglongjmp */
+
+static void on_sigbus(int sig)
+{
+    if (bus_armed) {
+        bus_armed = 0;
+        siglongjmp(bus_env, 1);
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void install_sigbus(void)
+{
+    static int done;
+    if (done)
+        return;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigbus;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGBUS, &sa, NULL);
+    done = 1;
+}
+
+/* Saturating: forged slots may hold any value, and totals must not wrap into small ones. */
+static uint64_t sat_add(uint64_t a, uint64_t b) { return a + b < a ? UINT64_MAX : a + b; }
+
+static void copy_row(ls_row_t *r, uint64_t i, const struct preoom_slot *s)
+{
+    r->slot = i;
+    r->pid = s->pid;
+    r->start_time = s->start_time;
+    r->registered_ns = s->registered_ns;
+    r->committed = s->committed;
+    r->touched = s->touched;
+    r->exposure = s->exposure;
+    r->slack = s->slack;
+    r->peak_committed = s->peak_committed;
+    r->peak_touched = s->peak_touched;
+    r->malloc_bytes = s->malloc_bytes;
+    r->mmap_bytes = s->mmap_bytes;
+    r->brk_bytes = s->brk_bytes;
+    r->rss_anon = s->rss_anon;
+    r->swap = s->swap;
+    r->adj = s->adj;
+    memcpy(r->name, s->name, sizeof r->name);
+    r->name[sizeof r->name - 1] = '\0';
+}
+
+/* Open, reap, copy every live slot. Returns 0 or -errno with *why set. */
+static int walk(const char *reg_name, ls_table_t *t, const char **why)
+{
+    memset(t, 0, sizeof *t);
+    install_sigbus();
+    if (sigsetjmp(bus_env, 1) != 0) {
+        preoom_reg_close(&walk_reg);
+        *why = "registry file shrank while being read (SIGBUS; truncated under us)";
+        return -EPROTO;
+    }
+    bus_armed = 1;
+    /* Read-write first, only to reap; a file we may not write is still readable. */
+    int rc = preoom_reg_open(reg_name, 0, 0, -1, 1, &walk_reg, why);
+    t->writable = rc == 0;
+    if (rc == -EPERM || rc == -EACCES || rc == -EROFS)
+        rc = preoom_reg_open(reg_name, 0, 0, -1, 0, &walk_reg, why);
+    if (rc != 0) {
+        bus_armed = 0;
+        return rc;
+    }
+    /* The mapping covers what the file held at open: check it still does before walking. */
+    struct stat st;
+    if (fstat(walk_reg.fd, &st) != 0 ||
+        (uint64_t)st.st_size < PREOOM_REGISTRY_HEADER_BYTES +
+                                   walk_reg.slot_count * (uint64_t)PREOOM_REGISTRY_SLOT_BYTES) {
+        bus_armed = 0;
+        preoom_reg_close(&walk_reg);
+        *why = "registry file shrank since it was opened (truncated under us)";
+        return -EPROTO;
+    }
+    bus_armed = 0;
+    t->slot_count = walk_reg.slot_count;
+    t->rows = calloc((size_t)t->slot_count, sizeof *t->rows);
+    if (!t->rows) {
+        preoom_reg_close(&walk_reg);
+        *why = "out of memory";
+        return -ENOMEM;
+    }
+    struct preoom_slot s;
+    bus_armed = 1;
+    if (t->writable)
+        t->reaped = preoom_reg_reap(&walk_reg);
+    t->pressure = __atomic_load_n(&walk_reg.hdr->pressure, __ATOMIC_ACQUIRE);
+    for (uint64_t i = 0; i < t->slot_count; i++) {
+        uint64_t state = __atomic_load_n(&preoom_reg_slot(&walk_reg, i)->state, __ATOMIC_RELAXED);
+        if (PREOOM_STATE_KIND(state) != PREOOM_SLOT_FREE)
+            t->in_use++;
+        if (preoom_reg_snapshot(&walk_reg, i, &s) != 0)
+            continue;
+        /* The state word names the owner too; a slot whose two pids disagree is forged. */
+        if ((uint64_t)(uint32_t)PREOOM_STATE_PID(s.state) != s.pid)
+            continue;
+        copy_row(&t->rows[t->n++], i, &s);
+    }
+    bus_armed = 0;
+    preoom_reg_close(&walk_reg);
+    return 0;
+}
+
+/* Keep only the rows whose pid and start time still name a live process. */
+static void verify(ls_table_t *t)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        ls_row_t *r = &t->rows[i];
+        if (r->pid == 0 || r->pid > 0x7fffffff)
+            continue;
+        if (!preoom_reg_pid_matches((pid_t)r->pid, r->start_time))
+            continue;
+        t->rows[k++] = *r;
+    }
+    t->n = k;
+}
+
+/* ---- sorting and printing --------------------------------------------------------------- */
+
+static int sort_key_now;
+
+static int cmp_u64_desc(uint64_t a, uint64_t b) { return a < b ? 1 : a > b ? -1 : 0; }
+
+static int cmp_rows(const void *pa, const void *pb)
+{
+    const ls_row_t *a = pa, *b = pb;
+    int c = 0;
+    switch (sort_key_now) {
+    case SORT_COMMITTED: c = cmp_u64_desc(a->committed, b->committed); break;
+    case SORT_TOUCHED: c = cmp_u64_desc(a->touched, b->touched); break;
+    case SORT_EXPOSURE: c = cmp_u64_desc(a->exposure, b->exposure); break;
+    case SORT_SLACK: c = cmp_u64_desc(a->slack, b->slack); break;
+    case SORT_PEAK:
+        c = cmp_u64_desc(a->peak_touched, b->peak_touched);
+        if (!c)
+            c = cmp_u64_desc(a->peak_committed, b->peak_committed);
+        break;
+    case SORT_NAME: c = strcmp(a->name, b->name); break;
+    default: break;
+    }
+    if (!c)
+        c = a->pid < b->pid ? -1 : a->pid > b->pid;
+    return c;
+}
+
+static const char *human(uint64_t b, char *buf, size_t size)
+{
+    static const char *const units[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    if (b < 1024) {
+        snprintf(buf, size, "%llu B", (unsigned long long)b);
+        return buf;
+    }
+    double v = (double)b / 1024.0;
+    int u = 0;
+    while (v >= 1024.0 && u < 5) {
+        v /= 1024.0;
+        u++;
+    }
+    snprintf(buf, size, "%.1f %s", v, units[u]);
+    return buf;
+}
+
+static uint64_t age_s(const ls_row_t *r, uint64_t now_ns)
+{
+    return r->registered_ns && r->registered_ns <= now_ns ? (now_ns - r->registered_ns) / 1000000000ULL
+                                                           : 0;
+}
+
+static const char *human_age(uint64_t s, char *buf, size_t size)
+{
+    if (s < 60)
+        snprintf(buf, size, "%llus", (unsigned long long)s);
+    else if (s < 3600)
+        snprintf(buf, size, "%llum%02llus", (unsigned long long)(s / 60),
+                 (unsigned long long)(s % 60));
+    else if (s < 86400)
+        snprintf(buf, size, "%lluh%02llum", (unsigned long long)(s / 3600),
+                 (unsigned long long)(s % 3600 / 60));
+    else
+        snprintf(buf, size, "%llud%02lluh", (unsigned long long)(s / 86400),
+                 (unsigned long long)(s % 86400 / 3600));
+    return buf;
+}
+
+static const char *pressure_name(uint64_t p)
+{
+    static const char *const names[] = {"none", "moderate", "critical", "complete"};
+    return p <= PREOOM_PRESSURE_COMPLETE ? names[p] : "invalid";
+}
+
+/* The process chose its name: never let it put escapes on a terminal. */
+static void printable(const char *in, char *out, size_t size)
+{
+    size_t k = 0;
+    for (; *in && k + 1 < size; in++)
+        out[k++] = (unsigned char)*in < 0x20 || (unsigned char)*in >= 0x7f ? '?' : *in;
+    out[k] = '\0';
+}
+
+static void json_string(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(out, "\\%c", c);
+        else if (c < 0x20 || c >= 0x7f)
+            fprintf(out, "\\u%04x", c);
+        else
+            fputc(c, out);
+    }
+    fputc('"', out);
+}
+
+static void print_json(const char *reg_name, const ls_table_t *t, FILE *out)
+{
+    uint64_t now = preoom_now_ns(CLOCK_REALTIME);
+    uint64_t sum_c = 0, sum_t = 0, sum_e = 0, sum_s = 0;
+    fprintf(out, "{\"registry\": ");
+    json_string(out, reg_name);
+    fprintf(out, ", \"slot_count\": %llu, \"slots_in_use\": %llu, \"reaped\": %ld, "
+                 "\"pressure\": %llu, \"processes\": [",
+            (unsigned long long)t->slot_count, (unsigned long long)t->in_use, t->reaped,
+            (unsigned long long)t->pressure);
+    for (size_t i = 0; i < t->n; i++) {
+        const ls_row_t *r = &t->rows[i];
+        /* One process a line: shell tests can grep it. */
+        fprintf(out, "%s\n  {\"slot\": %llu, \"pid\": %llu, \"name\": ", i ? "," : "",
+                (unsigned long long)r->slot, (unsigned long long)r->pid);
+        json_string(out, r->name);
+        fprintf(out,
+                ", \"committed\": %llu, \"touched\": %llu, \"exposure\": %llu, \"slack\": %llu, "
+                "\"peak_committed\": %llu, \"peak_touched\": %llu, \"malloc\": %llu, "
+                "\"mmap\": %llu, \"brk\": %llu, \"rss_anon\": %llu, \"swap\": %llu, "
+                "\"adj\": %llu, \"age_s\": %llu}",
+                (unsigned long long)r->committed, (unsigned long long)r->touched,
+                (unsigned long long)r->exposure, (unsigned long long)r->slack,
+                (unsigned long long)r->peak_committed, (unsigned long long)r->peak_touched,
+                (unsigned long long)r->malloc_bytes, (unsigned long long)r->mmap_bytes,
+                (unsigned long long)r->brk_bytes, (unsigned long long)r->rss_anon,
+                (unsigned long long)r->swap, (unsigned long long)r->adj,
+                (unsigned long long)age_s(r, now));
+        sum_c = sat_add(sum_c, r->committed);
+        sum_t = sat_add(sum_t, r->touched);
+        sum_e = sat_add(sum_e, r->exposure);
+        sum_s = sat_add(sum_s, r->slack);
+    }
+    fprintf(out, "%s], \"totals\": {\"processes\": %zu, \"committed\": %llu, \"touched\": %llu, "
+                 "\"exposure\": %llu, \"slack\": %llu}}\n",
+            t->n ? "\n" : "", t->n, (unsigned long long)sum_c, (unsigned long long)sum_t,
+            (unsigned long long)sum_e, (unsigned long long)sum_s);
+}
+
+static void print_table(const ls_table_t *t, int max_rows, FILE *out)
+{
+    uint64_t now = preoom_now_ns(CLOCK_REALTIME);
+    uint64_t sum_c = 0, sum_t = 0, sum_e = 0, sum_s = 0;
+    char a[32], b[32], c[32], d[32], e[32], f[32], g[32], nm[16];
+    fprintf(out, "%8s %-15s %11s %11s %11s %11s %11s %11s %8s\n", "PID", "NAME", "COMMITTED",
+            "TOUCHED", "EXPOSURE", "SLACK", "PEAK-COMM", "PEAK-TOUCH", "AGE");
+    for (size_t i = 0; i < t->n; i++) {
+        const ls_row_t *r = &t->rows[i];
+        sum_c = sat_add(sum_c, r->committed);
+        sum_t = sat_add(sum_t, r->touched);
+        sum_e = sat_add(sum_e, r->exposure);
+        sum_s = sat_add(sum_s, r->slack);
+        if (max_rows >= 0 && (long)i >= max_rows)
+            continue;
+        printable(r->name, nm, sizeof nm);
+        fprintf(out, "%8llu %-15s %11s %11s %11s %11s %11s %11s %8s\n",
+                (unsigned long long)r->pid, nm, human(r->committed, a, sizeof a),
+                human(r->touched, b, sizeof b), human(r->exposure, c, sizeof c),
+                human(r->slack, d, sizeof d), human(r->peak_committed, e, sizeof e),
+                human(r->peak_touched, f, sizeof f), human_age(age_s(r, now), g, sizeof g));
+    }
+    if (max_rows >= 0 && t->n > (size_t)max_rows)
+        fprintf(out, "%8s (%zu more)\n", "...", t->n - (size_t)max_rows);
+    char label[64];
+    snprintf(label, sizeof label, "%zu process%s", t->n, t->n == 1 ? "" : "es");
+    fprintf(out, "%-24s %11s %11s %11s %11s   slots %llu/%llu, pressure %s\n", label,
+            human(sum_c, a, sizeof a), human(sum_t, b, sizeof b), human(sum_e, c, sizeof c),
+            human(sum_s, d, sizeof d), (unsigned long long)t->in_use,
+            (unsigned long long)t->slot_count, pressure_name(t->pressure));
+}
+
+int preoom_ls_show(const char *reg_name, int sort_key, int json, int max_rows, FILE *out)
+{
+    ls_table_t t;
+    const char *why = "";
+    int rc = walk(reg_name, &t, &why);
+    if (rc != 0) {
+        /* EPROTO only says "bad contents", which `why` already says better. */
+        if (rc == -EPROTO)
+            fprintf(stderr, "preoom: registry /dev/shm/preoom.%s: %s\n", reg_name, why);
+        else
+            fprintf(stderr, "preoom: registry /dev/shm/preoom.%s: %s (%s)\n", reg_name, why,
+                    strerror(-rc));
+        free(t.rows);
+        return 1;
+    }
+    verify(&t);
+    sort_key_now = sort_key;
+    qsort(t.rows, t.n, sizeof *t.rows, cmp_rows);
+    if (json)
+        print_json(reg_name, &t, out);
+    else
+        print_table(&t, max_rows, out);
+    free(t.rows);
+    if (fflush(out) != 0 || ferror(out)) {
+        fprintf(stderr, "preoom: cannot write the output: %s\n", strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: preoom ls [--registry NAME] [--json] "
+               "[--sort committed|touched|exposure|slack|peak|pid|name]\n");
+}
+
+int preoom_cmd_ls(const char *reg_name, int argc, char **argv)
+{
+    int json = 0, sort = SORT_PID;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0) {
+            json = 1;
+        } else if (strcmp(argv[i], "--sort") == 0 && i + 1 < argc) {
+            if ((sort = preoom_ls_sort_key(argv[++i])) < 0) {
+                fprintf(stderr, "preoom: ls: unknown sort column '%s'\n", argv[i]);
+                usage(stderr);
+                return 2;
+            }
+        } else if (strcmp(argv[i], "--registry") == 0 && i + 1 < argc) {
+            reg_name = argv[++i];
+        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "preoom: ls: unknown argument '%s'\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    return preoom_ls_show(reg_name, sort, json, -1, stdout);
+}
