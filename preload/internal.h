@@ -211,6 +211,8 @@ int preoom_parse_status_touched(const char *buf, size_t len, uint64_t *rss_anon,
 /* Field 22 of /proc/self/stat, and the short name. */
 int preoom_procself_start_time(uint64_t *start_ticks);
 int preoom_parse_stat_start_time(const char *buf, size_t len, uint64_t *start_ticks);
+/* 1 when a /proc/PID/stat line is a zombie (Z or X) with at most one thread left. */
+int preoom_parse_stat_defunct(const char *buf, size_t len);
 int preoom_procself_comm(char *name, size_t size);
 uint64_t preoom_now_ns(int clock);
 
@@ -251,7 +253,8 @@ void preoom_reg_publish(preoom_reg_t *r, long idx, const preoom_totals_t *t, uin
 void preoom_reg_release(preoom_reg_t *r, long idx);
 /* Copy a slot consistently. Returns 0, -EAGAIN when it kept changing, -ENOENT if not live. */
 int preoom_reg_snapshot(const preoom_reg_t *r, uint64_t idx, struct preoom_slot *out);
-/* Is the process named by pid + start time still the one that claimed? 1 yes, 0 no. */
+/* Is the process named by pid + start time still the one that claimed, and not a defunct
+ * zombie? 1 yes, 0 no. */
 int preoom_reg_pid_matches(pid_t pid, uint64_t start_time);
 /* Free the slots of processes that are gone (pid dead or start time changed). Returns how
  * many were freed. Needs a writable mapping. */

@@ -126,6 +126,34 @@ int preoom_parse_stat_start_time(const char *buf, size_t len, uint64_t *start_ti
     return 0;
 }
 
+int preoom_parse_stat_defunct(const char *buf, size_t len)
+{
+    const char *p = NULL;
+    for (size_t i = len; i > 0; i--)
+        if (buf[i - 1] == ')') {
+            p = buf + i;
+            break;
+        }
+    if (!p)
+        return 0;
+    const char *end = buf + len;
+    while (p < end && *p == ' ')
+        p++;
+    if (p >= end || (*p != 'Z' && *p != 'X'))
+        return 0;
+    /* Field 3 is the state; num_threads is field 20, 17 fields further. */
+    for (int field = 3; field < 20 && p < end; field++) {
+        while (p < end && *p != ' ')
+            p++;
+        while (p < end && *p == ' ')
+            p++;
+    }
+    uint64_t threads = 0;
+    while (p < end && *p >= '0' && *p <= '9')
+        threads = threads * 10 + (uint64_t)(*p++ - '0');
+    return threads <= 1;
+}
+
 int preoom_procself_start_time(uint64_t *start_ticks)
 {
     char buf[1024];

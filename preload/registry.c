@@ -212,9 +212,12 @@ int preoom_reg_pid_matches(pid_t pid, uint64_t start_time)
     if (n <= 0)
         return 0;
     uint64_t st;
-    if (preoom_parse_stat_start_time(buf, (size_t)n, &st) != 0)
+    if (preoom_parse_stat_start_time(buf, (size_t)n, &st) != 0 || st != start_time)
         return 0;
-    return st == start_time;
+    /* A zombie whose last thread is gone has freed its memory and will never publish again:
+     * its slot is free even before its parent reaps it. (A lone "Z" is not enough: a main
+     * thread that called pthread_exit shows Z while other threads run.) */
+    return !preoom_parse_stat_defunct(buf, (size_t)n);
 }
 
 /* Free a slot whose owner is gone, if its state is still `st`. */

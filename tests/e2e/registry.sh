@@ -279,4 +279,19 @@ check "top --sort pid: the lower pid first" test "$first_pid" = "$lower"
 check "top: an unknown column is a usage error (2)" test "$rc" -eq 2
 kill -TERM "$big" "$small"; wait "$big" "$small"
 
+# ---- a zombie's slot ----------------------------------------------------------------------------
+# A preloaded child SIGKILLed while its parent does not wait for it stays a zombie with the
+# same start time; it has freed its memory and will never publish again: readers reap it.
+bg bash -c 'env LD_PRELOAD="$0" "$1" -m 1 -s 30 -r "$2" & echo $! >"$3"; exec sleep 20' \
+    "$LIB" "$HOLD" "$T_TMP/ready.zombie" "$T_TMP/zombie.pid"; zparent=$BG_PID
+wait_files "$T_TMP/ready.zombie"
+z=$(cat "$T_TMP/zombie.pid")
+sleep 0.2
+kill -KILL "$z"
+for _ in $(seq 50); do grep -q '^State:.*Z' "/proc/$z/status" 2>/dev/null && break; sleep 0.05; done
+check "zombie: the killed child is a zombie its parent has not reaped" grep -q '^State:.*Z' "/proc/$z/status"
+ls_json
+check "zombie: its slot is reaped by the next reader, not listed" bash -c '! grep -q "\"pid\": $0[,}]" "$1"' "$z" "$T_TMP/ls.json"
+kill -KILL "$zparent"; wait "$zparent" 2>/dev/null
+
 t_done

@@ -84,6 +84,11 @@ static void t_parsers(void)
     CHECK(preoom_parse_stat_start_time(stat, strlen(stat), &start) == 0);
     CHECK_EQ_U64(start, 987654);
     CHECK(preoom_parse_stat_start_time("42 (x) S 1", 10, &start) == -EINVAL);
+    CHECK(preoom_parse_stat_defunct(stat, strlen(stat)) == 0); /* S: alive */
+    const char *zombie = "42 (a) Z) Z 1 42 42 0 -1 4194304 100 0 0 0 5 6 0 0 20 0 1 0 987654 0 0";
+    CHECK(preoom_parse_stat_defunct(zombie, strlen(zombie)) == 1);
+    const char *zthreads = "42 (a) Z 1 42 42 0 -1 4194304 100 0 0 0 5 6 0 0 20 0 3 0 987654 0 0";
+    CHECK(preoom_parse_stat_defunct(zthreads, strlen(zthreads)) == 0); /* pthread_exit'ed main */
     CHECK(preoom_parse_stat_start_time("no paren", 8, &start) == -EINVAL);
 }
 
