@@ -52,8 +52,7 @@ int main(int argc, char **argv)
             usage(stdout);
             return 0;
         } else {
-            fprintf(stderr, "preoom: unknown option %s\n", argv[i]);
-            usage(stderr);
+            fprintf(stderr, "preoom: unknown option %s (see preoom --help)\n", argv[i]);
             return 2;
         }
     }
@@ -61,21 +60,18 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    static const struct { const char *name; cmd_fn *fn; } cmds[] = {
-        {"ls", NULL}, {"top", NULL}, {"run", NULL}, {"explain", NULL}, {"report", NULL},
-    };
+    static const char *const names[] = {"ls", "top", "run", "explain", "report"};
     cmd_fn fns[] = {preoom_cmd_ls, preoom_cmd_top, preoom_cmd_run, preoom_cmd_explain,
                     preoom_cmd_report};
-    for (size_t k = 0; k < sizeof cmds / sizeof cmds[0]; k++) {
-        if (strcmp(argv[i], cmds[k].name) != 0)
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        if (strcmp(argv[i], names[k]) != 0)
             continue;
         if (!fns[k]) {
-            fprintf(stderr, "preoom: '%s' is not available in this build\n", cmds[k].name);
+            fprintf(stderr, "preoom: '%s' is not available in this build\n", names[k]);
             return 1;
         }
         return fns[k](reg, argc - i, argv + i);
     }
-    fprintf(stderr, "preoom: unknown command '%s'\n", argv[i]);
-    usage(stderr);
+    fprintf(stderr, "preoom: unknown command '%s' (see preoom --help)\n", argv[i]);
     return 2;
 }

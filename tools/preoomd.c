@@ -218,6 +218,7 @@ static void parse_options(int argc, char **argv)
     opt.slots = PREOOM_REGISTRY_DEFAULT_SLOTS;
     int c;
     uint64_t v;
+    opterr = 0; /* our own one-line message below, not getopt's plus the usage */
     while ((c = getopt_long(argc, argv, "vqh", lo, NULL)) != -1) {
         switch (c) {
         case O_REG: opt.registry = optarg; break;
@@ -279,7 +280,10 @@ static void parse_options(int argc, char **argv)
         case 'q': opt.quiet = 1; break;
         case 'h': usage(stdout); exit(0);
         case O_VERSION: printf("preoomd %s\n", PREOOMD_VERSION); exit(0);
-        default: usage(stderr); exit(2);
+        default:
+            fprintf(stderr, "preoomd: unknown option, or one missing its value: '%s' (see "
+                            "preoomd --help)\n", argv[optind - 1]);
+            exit(2);
         }
     }
     if (optind < argc) {
