@@ -189,7 +189,7 @@ static inline size_t counted_free_prepare(void *p)
 {
     preoom_tls.inner_hit = 1;
     size_t n = REAL(usable)(p);
-    if (PREOOM_UNLIKELY(stacks_on))
+    if (PREOOM_UNLIKELY(stacks_on) && preoom_stacks_maybe_sampled(p))
         preoom_stacks_free(p);
     return n;
 }

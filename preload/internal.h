@@ -286,10 +286,11 @@ uint64_t preoom_api_run_callbacks(int level, uint64_t target_bytes);
 #define PREOOM_STACK_MAX_FRAMES 128     /* upper bound of PREOOM_STACK_DEPTH */
 void preoom_stacks_init(void);
 /* Called from the hooks when the sampling countdown runs out or in `all` mode (never while
- * preoom_tls.guard is set). Unwinds, then records p under the site lock. */
+ * preoom_tls.guard is set). Unwinds, then records p: a known site with atomics and no lock,
+ * p itself under its pointer-map shard's lock (stacks.c). */
 void preoom_stacks_alloc(void *p, size_t bytes);
-/* Before every free/realloc of p: takes p's record (if sampled) off its site. Lock-free when
- * p was not sampled. */
+/* Before a free/realloc of p that preoom_stacks_maybe_sampled() let through: takes p's
+ * record (if sampled) off its site. */
 void preoom_stacks_free(void *p);
 /* A realloc that failed: put back the record preoom_stacks_free just took for p. */
 void preoom_stacks_restore(void *p);
@@ -326,6 +327,19 @@ typedef struct preoom_pfilter {
 void preoom_pfilter_add(preoom_pfilter_t *f, uintptr_t p);
 void preoom_pfilter_del(preoom_pfilter_t *f, uintptr_t p);
 int preoom_pfilter_maybe(const preoom_pfilter_t *f, uintptr_t p);
+static inline size_t preoom_pfilter_index(const preoom_pfilter_t *f, uintptr_t p)
+{
+    return (size_t)(((uint64_t)p * 0x9E3779B97F4A7C15ULL) >> (64 - f->bits));
+}
+/* The process's filter of sampled pointers (counts NULL while stacks are off), read by the
+ * free hook inline: most frees are answered "not sampled" by one load, without a call. */
+extern preoom_pfilter_t preoom_stacks_pfilter;
+static inline int preoom_stacks_maybe_sampled(const void *p)
+{
+    const uint16_t *c = __atomic_load_n(&preoom_stacks_pfilter.counts, __ATOMIC_ACQUIRE);
+    return c && __atomic_load_n(&c[preoom_pfilter_index(&preoom_stacks_pfilter, (uintptr_t)p)],
+                                __ATOMIC_RELAXED) != 0;
+}
 typedef struct preoom_pmap_entry {
     uintptr_t ptr;      /* 0 = empty slot */
     void *site;

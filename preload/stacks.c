@@ -3,8 +3,9 @@
  * The hooks spend each allocation's usable bytes from a per-thread countdown drawn from an
  * exponential distribution of mean PREOOM_SAMPLE_BYTES; the allocation that runs it out is
  * recorded here (in `all` mode every allocation is). Recording means: unwind (unwind.c),
- * then take the site lock, find or add the site (uthash over the arena, keyed by the frames),
- * add the allocation's weight, and remember the pointer so its free takes the weight back.
+ * find the site (a lock-free index in front of the uthash table; the site lock only for a
+ * stack not seen before), add the allocation's weight with atomics, and remember the pointer
+ * in its shard of the pointer map (one lock per shard) so its free takes the weight back.
  *
  * Why the weights are unbiased. The countdown makes the sampled points a Poisson process on
  * the byte axis with rate 1/S (S = PREOOM_SAMPLE_BYTES; the exponential is memoryless, so
@@ -16,9 +17,10 @@
  * is the exact middle. The relative error of a site's estimate is about sqrt(S / bytes):
  * 18% at 16 MiB with the default 512 KiB, so tighter estimates want a smaller S.
  *
- * Must never: unwind while holding the site lock (DESIGN.md trap 4), allocate through the
- * wrapped malloc (everything comes from arena.c), or take a lock on the common free, which
- * is answered "not sampled" by a counting filter read without any lock. Allocations made
+ * Must never: unwind while holding any of our locks (DESIGN.md trap 4), hold two of them at
+ * once, allocate through the wrapped malloc (everything comes from arena.c), or take a lock
+ * on the common free, which the free hook answers "not sampled" inline from a counting
+ * filter read without any lock. Allocations made
  * while preoom_tls.guard is set (our own slow path, libunwind) are counted by the hooks but
  * never sampled.
  */
@@ -52,23 +54,17 @@ uint64_t preoom_xorshift64(uint64_t *state)
     return x * 0x2545F4914F6CDD1DULL;
 }
 
-/* ln(x) for x > 0 without libm: x = m * 2^e with m in [1, 2), ln m by the atanh series
- * (s = (m-1)/(m+1) <= 1/3 converges to 1e-15 in a dozen terms). */
-double preoom_ln(double x)
+typedef union { double d; uint64_t u; } dbits_t;
+
+/* The slow, table-free forms: they fill the tables below once. ln m for m in [1, 2) by the
+ * atanh series (s = (m-1)/(m+1) <= 1/3 converges to 1e-16 in twenty terms); exp(-r) for r in
+ * [0, ln 2) by its Taylor series. */
+static double ln_series(double m)
 {
-    if (!(x > 0))
-        return -1e308;
-    union { double d; uint64_t u; } v = {.d = x};
-    int e = (int)((v.u >> 52) & 0x7ff) - 1023;
-    if (e == -1023) { /* subnormal: scale up first */
-        v.d = x * 4503599627370496.0; /* 2^52 */
-        e = (int)((v.u >> 52) & 0x7ff) - 1023 - 52;
-    }
-    v.u = (v.u & 0x800fffffffffffffULL) | 0x3ff0000000000000ULL;
-    double m = v.d;
+    int e = 0;
     if (m > 1.4142135623730951) { /* keep s small: m in [0.707, 1.414) */
         m *= 0.5;
-        e++;
+        e = 1;
     }
     double s = (m - 1) / (m + 1), s2 = s * s, term = s, sum = 0;
     for (int k = 1; k < 40; k += 2) {
@@ -78,31 +74,81 @@ double preoom_ln(double x)
     return 2 * sum + e * 0.6931471805599453;
 }
 
-/* 1 - exp(-x) for x >= 0, accurate for small x too (the series avoids the cancellation). */
-double preoom_one_minus_exp_neg(double x)
+static double exp_neg_series(double r)
 {
-    if (x <= 0)
-        return 0;
-    if (x < 0.5) {
-        double term = x, sum = 0;
-        for (int k = 1; k < 30; k++) {
-            sum += term;
-            term *= -x / (k + 1);
-        }
-        return sum;
-    }
-    if (x > 700)
-        return 1;
-    /* exp(-x) = 2^-k * exp(-r), r = x - k ln 2 in [0, ln 2) */
-    int k = (int)(x / 0.6931471805599453);
-    double r = x - k * 0.6931471805599453, term = 1, e = 0;
+    double term = 1, e = 0;
     for (int i = 1; i < 30; i++) {
         e += term;
         term *= -r / i;
     }
-    while (k-- > 0)
-        e *= 0.5;
-    return 1 - e;
+    return e;
+}
+
+/* Tables (filled once, pthread_once: no allocation): ln c and 1/c for c = 1 + i/128, and
+ * 2^(-j/64). They turn ln and exp into a lookup and a short polynomial (the sampling hot
+ * path draws one of each per sample; the series took ~500 instructions). */
+#define LN_TBITS 7
+#define EXP_TBITS 6
+static double ln_c[1 << LN_TBITS], inv_c[1 << LN_TBITS], exp2_neg[1 << EXP_TBITS];
+static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
+
+static void tables_fill(void)
+{
+    for (int i = 0; i < 1 << LN_TBITS; i++) {
+        double c = 1 + (double)i / (1 << LN_TBITS);
+        ln_c[i] = ln_series(c);
+        inv_c[i] = 1 / c;
+    }
+    for (int j = 0; j < 1 << EXP_TBITS; j++)
+        exp2_neg[j] = exp_neg_series(j * (0.6931471805599453 / (1 << EXP_TBITS)));
+}
+
+/* ln(x) for x > 0 without libm: x = 2^e * c * (1 + r) with c = 1 + i/128 from the top bits
+ * of the mantissa, so |r| < 1/128 and log1p(r) needs seven terms for 1e-17. */
+double preoom_ln(double x)
+{
+    if (!(x > 0))
+        return -1e308;
+    pthread_once(&tables_once, tables_fill);
+    dbits_t v = {.d = x};
+    int e = (int)((v.u >> 52) & 0x7ff) - 1023;
+    if (e == -1023) { /* subnormal: scale up first */
+        v.d = x * 4503599627370496.0; /* 2^52 */
+        e = (int)((v.u >> 52) & 0x7ff) - 1023 - 52;
+    }
+    unsigned i = (unsigned)((v.u >> (52 - LN_TBITS)) & ((1u << LN_TBITS) - 1));
+    v.u = (v.u & 0x000fffffffffffffULL) | 0x3ff0000000000000ULL;
+    double c = 1 + (double)i / (1 << LN_TBITS);
+    double r = (v.d - c) * inv_c[i]; /* m - c is exact: same binade */
+    double p = r * (1 - r * (1.0 / 2 - r * (1.0 / 3 - r * (1.0 / 4 - r * (1.0 / 5 -
+               r * (1.0 / 6 - r * (1.0 / 7)))))));
+    return e * 0.6931471805599453 + (ln_c[i] + p);
+}
+
+/* 1 - exp(-x) for x >= 0, accurate for small x too. Below 1/64 a series (no cancellation);
+ * above, exp(-x) = 2^-k * 2^(-j/64) * exp(-g) with g in [0, ln2/64), where seven terms
+ * reach 1e-20 (Cody-Waite split of ln2/64 so that g is exact enough up to x = 700). */
+double preoom_one_minus_exp_neg(double x)
+{
+    if (!(x > 0))
+        return 0;
+    if (x < 1.0 / 64)
+        return x * (1 - x / 2 * (1 - x / 3 * (1 - x / 4 * (1 - x / 5 * (1 - x / 6 *
+               (1 - x / 7 * (1 - x / 8 * (1 - x / 9))))))));
+    if (x > 700)
+        return 1;
+    pthread_once(&tables_once, tables_fill);
+    const double step_hi = 0x1.62e42fee00000p-7, step_lo = 0x1.a39ef35793c76p-39; /* ln2/64 */
+    unsigned n = (unsigned)(x * (64 / 0.6931471805599453));
+    double g = (x - n * step_hi) - n * step_lo;
+    if (g < 0) { /* n rounded one too high */
+        n--;
+        g = (x - n * step_hi) - n * step_lo;
+    }
+    double eg = 1 - g * (1 - g / 2 * (1 - g / 3 * (1 - g / 4 * (1 - g / 5 * (1 - g / 6 *
+                (1 - g / 7))))));
+    dbits_t scale = {.u = (uint64_t)(1023 - (n >> EXP_TBITS)) << 52};
+    return 1 - scale.d * exp2_neg[n & ((1u << EXP_TBITS) - 1)] * eg;
 }
 
 int64_t preoom_sample_draw(uint64_t *state, uint64_t mean_bytes)
@@ -131,28 +177,33 @@ void preoom_sample_weight(uint64_t bytes, uint64_t mean_bytes, uint64_t *w_bytes
 
 /* ---- pure parts: the pointer filter ---------------------------------------------------- */
 /* A counting filter over pointer hashes: a count per bucket of the sampled pointers that
- * hash there, changed under the site lock, read without it. Zero means "certainly not
- * sampled", so the common free costs a hash and one load. A count that reaches the top
- * sticks there (never decremented again): a few wasted lookups, never a missed free. */
+ * hash there, changed with atomic read-modify-writes (the pointer map's shards do not cover
+ * whole buckets), read without any lock. Zero means "certainly not sampled", so the common
+ * free costs a hash and one load. A count that reaches the top sticks there (never
+ * decremented again): a few wasted lookups, never a missed free. */
 static inline size_t pf_index(const preoom_pfilter_t *f, uintptr_t p)
 {
-    return (size_t)(((uint64_t)p * 0x9E3779B97F4A7C15ULL) >> (64 - f->bits));
+    return preoom_pfilter_index(f, p);
 }
 
 void preoom_pfilter_add(preoom_pfilter_t *f, uintptr_t p)
 {
     uint16_t *c = &f->counts[pf_index(f, p)];
     uint16_t v = __atomic_load_n(c, __ATOMIC_RELAXED);
-    if (v != UINT16_MAX)
-        __atomic_store_n(c, (uint16_t)(v + 1), __ATOMIC_RELAXED);
+    while (v != UINT16_MAX &&
+           !__atomic_compare_exchange_n(c, &v, (uint16_t)(v + 1), 1, __ATOMIC_RELAXED,
+                                        __ATOMIC_RELAXED))
+        ;
 }
 
 void preoom_pfilter_del(preoom_pfilter_t *f, uintptr_t p)
 {
     uint16_t *c = &f->counts[pf_index(f, p)];
     uint16_t v = __atomic_load_n(c, __ATOMIC_RELAXED);
-    if (v != UINT16_MAX && v != 0)
-        __atomic_store_n(c, (uint16_t)(v - 1), __ATOMIC_RELAXED);
+    while (v != UINT16_MAX && v != 0 &&
+           !__atomic_compare_exchange_n(c, &v, (uint16_t)(v - 1), 1, __ATOMIC_RELAXED,
+                                        __ATOMIC_RELAXED))
+        ;
 }
 
 int preoom_pfilter_maybe(const preoom_pfilter_t *f, uintptr_t p)
@@ -235,49 +286,80 @@ int preoom_pmap_take(preoom_pmap_t *m, uintptr_t p, preoom_pmap_entry_t *out)
 }
 
 /* ---- the site table ----------------------------------------------------------------------- */
+/* Sites are found without a lock: a direct-mapped index from the stack's hash to a site
+ * (a hint: a slot holds the last site stored there, and a reader checks the frames). The
+ * uthash table stays the one record of every site, changed and walked under site_lock, which
+ * is only taken for a stack the index does not know. Sites are never freed, so a pointer read
+ * from the index stays valid. Their counters are atomics: a known site is updated with no lock
+ * at all. */
 typedef struct site {
-    UT_hash_handle hh;
+    /* First cache line: the counters, which every recording thread writes. */
     uint64_t live_bytes, live_count;     /* estimates in sample mode, exact in all mode; */
     uint64_t total_bytes, total_count;   /* counts in 1/PREOOM_COUNT_ONE allocations */
     uint64_t peak_bytes;                 /* highest live_bytes this site reached */
     uint64_t samples;                    /* allocations recorded (not weighted) */
+    /* From the next line on: what lookups read, written once (hh only under site_lock when a
+     * site is added), so a lookup never misses on a line another thread keeps writing. */
+    uint64_t hash __attribute__((aligned(PREOOM_CACHE_LINE))); /* stack_hash() of the frames */
     uint32_t id;
     uint16_t nframes;
     uint8_t truncated;
+    UT_hash_handle hh;
     uintptr_t frames[];                  /* innermost first: [0] called malloc */
 } site_t;
+
+/* The pointer map is split in shards, each with its own lock, chosen by the 64 MiB region
+ * the pointer lies in: glibc gives each thread arena its own 64 MiB-aligned heaps, so a
+ * thread that allocates and frees its own blocks keeps using the same shard, whose lock and
+ * slots stay in its core's cache; threads on different arenas rarely meet. (The filter is
+ * indexed by the whole pointer and updated atomically, so it needs no shard lock.) */
+#define SHARD_BITS 6
+#define SHARDS (1 << SHARD_BITS)
+typedef struct shard {
+    pthread_mutex_t lock;
+    preoom_pmap_t map;
+} __attribute__((aligned(PREOOM_CACHE_LINE))) shard_t;
 
 static pthread_mutex_t site_lock = PTHREAD_MUTEX_INITIALIZER;
 static site_t *sites;                    /* uthash head */
 static uint32_t site_count;
-static preoom_pmap_t pmap;
-static preoom_pfilter_t pfilter;
+static site_t **site_index;              /* 1 << INDEX_BITS hints, atomic loads and stores */
+static shard_t shards[SHARDS];
+preoom_pfilter_t preoom_stacks_pfilter; /* read inline by the free hook (internal.h) */
 static uint64_t dropped;                 /* samples we could not keep (out of memory, ...) */
 static int mode;                         /* PREOOM_STACKS_* once init has run, else off */
 static uint64_t mean_bytes = 512 * 1024;
 static int depth = 32;
 
 #define PFILTER_BITS 17
+#define INDEX_BITS 14
 
-/* Per thread: the random state; whether this thread holds site_lock (a signal handler that
- * frees while its thread is inside our section must not wait on itself); the record the last
- * free took away, so a failed realloc can put it back exactly. */
+/* Per thread: the random state; whether this thread holds site_lock or a shard lock (a signal
+ * handler that frees while its thread is inside our section must not wait on itself); the
+ * record the last free took away, so a failed realloc can put it back exactly. */
 static __thread uint64_t rng __attribute__((tls_model("initial-exec")));
 static __thread int holding __attribute__((tls_model("initial-exec")));
 static __thread preoom_pmap_entry_t last_taken __attribute__((tls_model("initial-exec")));
 
-/* `holding` is raised before the mutex is taken and lowered after it is released, so a
- * signal handler never finds this thread owning the mutex with the flag down. */
-static void lock(void)
+/* `holding` is raised before a mutex is taken and lowered after it is released, so a signal
+ * handler never finds this thread owning one with the flag down. We never hold two. */
+static void lock(pthread_mutex_t *l)
 {
     holding = 1;
-    pthread_mutex_lock(&site_lock);
+    pthread_mutex_lock(l);
 }
 
-static void unlock(void)
+static void unlock(pthread_mutex_t *l)
 {
-    pthread_mutex_unlock(&site_lock);
+    pthread_mutex_unlock(l);
     holding = 0;
+}
+
+#define SHARD_REGION_SHIFT 26
+static inline shard_t *shard_of(uintptr_t p)
+{
+    return &shards[((uint64_t)(p >> SHARD_REGION_SHIFT) * 0x9E3779B97F4A7C15ULL) >>
+                   (64 - SHARD_BITS)];
 }
 
 static void seed(void)
@@ -310,20 +392,47 @@ void preoom_stacks_init(void)
         depth = 1;
     if (depth > PREOOM_STACK_MAX_FRAMES)
         depth = PREOOM_STACK_MAX_FRAMES;
-    pfilter.bits = PFILTER_BITS;
-    pfilter.counts = preoom_arena_alloc(sizeof(uint16_t) << PFILTER_BITS);
-    if (!pfilter.counts) {
+    for (int i = 0; i < SHARDS; i++)
+        pthread_mutex_init(&shards[i].lock, NULL);
+    uint16_t *counts = preoom_arena_alloc(sizeof(uint16_t) << PFILTER_BITS);
+    site_index = preoom_arena_alloc(sizeof(site_t *) << INDEX_BITS);
+    if (!counts || !site_index) {
         preoom_log_error("PREOOM_STACKS: out of memory for the call-site tables; using off");
         preoom_opt.stacks = PREOOM_STACKS_OFF;
         preoom_tls.guard--;
         return;
     }
+    /* The free hook reads the filter from now on: its size first, then the counters. */
+    preoom_stacks_pfilter.bits = PFILTER_BITS;
+    __atomic_store_n(&preoom_stacks_pfilter.counts, counts, __ATOMIC_RELEASE);
     preoom_unwind_init();
     preoom_tls.sample_countdown = preoom_stacks_next_countdown();
     __atomic_store_n(&mode, preoom_opt.stacks, __ATOMIC_RELEASE);
     preoom_tls.guard--;
 }
 
+uint64_t preoom_stack_hash(const uintptr_t *frames, int n)
+{
+    uint64_t h = 0x9E3779B97F4A7C15ULL ^ (uint64_t)n;
+    for (int i = 0; i < n; i++) {
+        h = (h ^ (uint64_t)frames[i]) * 0xFF51AFD7ED558CCDULL;
+        h ^= h >> 32;
+    }
+    return h ? h : 1;
+}
+
+static inline int same_stack(const site_t *s, uint64_t h, const uintptr_t *frames, int n)
+{
+    return s->hash == h && s->nframes == n &&
+           memcmp(s->frames, frames, (size_t)n * sizeof *frames) == 0;
+}
+
+static inline site_t **index_slot(uint64_t h)
+{
+    return &site_index[h >> (64 - INDEX_BITS)];
+}
+
+/* Under site_lock. */
 static site_t *find_site(const uintptr_t *frames, int n)
 {
     site_t *s = NULL;
@@ -331,47 +440,101 @@ static site_t *find_site(const uintptr_t *frames, int n)
     return s;
 }
 
-static site_t *add_site(const uintptr_t *frames, int n, int truncated)
+/* Sites are aligned to a cache line (the arena gives 16 bytes) and never freed once added. */
+static site_t *add_site(const uintptr_t *frames, int n, int truncated, uint64_t h)
 {
-    site_t *s = preoom_arena_alloc(sizeof *s + (size_t)n * sizeof *frames);
-    if (!s)
+    size_t raw_bytes = sizeof(site_t) + (size_t)n * sizeof *frames + PREOOM_CACHE_LINE - 1;
+    char *raw = preoom_arena_alloc(raw_bytes);
+    if (!raw)
         return NULL;
+    site_t *s = (site_t *)(void *)(((uintptr_t)raw + PREOOM_CACHE_LINE - 1) &
+                                   ~(uintptr_t)(PREOOM_CACHE_LINE - 1));
     memcpy(s->frames, frames, (size_t)n * sizeof *frames);
+    s->hash = h;
     s->nframes = (uint16_t)n;
     s->truncated = (uint8_t)truncated;
     s->id = site_count + 1;
     oom_hit = 0;
     HASH_ADD_KEYPTR(hh, sites, s->frames, (unsigned)n * sizeof *frames, s);
     if (oom_hit) {
-        preoom_arena_free(s, sizeof *s + (size_t)n * sizeof *frames);
+        preoom_arena_free(raw, raw_bytes);
         return NULL;
     }
     site_count++;
     return s;
 }
 
+/* The site of a stack: the index without a lock; else the table under site_lock, adding the
+ * site if it is new (its modules recorded first, outside our lock: a library may be dlclosed
+ * before the report). The index slot is then pointed at it, its frames and hash complete. */
+static site_t *site_of(const uintptr_t *frames, int n, int truncated)
+{
+    uint64_t h = preoom_stack_hash(frames, n);
+    site_t **slot = index_slot(h);
+    site_t *s = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+    if (PREOOM_LIKELY(s && same_stack(s, h, frames, n)))
+        return s;
+    lock(&site_lock);
+    s = find_site(frames, n);
+    unlock(&site_lock);
+    if (!s) {
+        if (!preoom_modules_cover(frames, n))
+            preoom_modules_refresh();
+        lock(&site_lock);
+        s = find_site(frames, n);
+        if (!s)
+            s = add_site(frames, n, truncated, h);
+        unlock(&site_lock);
+    }
+    if (s)
+        __atomic_store_n(slot, s, __ATOMIC_RELEASE);
+    return s;
+}
+
+/* Counters change with atomics and no lock. A record's weight is added before its pointer
+ * can be freed (the pointer is not yet the program's) and taken off exactly once, so live
+ * never goes below zero. The peak is the highest value live_bytes took. */
 static void site_sub(site_t *s, uint64_t bytes, uint64_t count)
 {
-    s->live_bytes = s->live_bytes > bytes ? s->live_bytes - bytes : 0;
-    s->live_count = s->live_count > count ? s->live_count - count : 0;
+    __atomic_sub_fetch(&s->live_bytes, bytes, __ATOMIC_RELAXED);
+    __atomic_sub_fetch(&s->live_count, count, __ATOMIC_RELAXED);
 }
 
 static void site_add_live(site_t *s, uint64_t bytes, uint64_t count)
 {
-    s->live_bytes += bytes;
-    s->live_count += count;
-    if (s->live_bytes > s->peak_bytes)
-        s->peak_bytes = s->live_bytes;
+    uint64_t live = __atomic_add_fetch(&s->live_bytes, bytes, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&s->live_count, count, __ATOMIC_RELAXED);
+    uint64_t peak = __atomic_load_n(&s->peak_bytes, __ATOMIC_RELAXED);
+    while (live > peak && !__atomic_compare_exchange_n(&s->peak_bytes, &peak, live, 1,
+                                                       __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+        ;
 }
 
-/* Under site_lock: forget whatever record p still has (a free we never saw). */
-static void drop_stale(uintptr_t p)
+/* Under p's shard lock: take off whatever record p still has (a free we never saw) into
+ * *old; the caller takes it off its site once the lock is released. */
+static int take_stale(shard_t *sh, uintptr_t p, preoom_pmap_entry_t *old)
 {
-    preoom_pmap_entry_t old;
-    if (preoom_pfilter_maybe(&pfilter, p) && preoom_pmap_take(&pmap, p, &old)) {
-        site_sub(old.site, old.bytes, old.count);
-        preoom_pfilter_del(&pfilter, p);
+    if (preoom_pfilter_maybe(&preoom_stacks_pfilter, p) && preoom_pmap_take(&sh->map, p, old)) {
+        preoom_pfilter_del(&preoom_stacks_pfilter, p);
+        return 1;
     }
+    return 0;
+}
+
+/* Remember p's record in its shard; 0 or -errno. */
+static int put_record(const preoom_pmap_entry_t *e)
+{
+    shard_t *sh = shard_of(e->ptr);
+    preoom_pmap_entry_t old;
+    lock(&sh->lock);
+    int stale = take_stale(sh, e->ptr, &old);
+    int rc = e->site ? preoom_pmap_put(&sh->map, e) : -ENOMEM;
+    if (rc == 0)
+        preoom_pfilter_add(&preoom_stacks_pfilter, e->ptr);
+    unlock(&sh->lock);
+    if (stale)
+        site_sub(old.site, old.bytes, old.count);
+    return rc;
 }
 
 void preoom_stacks_alloc(void *p, size_t bytes)
@@ -389,57 +552,43 @@ void preoom_stacks_alloc(void *p, size_t bytes)
     uintptr_t frames[PREOOM_STACK_MAX_FRAMES];
     int truncated = 0;
     int n = preoom_unwind(frames, depth, &truncated);
-
-    lock();
-    site_t *s = find_site(frames, n);
-    if (!s) {
-        /* A new site: make sure the modules its frames point into are recorded while they
-         * are loaded (a library may be dlclosed before the report). Outside our lock. */
-        unlock();
-        if (!preoom_modules_cover(frames, n))
-            preoom_modules_refresh();
-        lock();
-        s = find_site(frames, n);
-        if (!s)
-            s = add_site(frames, n, truncated);
-    }
-    uintptr_t key = (uintptr_t)p;
-    drop_stale(key);
-    preoom_pmap_entry_t e = {.ptr = key, .site = s, .bytes = wb, .count = wc};
-    if (s && preoom_pmap_put(&pmap, &e) == 0) {
-        preoom_pfilter_add(&pfilter, key);
-        s->total_bytes += wb;
-        s->total_count += wc;
-        s->samples++;
+    site_t *s = site_of(frames, n, truncated);
+    preoom_pmap_entry_t e = {.ptr = (uintptr_t)p, .site = s, .bytes = wb, .count = wc};
+    if (put_record(&e) == 0) {
+        __atomic_add_fetch(&s->total_bytes, wb, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&s->total_count, wc, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&s->samples, 1, __ATOMIC_RELAXED);
         site_add_live(s, wb, wc);
     } else {
-        dropped++;
+        __atomic_add_fetch(&dropped, 1, __ATOMIC_RELAXED);
     }
-    unlock();
     preoom_tls.guard--;
 }
 
 void preoom_stacks_free(void *p)
 {
     uintptr_t key = (uintptr_t)p;
-    if (!key || !pfilter.counts || !preoom_pfilter_maybe(&pfilter, key))
+    if (!key || !preoom_stacks_maybe_sampled(p))
         return;
     if (holding) {
         /* A signal handler freeing while this thread is inside our section: we cannot wait
-         * for ourselves. The record stays (counted as dropped); drop_stale cleans it up if
+         * for ourselves. The record stays (counted as dropped); take_stale cleans it up if
          * the address comes back. */
         __atomic_add_fetch(&dropped, 1, __ATOMIC_RELAXED);
         return;
     }
     preoom_tls.guard++;
-    lock();
+    shard_t *sh = shard_of(key);
     preoom_pmap_entry_t e;
-    if (preoom_pmap_take(&pmap, key, &e)) {
+    lock(&sh->lock);
+    int found = preoom_pmap_take(&sh->map, key, &e);
+    if (found)
+        preoom_pfilter_del(&preoom_stacks_pfilter, key);
+    unlock(&sh->lock);
+    if (found) {
         site_sub(e.site, e.bytes, e.count);
-        preoom_pfilter_del(&pfilter, key);
         last_taken = e;
     }
-    unlock();
     preoom_tls.guard--;
 }
 
@@ -449,38 +598,43 @@ void preoom_stacks_restore(void *p)
     if (!key || last_taken.ptr != key || holding)
         return;
     preoom_tls.guard++;
-    lock();
     preoom_pmap_entry_t e = last_taken;
-    drop_stale(key);
-    if (preoom_pmap_put(&pmap, &e) == 0) {
-        preoom_pfilter_add(&pfilter, key);
-        site_add_live(e.site, e.bytes, e.count);
-    }
     last_taken.ptr = 0;
-    unlock();
+    if (put_record(&e) == 0)
+        site_add_live(e.site, e.bytes, e.count);
+    else
+        __atomic_add_fetch(&dropped, 1, __ATOMIC_RELAXED);
     preoom_tls.guard--;
 }
 
 /* ---- fork ----------------------------------------------------------------------------------- */
-/* The site lock is never held while waiting for the loader or anything fork takes, so it
- * can be held across fork: the child then gets consistent tables (its heap is a copy of the
- * parent's, so the live records stay true for it). Taken before the arena's lock, as on
- * the recording path. */
+/* Our locks are never held while waiting for the loader or anything fork takes, so they can
+ * be held across fork: the child then gets consistent tables (its heap is a copy of the
+ * parent's, so the live records stay true for it). Taken before the arena's lock, as on the
+ * recording path; the site lock first, then the shards in order (nothing else holds two). */
 void preoom_stacks_atfork_prepare(void)
 {
-    if (mode != PREOOM_STACKS_OFF)
-        pthread_mutex_lock(&site_lock);
+    if (mode == PREOOM_STACKS_OFF)
+        return;
+    pthread_mutex_lock(&site_lock);
+    for (int i = 0; i < SHARDS; i++)
+        pthread_mutex_lock(&shards[i].lock);
 }
 
 void preoom_stacks_atfork_parent(void)
 {
-    if (mode != PREOOM_STACKS_OFF)
-        pthread_mutex_unlock(&site_lock);
+    if (mode == PREOOM_STACKS_OFF)
+        return;
+    for (int i = SHARDS - 1; i >= 0; i--)
+        pthread_mutex_unlock(&shards[i].lock);
+    pthread_mutex_unlock(&site_lock);
 }
 
 void preoom_stacks_atfork_child(void)
 {
     pthread_mutex_init(&site_lock, NULL);
+    for (int i = 0; i < SHARDS; i++)
+        pthread_mutex_init(&shards[i].lock, NULL);
     holding = 0;
     rng = 0;
     preoom_unwind_atfork_child();
@@ -522,25 +676,27 @@ static int write_sites(int fd)
     ob_put(o, ", \"stacks\": {\"version\": 1, \"mode\": \"%s\", \"sample_bytes\": %llu, "
               "\"depth\": %d, ",
            names[m], (unsigned long long)(m == PREOOM_STACKS_ALL ? 0 : mean_bytes), depth);
-    lock();
-    ob_put(o, "\"dropped\": %llu, \"sites\": [", (unsigned long long)dropped);
+    lock(&site_lock);
+    ob_put(o, "\"dropped\": %llu, \"sites\": [",
+           (unsigned long long)__atomic_load_n(&dropped, __ATOMIC_RELAXED));
     int first = 1;
     for (site_t *s = sites; s; s = s->hh.next) {
+        /* Counters move under us (no lock guards them): each is read once, atomically. */
+#define LOAD(f) ((unsigned long long)__atomic_load_n(&s->f, __ATOMIC_RELAXED))
         ob_put(o, "%s\n  {\"id\": %u, \"live_bytes\": %llu, \"live_count\": %llu, "
                   "\"total_bytes\": %llu, \"total_count\": %llu, \"peak_bytes\": %llu, "
                   "\"samples\": %llu, \"truncated\": %s, \"frames\": [",
-               first ? "" : ",", s->id, (unsigned long long)s->live_bytes,
-               (unsigned long long)((s->live_count + PREOOM_COUNT_ONE / 2) / PREOOM_COUNT_ONE),
-               (unsigned long long)s->total_bytes,
-               (unsigned long long)((s->total_count + PREOOM_COUNT_ONE / 2) / PREOOM_COUNT_ONE),
-               (unsigned long long)s->peak_bytes,
-               (unsigned long long)s->samples, s->truncated ? "true" : "false");
+               first ? "" : ",", s->id, LOAD(live_bytes),
+               (LOAD(live_count) + PREOOM_COUNT_ONE / 2) / PREOOM_COUNT_ONE, LOAD(total_bytes),
+               (LOAD(total_count) + PREOOM_COUNT_ONE / 2) / PREOOM_COUNT_ONE, LOAD(peak_bytes),
+               LOAD(samples), s->truncated ? "true" : "false");
+#undef LOAD
         for (int i = 0; i < s->nframes; i++)
             ob_put(o, "%s\"0x%lx\"", i ? ", " : "", (unsigned long)s->frames[i]);
         ob_put(o, "]}");
         first = 0;
     }
-    unlock();
+    unlock(&site_lock);
     ob_put(o, "],\n");
     ob_flush(o);
     int rc = o->rc;

@@ -122,7 +122,8 @@ int preoom_cmd_explain(const char *reg_name, int argc, char **argv)
     long victim = preoom_badness_select(&ctx, cands, g.n, scores);
     for (size_t i = 0; i < g.n; i++)
         order[i] = i;
-    qsort(order, g.n, sizeof *order, cmp_rank);
+    if (g.n > 1)
+        qsort(order, g.n, sizeof *order, cmp_rank);
 
     if (json) {
         printf("{\"registry\": ");

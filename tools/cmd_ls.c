@@ -368,7 +368,8 @@ int preoom_ls_show(const char *reg_name, int sort_key, int json, int max_rows, F
     }
     verify(&t);
     sort_key_now = sort_key;
-    qsort(t.rows, t.n, sizeof *t.rows, cmp_rows);
+    if (t.n > 1)
+        qsort(t.rows, t.n, sizeof *t.rows, cmp_rows);
     if (json)
         print_json(reg_name, &t, out);
     else

@@ -170,7 +170,8 @@ static size_t *sorted(const srep_t *r, enum srep_weight w)
         idx[i] = i;
     sort_weight = w;
     sort_sites = r->sites;
-    qsort(idx, r->nsites, sizeof *idx, by_weight);
+    if (r->nsites > 1)
+        qsort(idx, r->nsites, sizeof *idx, by_weight);
     return idx;
 }
 

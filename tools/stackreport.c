@@ -720,8 +720,10 @@ static int fcmp(const void *a, const void *b)
 
 static void fsort(fnode_t *f)
 {
-    /* Alphabetical, as flame graphs are drawn: the x axis is not time. */
-    qsort(f->kids, f->nkids, sizeof *f->kids, fcmp);
+    /* Alphabetical, as flame graphs are drawn: the x axis is not time. A leaf has no
+     * array at all, and qsort must not be given NULL even for zero elements. */
+    if (f->nkids > 1)
+        qsort(f->kids, f->nkids, sizeof *f->kids, fcmp);
     for (size_t i = 0; i < f->nkids; i++)
         fsort(&f->kids[i]);
 }

@@ -3,6 +3,7 @@
  * parser (bad input included) and the collapsed-stack formatter.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "harness.h"
@@ -18,6 +19,87 @@ static void test_ln(void)
     for (size_t i = 0; i < sizeof ys / sizeof ys[0]; i++)
         CHECK(fabs(preoom_one_minus_exp_neg(ys[i]) - (-expm1(-ys[i]))) <=
               1e-12 * -expm1(-ys[i]));
+}
+
+/* The table-driven forms against libm everywhere, not only at chosen points: a million
+ * random arguments across every binade the sampler can meet, and the table seams. */
+static void test_ln_dense(void)
+{
+    uint64_t st = 99;
+    double worst_ln = 0, worst_exp = 0;
+    for (int i = 0; i < 1000000; i++) {
+        uint64_t r = preoom_xorshift64(&st);
+        /* u in (0, 1] as preoom_sample_draw makes it, and a spread over 1e-300..1e300 */
+        double u = (double)((r >> 11) + 1) * (1.0 / 9007199254740992.0);
+        double w = ldexp(1 + (double)(r & 0xfffff) / 0x100000, (int)(r >> 54) % 1996 - 998);
+        double xs[2] = {u, w};
+        for (int k = 0; k < 2; k++) {
+            double err = fabs(preoom_ln(xs[k]) - log(xs[k])) / (1 + fabs(log(xs[k])));
+            if (err > worst_ln)
+                worst_ln = err;
+        }
+        /* x = bytes / mean: 1e-9 .. 800 */
+        double x = ldexp(1 + (double)(r & 0xffff) / 0x10000, (int)(r >> 58) % 40 - 30);
+        double want = -expm1(-x);
+        double err = fabs(preoom_one_minus_exp_neg(x) - want) / want;
+        if (err > worst_exp)
+            worst_exp = err;
+    }
+    CHECK(worst_ln <= 1e-14);
+    CHECK(worst_exp <= 1e-13);
+    /* the seams: table steps of ln (c = 1 + i/128) and of exp (x = n ln2/64), either side */
+    int bad = 0;
+    for (int i = 0; i <= 128; i++) {
+        double c = 1 + i / 128.0;
+        for (int d = -1; d <= 1; d++) {
+            double x = nextafter(c, d < 0 ? 0 : 4);
+            if (d == 0)
+                x = c;
+            bad |= fabs(preoom_ln(x) - log(x)) > 1e-15 * (1 + fabs(log(x)));
+        }
+    }
+    for (int n = 1; n < 64 * 20; n++) {
+        double c = n * (log(2) / 64);
+        for (int d = -1; d <= 1; d += 2) {
+            double x = nextafter(c, d < 0 ? 0 : 1e9);
+            bad |= fabs(preoom_one_minus_exp_neg(x) + expm1(-x)) > 1e-13 * -expm1(-x);
+        }
+    }
+    CHECK(!bad);
+    CHECK(preoom_one_minus_exp_neg(0) == 0);
+    CHECK(preoom_one_minus_exp_neg(1000) == 1);
+    CHECK(preoom_ln(0) < -1e300);
+    CHECK(fabs(preoom_ln(4.9e-324) - log(4.9e-324)) < 1e-12 * 745);  /* subnormal */
+}
+
+/* The stack hash keys the lock-free site index: equal stacks hash equal, a change in any
+ * frame or in the depth changes it, and it is never 0 (0 marks nothing). */
+static void test_stack_hash(void)
+{
+    uintptr_t a[8] = {0x401000, 0x401234, 0x7f0000012345, 0x7f00000a0000, 5, 6, 7, 8};
+    uintptr_t b[8];
+    memcpy(b, a, sizeof a);
+    CHECK(preoom_stack_hash(a, 8) == preoom_stack_hash(b, 8));
+    CHECK(preoom_stack_hash(a, 8) != preoom_stack_hash(a, 7));
+    int bad = 0;
+    for (int i = 0; i < 8; i++) {
+        b[i] ^= 16;
+        bad |= preoom_stack_hash(a, 8) == preoom_stack_hash(b, 8);
+        b[i] ^= 16;
+    }
+    CHECK(!bad);
+    CHECK(preoom_stack_hash(a, 0) != 0);
+    /* spread: the index uses the top 14 bits; 4096 stacks differing in one return address
+     * should fill well over half of 4096 buckets (random: 63%) */
+    static unsigned char seen[1 << 12];
+    int filled = 0;
+    for (int i = 0; i < 4096; i++) {
+        a[1] = 0x401000 + (uintptr_t)i * 5;
+        unsigned slot = (unsigned)(preoom_stack_hash(a, 8) >> 52);
+        filled += !seen[slot];
+        seen[slot] = 1;
+    }
+    CHECK(filled > 4096 * 55 / 100);
 }
 
 /* The draws have the mean asked for: 200k exponential draws have a relative standard
@@ -95,6 +177,49 @@ static void test_filter(void)
     CHECK(!any);                                     /* counts go back to zero */
     /* A saturated counter sticks: never decremented into a false negative. */
     f.counts[0] = UINT16_MAX;
+    free(f.counts);
+}
+
+/* The filter is changed by threads holding different shard locks: its counters must add and
+ * take away atomically. Four threads push and pop pointers that share a tiny filter's
+ * buckets; a lost update would leave a count that never returns to zero (or, worse, reach
+ * zero with a pointer still in). */
+struct pf_worker { preoom_pfilter_t *f; uintptr_t base; int bad; };
+
+static void *pf_churn(void *arg)
+{
+    struct pf_worker *w = arg;
+    for (int round = 0; round < 2000; round++) {
+        for (int i = 0; i < 64; i++)
+            preoom_pfilter_add(w->f, w->base + (uintptr_t)i * 16);
+        for (int i = 0; i < 64; i++)
+            w->bad |= !preoom_pfilter_maybe(w->f, w->base + (uintptr_t)i * 16);
+        for (int i = 0; i < 64; i++)
+            preoom_pfilter_del(w->f, w->base + (uintptr_t)i * 16);
+    }
+    return NULL;
+}
+
+static void test_filter_threads(void)
+{
+    preoom_pfilter_t f = {.bits = 4};
+    f.counts = calloc(1u << f.bits, sizeof *f.counts);
+    pthread_t t[4];
+    struct pf_worker w[4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = (struct pf_worker){&f, 0x7f0000000000u + (uintptr_t)i * 0x100000, 0};
+        CHECK(pthread_create(&t[i], NULL, pf_churn, &w[i]) == 0);
+    }
+    int bad = 0;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        bad |= w[i].bad;
+    }
+    CHECK(!bad);
+    int left = 0;
+    for (unsigned i = 0; i < 1u << f.bits; i++)
+        left += f.counts[i];
+    CHECK_EQ_U64(left, 0);
     free(f.counts);
 }
 
@@ -215,9 +340,12 @@ static void test_svg(void)
 int main(void)
 {
     TEST_CASE("stacks: ln and 1-exp(-x) without libm", test_ln);
+    TEST_CASE("stacks: table-driven ln and 1-exp(-x) match libm everywhere", test_ln_dense);
+    TEST_CASE("stacks: stack hash for the site index", test_stack_hash);
     TEST_CASE("stacks: exponential draws have the mean and spread asked", test_draw_mean);
     TEST_CASE("stacks: sampled weights estimate bytes and counts without bias", test_weights_unbiased);
     TEST_CASE("stacks: pointer filter never says no to a sampled pointer", test_filter);
+    TEST_CASE("stacks: pointer filter counts stay exact under threads", test_filter_threads);
     TEST_CASE("stacks: pointer map put/take with backward-shift deletion", test_pmap);
     TEST_CASE("stacks: collapsed line format", test_collapsed);
     TEST_CASE("stacks: report parser, bad input refused", test_parse);
