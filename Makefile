@@ -30,9 +30,10 @@ endif
 ALL_CFLAGS = $(STD) $(WARN) $(OPT) $(DEBUG) $(DEPS) $(INC) $(CFLAGS)
 
 # The preload: position independent, hidden by default (only the interposed symbols and the
-# public API are exported), initial-exec TLS so a thread-local access never calls malloc.
-PRELOAD_CFLAGS = $(ALL_CFLAGS) -fPIC -fvisibility=hidden -ftls-model=initial-exec -fexceptions \
-                 -fno-omit-frame-pointer
+# public API are exported), initial-exec TLS so a thread-local access never calls malloc,
+# unwind tables (-fexceptions) so a C++ exception from operator new passes through our frames.
+# No frame pointers: libunwind reads the DWARF tables, and the hooks save the push and pop.
+PRELOAD_CFLAGS = $(ALL_CFLAGS) -fPIC -fvisibility=hidden -ftls-model=initial-exec -fexceptions
 PRELOAD_SRC = $(wildcard preload/*.c)
 PRELOAD_OBJ = $(PRELOAD_SRC:%.c=$(BUILD)/%.o)
 # Everything but the file that defines malloc & co: linked into the tools and unit tests.

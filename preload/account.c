@@ -66,6 +66,8 @@ preoom_tblock_t *preoom_account_thread_block(void)
                                                         memory_order_relaxed));
     }
     preoom_tls.block = b;
+    preoom_tls.peak_mark = atomic_load_explicit(&b->malloc_bytes, memory_order_relaxed) +
+                           PREOOM_PEAK_CHECK_BYTES;
     preoom_tls.sample_countdown = preoom_stacks_next_countdown();
     /* Keys below PTHREAD_KEY_2NDLEVEL_SIZE live inside the thread: this does not allocate. */
     if (exit_key_ok)
@@ -99,9 +101,9 @@ static void raise_to(_Atomic uint64_t *peak, uint64_t v)
 /* Peaks between agent ticks: a thread whose own net growth passed PREOOM_PEAK_CHECK_BYTES
  * sums every block once, so a spike that comes and goes within an interval is still seen
  * to within about that distance per thread. */
-void preoom_account_peak_check(void)
+void preoom_account_peak_check(int64_t now)
 {
-    preoom_tls.since_peak_check = 0;
+    preoom_tls.peak_mark = now + PREOOM_PEAK_CHECK_BYTES;
     raise_to(&preoom_g.peak_committed, committed_now());
 }
 

@@ -105,17 +105,59 @@ static size_t boot_size(const void *p)
 #define RESOLVE(f)                                                                        \
     __atomic_store_n((void **)&real.f, dlsym(RTLD_NEXT, #f), __ATOMIC_RELEASE)
 
+/* Is the allocator below us glibc's, with its chunk header where malloc_usable_size reads
+ * it? Then the hot path reads the size inline (one load instead of a call), and skips the
+ * in-allocator flag, which only matters for allocators that call mmap through the dynamic
+ * linker (glibc's are internal calls). Decided by behaviour, not by name alone: the inline
+ * reading must agree with the real malloc_usable_size on small, large and mmapped chunks. */
+static int below_glibc;
+
+static size_t glibc_usable(const void *p)
+{
+    size_t head = ((const size_t *)p)[-1];
+    /* chunk size without its 3 flag bits, less the header: 16 bytes for an mmapped chunk
+     * (IS_MMAPPED = 2), 8 for one in an arena (its next chunk's prev_size field is ours). */
+    return (head & ~(size_t)7) - ((head & 2) ? 16 : 8);
+}
+
+static int detect_glibc(malloc_fn m, free_fn f, usable_fn u, calloc_fn c)
+{
+    Dl_info info;
+    if (!m || !f || !u || !c || !dladdr((void *)m, &info) || !info.dli_fname ||
+        !strstr(info.dli_fname, "libc.so"))
+        return 0;
+    /* Below glibc's initial mmap threshold (128 KiB) only: freeing an mmapped chunk raises
+     * glibc's dynamic threshold, which would change where the host's later allocations come
+     * from. The mmapped case (IS_MMAPPED) is the same header, read the same way. */
+    static const size_t sizes[] = {1, 24, 100, 1000, 4096, 40000, 100000};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        void *p = i % 2 ? c(1, sizes[i]) : m(sizes[i]);
+        if (!p)
+            return 0;
+        int same = glibc_usable(p) == u(p) && u(p) >= sizes[i];
+        f(p);
+        if (!same)
+            return 0;
+    }
+    return 1;
+}
+
 static void resolve(void)
 {
     int expect = 0;
     if (!atomic_compare_exchange_strong(&resolve_state, &expect, 1))
         return; /* done, or under way in this or another thread: callers fall back */
+    malloc_fn m = (malloc_fn)dlsym(RTLD_NEXT, "malloc");
+    free_fn f = (free_fn)dlsym(RTLD_NEXT, "free");
+    usable_fn u = (usable_fn)dlsym(RTLD_NEXT, "malloc_usable_size");
+    calloc_fn c = (calloc_fn)dlsym(RTLD_NEXT, "calloc");
+    /* Before any pointer is published, so no wrapper ever sees it change under it. */
+    below_glibc = detect_glibc(m, f, u, c);
     /* Order matters: once malloc is set, the other wrappers stop using the bootstrap arena,
      * so free and usable must be there first. */
-    RESOLVE(free);
-    __atomic_store_n((void **)&real.usable, dlsym(RTLD_NEXT, "malloc_usable_size"),
-                     __ATOMIC_RELEASE);
-    RESOLVE(calloc);
+    __atomic_store_n(&real.free, f, __ATOMIC_RELEASE);
+    __atomic_store_n(&real.usable, u, __ATOMIC_RELEASE);
+    __atomic_store_n(&real.calloc, c, __ATOMIC_RELEASE);
     RESOLVE(realloc);
     RESOLVE(reallocarray);
     RESOLVE(posix_memalign);
@@ -130,7 +172,7 @@ static void resolve(void)
     RESOLVE(brk);
     RESOLVE(sbrk);
     RESOLVE(malloc_trim);
-    RESOLVE(malloc);
+    __atomic_store_n(&real.malloc, m, __ATOMIC_RELEASE);
     atomic_store(&resolve_state, 2);
 }
 
@@ -154,10 +196,29 @@ void preoom_hooks_init(void)
 }
 
 /* ---- counting helpers ------------------------------------------------------------------ */
+/* `g` is below_glibc, read once by the caller: the compiler must otherwise read it again
+ * after every call into the allocator. */
+static inline size_t usable_size(int g, void *p)
+{
+    return PREOOM_LIKELY(g) ? glibc_usable(p) : REAL(usable)(p);
+}
+
 static inline size_t usable_of(void *p)
 {
-    return p ? REAL(usable)(p) : 0;
+    return p ? usable_size(below_glibc, p) : 0;
 }
+
+/* Around calls into the real allocator: see below_glibc. */
+#define ALLOC_ENTER(g)                                                                    \
+    do {                                                                                  \
+        if (PREOOM_UNLIKELY(!(g)))                                                        \
+            preoom_tls.in_alloc++;                                                        \
+    } while (0)
+#define ALLOC_LEAVE(g)                                                                    \
+    do {                                                                                  \
+        if (PREOOM_UNLIKELY(!(g)))                                                        \
+            preoom_tls.in_alloc--;                                                        \
+    } while (0)
 
 /* Byte sampling for the call-site tables: each allocation spends its size from the thread's
  * countdown; the one that runs it out is recorded (stacks.c draws the next countdown). */
@@ -172,23 +233,23 @@ static inline void sample(void *p, size_t n)
     }
 }
 
-static inline void counted_alloc(void *p, enum preoom_call call)
+static inline void counted_alloc(int g, void *p, enum preoom_call call)
 {
     preoom_tls.inner_hit = 1;
     if (!p) {
         preoom_account_call(call);
         return;
     }
-    size_t n = REAL(usable)(p);
+    size_t n = usable_size(g, p);
     preoom_account_malloc((int64_t)n, call);
     sample(p, n);
 }
 
 /* Before the real free: what is about to go. */
-static inline size_t counted_free_prepare(void *p)
+static inline size_t counted_free_prepare(int g, void *p)
 {
     preoom_tls.inner_hit = 1;
-    size_t n = REAL(usable)(p);
+    size_t n = usable_size(g, p);
     if (PREOOM_UNLIKELY(stacks_on) && preoom_stacks_maybe_sampled(p))
         preoom_stacks_free(p);
     return n;
@@ -203,10 +264,11 @@ PREOOM_EXPORT void *malloc(size_t n)
         if (!(f = REAL(malloc)))
             return boot_alloc(n, 16);
     }
-    preoom_tls.in_alloc++;
+    int g = below_glibc;
+    ALLOC_ENTER(g);
     void *p = f(n);
-    preoom_tls.in_alloc--;
-    counted_alloc(p, PREOOM_CALL_MALLOC);
+    ALLOC_LEAVE(g);
+    counted_alloc(g, p, PREOOM_CALL_MALLOC);
     return p;
 }
 
@@ -221,10 +283,11 @@ PREOOM_EXPORT void free(void *p)
     free_fn f = REAL(free);
     if (PREOOM_UNLIKELY(!f))
         return; /* cannot happen: nothing but boot blocks exists before resolution */
-    size_t n = counted_free_prepare(p);
-    preoom_tls.in_alloc++;
+    int g = below_glibc;
+    size_t n = counted_free_prepare(g, p);
+    ALLOC_ENTER(g);
     f(p);
-    preoom_tls.in_alloc--;
+    ALLOC_LEAVE(g);
     preoom_account_malloc(-(int64_t)n, PREOOM_CALL_FREE);
 }
 
@@ -242,10 +305,11 @@ PREOOM_EXPORT void *calloc(size_t nmemb, size_t size)
             return boot_alloc(total, 16);
         }
     }
-    preoom_tls.in_alloc++;
+    int g = below_glibc;
+    ALLOC_ENTER(g);
     void *p = f(nmemb, size);
-    preoom_tls.in_alloc--;
-    counted_alloc(p, PREOOM_CALL_CALLOC);
+    ALLOC_LEAVE(g);
+    counted_alloc(g, p, PREOOM_CALL_CALLOC);
     return p;
 }
 
@@ -277,19 +341,20 @@ static void *realloc_common(void *p, size_t n, int is_array, size_t nmemb, size_
     }
     if (PREOOM_UNLIKELY(p && is_boot(p)))
         return boot_realloc(p, n);
-    preoom_tls.in_alloc++;
+    int g = below_glibc;
+    ALLOC_ENTER(g);
     if (!p) {
         void *q = REAL(realloc)(NULL, n);
-        preoom_tls.in_alloc--;
-        counted_alloc(q, call);
+        ALLOC_LEAVE(g);
+        counted_alloc(g, q, call);
         return q;
     }
-    size_t old = counted_free_prepare(p);
+    size_t old = counted_free_prepare(g, p);
     void *q = REAL(realloc)(p, n);
-    preoom_tls.in_alloc--;
+    ALLOC_LEAVE(g);
     if (q) {
         /* Moved or resized: the old block is gone either way. */
-        size_t now = REAL(usable)(q);
+        size_t now = usable_size(g, q);
         preoom_account_malloc((int64_t)now - (int64_t)old, call);
         sample(q, now);
     } else if (n == 0) {
@@ -329,10 +394,11 @@ PREOOM_EXPORT int posix_memalign(void **out, size_t align, size_t n)
             return 0;
         }
     }
-    preoom_tls.in_alloc++;
+    int g = below_glibc;
+    ALLOC_ENTER(g);
     int rc = f(out, align, n);
-    preoom_tls.in_alloc--;
-    counted_alloc(rc == 0 ? *out : NULL, PREOOM_CALL_POSIX_MEMALIGN);
+    ALLOC_LEAVE(g);
+    counted_alloc(g, rc == 0 ? *out : NULL, PREOOM_CALL_POSIX_MEMALIGN);
     return rc;
 }
 
@@ -340,10 +406,11 @@ static void *aligned_common(aligned_fn f, size_t align, size_t n, enum preoom_ca
 {
     if (PREOOM_UNLIKELY(!f))
         return boot_alloc(n, align);
-    preoom_tls.in_alloc++;
+    int g = below_glibc;
+    ALLOC_ENTER(g);
     void *p = f(align, n);
-    preoom_tls.in_alloc--;
-    counted_alloc(p, call);
+    ALLOC_LEAVE(g);
+    counted_alloc(g, p, call);
     return p;
 }
 
@@ -369,10 +436,11 @@ PREOOM_EXPORT void *valloc(size_t n)
         if (!(f = REAL(valloc)))
             return boot_alloc(n, 4096);
     }
-    preoom_tls.in_alloc++;
+    int g = below_glibc;
+    ALLOC_ENTER(g);
     void *p = f(n);
-    preoom_tls.in_alloc--;
-    counted_alloc(p, PREOOM_CALL_VALLOC);
+    ALLOC_LEAVE(g);
+    counted_alloc(g, p, PREOOM_CALL_VALLOC);
     return p;
 }
 
@@ -384,10 +452,11 @@ PREOOM_EXPORT void *pvalloc(size_t n)
         if (!(f = REAL(pvalloc)))
             return boot_alloc((n + 4095) & ~(size_t)4095, 4096);
     }
-    preoom_tls.in_alloc++;
+    int g = below_glibc;
+    ALLOC_ENTER(g);
     void *p = f(n);
-    preoom_tls.in_alloc--;
-    counted_alloc(p, PREOOM_CALL_PVALLOC);
+    ALLOC_LEAVE(g);
+    counted_alloc(g, p, PREOOM_CALL_PVALLOC);
     return p;
 }
 
@@ -566,6 +635,8 @@ static void *cxx(enum cxx_op op)
     return f;
 }
 
+/* Unconditional, unlike ALLOC_ENTER: operator new may be served by an allocator of its own
+ * (tcmalloc's) even where malloc is glibc's. */
 static inline uint32_t *enter_alloc(void)
 {
     preoom_tls.in_alloc++;
@@ -577,8 +648,9 @@ static inline void leave_alloc(uint32_t **depth)
     (**depth)--;
 }
 
-/* new: count here only if the real operator did not go through our malloc. The real call may
- * throw; nothing here needs undoing when it does (the flag is reset by every call). */
+/* new: count here only if the real operator did not go through our malloc (inner_hit is
+ * reset by every call). The real call may throw: the in-allocator depth is then restored by
+ * the cleanup attribute as the exception unwinds. */
 #define NEW_BODY(op, type, ...)                                                            \
     preoom_tls.inner_hit = 0;                                                             \
     void *p;                                                                              \

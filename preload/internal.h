@@ -102,7 +102,8 @@ typedef struct preoom_tblock {
 
 typedef struct preoom_tstate {
     preoom_tblock_t *block;
-    int64_t since_peak_check;   /* net bytes since this thread last updated the peak */
+    int64_t peak_mark;          /* the block's malloc_bytes above which the peak is checked:
+                                 * its value at the last check + PREOOM_PEAK_CHECK_BYTES */
     int64_t sample_countdown;   /* bytes until the next sampled allocation (stacks.c) */
     uint32_t in_alloc;          /* inside the real allocator: its own mmaps are not the
                                  * program's (counted already as malloc bytes) */
@@ -136,8 +137,9 @@ typedef struct preoom_totals {
 
 /* Slow path of the first count in a thread. */
 preoom_tblock_t *preoom_account_thread_block(void);
-/* Peak update when a thread's net growth passes the check distance. */
-void preoom_account_peak_check(void);
+/* Peak update when a thread's net growth passes the check distance; `now` is the block's
+ * malloc_bytes. */
+void preoom_account_peak_check(int64_t now);
 #define PREOOM_PEAK_CHECK_BYTES (1 << 20)
 
 static inline preoom_tblock_t *preoom_block(void)
@@ -155,15 +157,13 @@ static inline void preoom_account_malloc(int64_t delta, enum preoom_call call)
         atomic_fetch_add_explicit(&preoom_g.exited_calls[call], 1, memory_order_relaxed);
         return;
     }
-    atomic_store_explicit(&b->malloc_bytes,
-                          atomic_load_explicit(&b->malloc_bytes, memory_order_relaxed) + delta,
-                          memory_order_relaxed);
+    int64_t now = atomic_load_explicit(&b->malloc_bytes, memory_order_relaxed) + delta;
+    atomic_store_explicit(&b->malloc_bytes, now, memory_order_relaxed);
     atomic_store_explicit(&b->calls[call],
                           atomic_load_explicit(&b->calls[call], memory_order_relaxed) + 1,
                           memory_order_relaxed);
-    preoom_tls.since_peak_check += delta;
-    if (PREOOM_UNLIKELY(preoom_tls.since_peak_check > PREOOM_PEAK_CHECK_BYTES))
-        preoom_account_peak_check();
+    if (PREOOM_UNLIKELY(now > preoom_tls.peak_mark))
+        preoom_account_peak_check(now);
 }
 
 static inline void preoom_account_call(enum preoom_call call)

@@ -89,6 +89,20 @@ int main(void)
     free(small);
     COMMITTED("free them", b, 0);
 
+    /* committed moves by exactly what the allocator's own malloc_usable_size says, for chunks
+     * in an arena and for mmapped ones (the preload may read glibc's header inline) */
+    static const size_t exact[] = {1, 100, 5000, 100000, 200000, 3 << 20};
+    for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++) {
+        preoom_stats_t be = now();
+        char *volatile q = malloc(exact[i] + 123);
+        char name[96];
+        snprintf(name, sizeof name, "malloc(%zu): committed moves by exactly its usable size",
+                 exact[i] + 123);
+        check(name, (int64_t)now().committed - (int64_t)be.committed,
+              (int64_t)malloc_usable_size(q), 0, 0);
+        free(q);
+    }
+
     /* calloc, including overflow */
     void *c = calloc(8, 2 * MiB);
     COMMITTED("calloc 8 x 2 MiB", b, 16 * MiB);
