@@ -204,8 +204,13 @@ void preoom_maps_atfork_parent(void);
 void preoom_maps_atfork_child(void);
 
 /* ---- procself.c: the kernel's view of this process, without allocating ----------------- */
-/* Read RssAnon and VmSwap (bytes) from /proc/self/status. 0 or -errno. ~3 µs. */
+/* RssAnon (from /proc/self/statm, cheap) and VmSwap (from /proc/self/status, refreshed at
+ * most once a second), in bytes. 0 or -errno. */
 int preoom_procself_touched(uint64_t *rss_anon, uint64_t *swap);
+/* The same, both from /proc/self/status now. */
+int preoom_procself_touched_exact(uint64_t *rss_anon, uint64_t *swap);
+/* RssAnon from a /proc/PID/statm buffer (pure). */
+int preoom_parse_statm_anon(const char *buf, size_t len, uint64_t page_bytes, uint64_t *rss_anon);
 /* Parse the same from a buffer (pure). */
 int preoom_parse_status_touched(const char *buf, size_t len, uint64_t *rss_anon, uint64_t *swap);
 /* Field 22 of /proc/self/stat, and the short name. */

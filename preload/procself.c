@@ -82,13 +82,64 @@ int preoom_parse_status_touched(const char *buf, size_t len, uint64_t *rss_anon,
     return 0;
 }
 
-int preoom_procself_touched(uint64_t *rss_anon, uint64_t *swap)
+int preoom_parse_statm_anon(const char *buf, size_t len, uint64_t page_bytes, uint64_t *rss_anon)
+{
+    /* "size resident shared text lib data dt", in pages; shared is RssFile + RssShmem, so
+     * resident - shared is exactly RssAnon. */
+    uint64_t v[3] = {0, 0, 0};
+    size_t i = 0;
+    for (int k = 0; k < 3; k++) {
+        while (i < len && buf[i] == ' ')
+            i++;
+        int digits = 0;
+        while (i < len && buf[i] >= '0' && buf[i] <= '9') {
+            if (v[k] > UINT64_MAX / 10 - 9)
+                return -ERANGE;
+            v[k] = v[k] * 10 + (uint64_t)(buf[i++] - '0');
+            digits++;
+        }
+        if (!digits)
+            return -EINVAL;
+    }
+    *rss_anon = v[1] > v[2] ? (v[1] - v[2]) * page_bytes : 0;
+    return 0;
+}
+
+/* VmSwap is only in /proc/self/status, which costs the kernel twice what statm does to
+ * generate: it is refreshed once a second, and swap moves slowly. */
+static uint64_t swap_cached, swap_read_ns;
+
+int preoom_procself_touched_exact(uint64_t *rss_anon, uint64_t *swap)
 {
     char buf[4096];
     long n = read_file("/proc/self/status", buf, sizeof buf);
     if (n < 0)
         return (int)n;
-    return preoom_parse_status_touched(buf, (size_t)n, rss_anon, swap);
+    int rc = preoom_parse_status_touched(buf, (size_t)n, rss_anon, swap);
+    if (rc == 0) {
+        __atomic_store_n(&swap_cached, *swap, __ATOMIC_RELAXED);
+        __atomic_store_n(&swap_read_ns, preoom_now_ns(CLOCK_MONOTONIC), __ATOMIC_RELAXED);
+    }
+    return rc;
+}
+
+int preoom_procself_touched(uint64_t *rss_anon, uint64_t *swap)
+{
+    uint64_t now = preoom_now_ns(CLOCK_MONOTONIC);
+    if (now - __atomic_load_n(&swap_read_ns, __ATOMIC_RELAXED) >= 1000000000ULL)
+        return preoom_procself_touched_exact(rss_anon, swap);
+    char buf[256];
+    long n = read_file("/proc/self/statm", buf, sizeof buf);
+    if (n < 0)
+        return preoom_procself_touched_exact(rss_anon, swap);
+    static long page;
+    if (!page)
+        page = sysconf(_SC_PAGESIZE);
+    int rc = preoom_parse_statm_anon(buf, (size_t)n, (uint64_t)page, rss_anon);
+    if (rc != 0)
+        return preoom_procself_touched_exact(rss_anon, swap);
+    *swap = __atomic_load_n(&swap_cached, __ATOMIC_RELAXED);
+    return 0;
 }
 
 int preoom_parse_stat_start_time(const char *buf, size_t len, uint64_t *start_ticks)

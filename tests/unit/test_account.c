@@ -77,6 +77,20 @@ static void t_parsers(void)
     CHECK(preoom_parse_status_touched("", 0, &a, &s) == -ENOENT);
     const char *huge = "RssAnon: 99999999999999999999999 kB\n";
     CHECK(preoom_parse_status_touched(huge, strlen(huge), &a, &s) == -ERANGE);
+    CHECK(preoom_parse_statm_anon("1000 300 100 5 0 200 0\n", 24, 4096, &a) == 0);
+    CHECK_EQ_U64(a, 200 * 4096);
+    CHECK(preoom_parse_statm_anon("1000 300", 8, 4096, &a) == -EINVAL);
+    CHECK(preoom_parse_statm_anon("x", 1, 4096, &a) == -EINVAL);
+    /* The real thing: statm's anon equals status's RssAnon (the same counters). The exact
+     * read refreshes the swap figure, so the cheap one right after reads statm. */
+    uint64_t sa = 0, ss = 0, ea = 0, es = 0;
+    int same = 0;
+    for (int tries = 0; tries < 5 && !same; tries++) {
+        preoom_procself_touched_exact(&ea, &es);
+        preoom_procself_touched(&sa, &ss);
+        same = sa == ea && ss == es;
+    }
+    CHECK(same);
     /* a hostile comm with ') ' and digits in it */
     const char *stat = "42 (evil) 1 2 3 ) S 1 42 42 0 -1 4194304 100 0 0 0 5 6 0 0 20 0 1 0 "
                        "987654 1000000 200 18446744073709551615";
