@@ -8,7 +8,7 @@ set -u
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-build}
 case "$BUILD" in /*) B=$BUILD ;; *) B=$TOP/$BUILD ;; esac
-RUNS=${1:-7}
+RUNS=${1:-11}
 LIB=$B/libpreoom.so
 RUNONE=$B/bench/runone
 mkdir -p "$B/bench"
@@ -34,7 +34,7 @@ PY
 
 # workload NAME CMD...
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-printf '%-34s %10s %10s %7s %12s %12s %7s\n' workload "bare s" "preoom s" ratio "bare RSS" "preoom RSS" ratio
+printf '%-36s %8s %8s %6s %8s %8s %6s %9s %9s %6s\n' workload "bare s" "pre s" ratio "bare cpu" "pre cpu" ratio "bare RSS" "pre RSS" ratio
 workload() {
     local name=$1; shift
     : >"$TMP/bare"; : >"$TMP/pre"
@@ -42,15 +42,17 @@ workload() {
         "$RUNONE" "$@" >>"$TMP/bare"
         LD_PRELOAD=$LIB "$RUNONE" "$@" >>"$TMP/pre"
     done
-    local bt pt br pr
+    local bt pt br pr bc pc
     bt=$(cut -d' ' -f1 "$TMP/bare" | median); pt=$(cut -d' ' -f1 "$TMP/pre" | median)
     br=$(cut -d' ' -f2 "$TMP/bare" | median); pr=$(cut -d' ' -f2 "$TMP/pre" | median)
-    awk -v n="$name" -v bt="$bt" -v pt="$pt" -v br="$br" -v pr="$pr" 'BEGIN {
-        printf "%-34s %10.3f %10.3f %7.3f %10.1fMi %10.1fMi %7.3f\n", n, bt, pt, pt/bt, br/1024, pr/1024, pr/br }'
+    bc=$(cut -d' ' -f4 "$TMP/bare" | median); pc=$(cut -d' ' -f4 "$TMP/pre" | median)
+    awk -v n="$name" -v bt="$bt" -v pt="$pt" -v br="$br" -v pr="$pr" -v bc="$bc" -v pc="$pc" 'BEGIN {
+        printf "%-36s %8.3f %8.3f %6.3f %8.3f %8.3f %6.3f %8.1fM %8.1fM %6.3f\n", n, bt, pt, pt/bt, bc, pc, pc/bc, br/1024, pr/1024, pr/br }'
 }
 # runone itself is preloaded in the "pre" runs, so the child inherits LD_PRELOAD.
 workload "churn 4 threads x 400k (16B..1MiB)" "$B/tests/prog/churn" 4 400000
 workload "churn 16 threads x 100k" "$B/tests/prog/churn" 16 100000
 command -v sqlite3 >/dev/null && workload "sqlite3 :memory: 200k rows, 2 indexes" sh -c "sqlite3 :memory: <$TMP/sqlite.sql"
 command -v python3 >/dev/null && workload "python3 dict of 600k lists" python3 "$TMP/py.py"
-echo "(medians of $RUNS alternating runs; ratio = preoom / bare)"
+echo "(medians of $RUNS alternating runs; ratio = preoom / bare; cpu = user + system of the"
+echo " program, steadier than wall time on a shared machine)"
