@@ -125,6 +125,24 @@ size_t preoom_fmt(char *buf, size_t size, const char *fmt, ...)
     return n;
 }
 
+size_t preoom_json_escape(char *buf, size_t size, const char *s)
+{
+    size_t n = 0;
+    for (; *s && n + 8 < size; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            buf[n++] = '\\';
+            buf[n++] = (char)c;
+        } else if (c < 0x20 || c >= 0x7f) {
+            n += preoom_fmt(buf + n, size - n, "\\u%04x", c);
+        } else {
+            buf[n++] = (char)c;
+        }
+    }
+    buf[n < size ? n : size - 1] = '\0';
+    return n;
+}
+
 int preoom_write_all(int fd, const char *buf, size_t len)
 {
     while (len > 0) {

@@ -28,6 +28,10 @@
 size_t preoom_vfmt(char *buf, size_t size, const char *fmt, va_list ap);
 size_t preoom_fmt(char *buf, size_t size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The body of a JSON string (no quotes): '"' and '\\' escaped, bytes outside printable
+ * ASCII as \u00XX, so names and paths a process chose cannot break a report. Truncates to
+ * fit; always NUL-terminates; returns the length. */
+size_t preoom_json_escape(char *buf, size_t size, const char *s);
 /* Write all of buf to fd, retrying on EINTR and short writes. Returns 0 or -errno. */
 int preoom_write_all(int fd, const char *buf, size_t len);
 

@@ -43,30 +43,13 @@ int preoom_report_path(const char *tmpl, pid_t pid, char *out, size_t size)
     return 0;
 }
 
-/* JSON string escaping for the process name, which the process itself chose. */
-static size_t json_str(char *buf, size_t size, const char *s)
-{
-    size_t n = 0;
-    for (; *s && n + 8 < size; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
-            buf[n++] = '\\';
-            buf[n++] = (char)c;
-        } else if (c < 0x20 || c >= 0x7f) {
-            n += preoom_fmt(buf + n, size - n, "\\u%04x", c);
-        } else {
-            buf[n++] = (char)c;
-        }
-    }
-    buf[n < size ? n : size - 1] = '\0';
-    return n;
-}
 
 long preoom_report_json(const preoom_totals_t *t, pid_t pid, const char *name, char *buf,
                         size_t size)
 {
     char esc[80];
-    json_str(esc, sizeof esc, name ? name : "");
+    /* The process chose its own name: escape it. */
+    preoom_json_escape(esc, sizeof esc, name ? name : "");
     size_t n = preoom_fmt(
         buf, size,
         "{\"pid\": %d, \"name\": \"%s\", \"committed\": %llu, \"touched\": %llu, "

@@ -23,10 +23,9 @@
 /* ---- our own text: frames to drop ------------------------------------------------------ */
 static uintptr_t self_lo, self_hi;   /* address range of libpreoom.so's PT_LOAD segments */
 
-static int find_self(struct dl_phdr_info *info, size_t size, void *data)
+/* The address range a loaded object's PT_LOAD segments cover; hi is 0 when it has none. */
+static void load_span(const struct dl_phdr_info *info, uintptr_t *lo_out, uintptr_t *hi_out)
 {
-    (void)size;
-    uintptr_t probe = (uintptr_t)data;
     uintptr_t lo = UINTPTR_MAX, hi = 0;
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
@@ -38,6 +37,16 @@ static int find_self(struct dl_phdr_info *info, size_t size, void *data)
         if (a + ph->p_memsz > hi)
             hi = a + ph->p_memsz;
     }
+    *lo_out = lo;
+    *hi_out = hi;
+}
+
+static int find_self(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    uintptr_t probe = (uintptr_t)data;
+    uintptr_t lo, hi;
+    load_span(info, &lo, &hi);
     if (probe >= lo && probe < hi) {
         self_lo = lo;
         self_hi = hi;
@@ -116,17 +125,8 @@ static int record_module(struct dl_phdr_info *info, size_t size, void *data)
 {
     (void)size;
     (void)data;
-    uintptr_t lo = UINTPTR_MAX, hi = 0;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_LOAD)
-            continue;
-        uintptr_t a = info->dlpi_addr + ph->p_vaddr;
-        if (a < lo)
-            lo = a;
-        if (a + ph->p_memsz > hi)
-            hi = a + ph->p_memsz;
-    }
+    uintptr_t lo, hi;
+    load_span(info, &lo, &hi);
     if (hi == 0)
         return 0;
     char exe[512];
@@ -199,25 +199,6 @@ int preoom_modules_cover(const uintptr_t *frames, int n)
     return all;
 }
 
-/* JSON string body: paths are the file system's bytes, so escape everything unusual. */
-static size_t json_escape(char *buf, size_t size, const char *s)
-{
-    size_t n = 0;
-    for (; *s && n + 8 < size; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
-            buf[n++] = '\\';
-            buf[n++] = (char)c;
-        } else if (c < 0x20 || c >= 0x7f) {
-            n += preoom_fmt(buf + n, size - n, "\\u%04x", c);
-        } else {
-            buf[n++] = (char)c;
-        }
-    }
-    if (size)
-        buf[n < size ? n : size - 1] = '\0';
-    return n;
-}
 
 int preoom_modules_write_json(int fd)
 {
@@ -227,7 +208,7 @@ int preoom_modules_write_json(int fd)
     pthread_mutex_lock(&mod_lock);
     for (size_t i = 0; i < mod_count && rc == 0; i++) {
         module_t *m = &mods[i];
-        json_escape(esc, sizeof esc, m->path);
+        preoom_json_escape(esc, sizeof esc, m->path);
         size_t b = 0;
         for (uint32_t k = 0; k < m->build_id_len; k++)
             b += preoom_fmt(bid + b, sizeof bid - b, "%02x", m->build_id[k]);

@@ -396,8 +396,7 @@ int preoom_cmd_ls(const char *reg_name, int argc, char **argv)
             json = 1;
         } else if (strcmp(argv[i], "--sort") == 0 && i + 1 < argc) {
             if ((sort = preoom_ls_sort_key(argv[++i])) < 0) {
-                fprintf(stderr, "preoom: ls: unknown sort column '%s'\n", argv[i]);
-                usage(stderr);
+                fprintf(stderr, "preoom: ls: unknown sort column '%s' (see preoom ls --help)\n", argv[i]);
                 return 2;
             }
         } else if (strcmp(argv[i], "--registry") == 0 && i + 1 < argc) {
@@ -406,8 +405,7 @@ int preoom_cmd_ls(const char *reg_name, int argc, char **argv)
             usage(stdout);
             return 0;
         } else {
-            fprintf(stderr, "preoom: ls: unknown argument '%s'\n", argv[i]);
-            usage(stderr);
+            fprintf(stderr, "preoom: ls: unknown argument '%s' (see preoom ls --help)\n", argv[i]);
             return 2;
         }
     }

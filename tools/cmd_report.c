@@ -304,18 +304,22 @@ int preoom_cmd_report(const char *reg_name, int argc, char **argv)
             usage(stdout);
             return 0;
         } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "preoom report: unknown option %s\n", a);
-            usage(stderr);
+            fprintf(stderr, "preoom report: unknown option %s (see preoom report --help)\n", a);
             return 2;
         } else if (!target) {
             target = a;
         } else {
-            usage(stderr);
+            fprintf(stderr, "preoom report: one FILE or PID only, not also '%s'\n", a);
             return 2;
         }
     }
-    if (!target || (strcmp(format, "text") && strcmp(format, "collapsed") && strcmp(format, "svg"))) {
-        usage(stderr);
+    if (!target) {
+        fprintf(stderr, "preoom report: which report? give a FILE or a PID (see preoom report "
+                        "--help)\n");
+        return 2;
+    }
+    if (strcmp(format, "text") && strcmp(format, "collapsed") && strcmp(format, "svg")) {
+        fprintf(stderr, "preoom report: --format '%s' is not text, collapsed or svg\n", format);
         return 2;
     }
     char err[1400] = "", path[600];

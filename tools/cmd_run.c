@@ -244,14 +244,12 @@ int preoom_cmd_run(const char *reg_name, int argc, char **argv)
             usage(stdout);
             return 0;
         } else {
-            fprintf(stderr, "preoom: run: unknown option '%s'\n", a);
-            usage(stderr);
+            fprintf(stderr, "preoom: run: unknown option '%s' (see preoom run --help)\n", a);
             return 2;
         }
     }
     if (i >= argc) {
-        fprintf(stderr, "preoom: run: no command given\n");
-        usage(stderr);
+        fprintf(stderr, "preoom: run: no command given (preoom run [OPTIONS] -- CMD ARGS...)\n");
         return 2;
     }
     /* Refuse here what the preload would only warn about and replace with a default. */

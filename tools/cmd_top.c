@@ -62,8 +62,8 @@ int preoom_cmd_top(const char *reg_name, int argc, char **argv)
         } else if (strcmp(argv[i], "--sort") == 0 && i + 1 < argc) {
             sort_name = argv[++i];
             if ((sort = preoom_ls_sort_key(sort_name)) < 0) {
-                fprintf(stderr, "preoom: top: unknown sort column '%s'\n", argv[i]);
-                usage(stderr);
+                fprintf(stderr, "preoom: top: unknown sort column '%s' (see preoom top --help)\n",
+                        argv[i]);
                 return 2;
             }
         } else if (strcmp(argv[i], "--registry") == 0 && i + 1 < argc) {
@@ -72,8 +72,7 @@ int preoom_cmd_top(const char *reg_name, int argc, char **argv)
             usage(stdout);
             return 0;
         } else {
-            fprintf(stderr, "preoom: top: unknown argument '%s'\n", argv[i]);
-            usage(stderr);
+            fprintf(stderr, "preoom: top: unknown argument '%s' (see preoom top --help)\n", argv[i]);
             return 2;
         }
     }
