@@ -21,6 +21,16 @@ out=$(LD_PRELOAD=$LIB "$PROG/cxx"); echo "$out" | grep -- ' - '
 bare=$("$PROG/cxx")
 check "C++ program: same output with and without the preload" [ "$(echo "$out" | head -1)" = "$bare" ]
 
+# dlsym that calls calloc before the real symbols are known: the bootstrap arena serves it,
+# and everything still counts right (the accuracy checks, run again under it).
+out=$(LD_PRELOAD="$PROG/libdlsymcalloc.so $LIB" "$PROG/accuracy" 2>&1); rc=$?
+check "an allocating dlsym ahead of ours: the program runs, exit 0" [ "$rc" -eq 0 ]
+nboot=$(sed -n 's/^dlsymcalloc: \([0-9]*\) of .*/\1/p' <<<"$out")
+check "an allocating dlsym ahead of ours: its blocks came from the bootstrap arena (${nboot:-none})" \
+    [ "${nboot:-0}" -ge 1 ]
+check "an allocating dlsym ahead of ours: every accuracy check still holds ($(grep -c '^ok' <<<"$out") ok)" \
+    bash -c '! grep -q "^not ok" <<<"$1" && [ "$(grep -c "^ok" <<<"$1")" -gt 40 ]' _ "$out"
+
 # Allocation before our constructor (another preloaded library's constructor), both orders.
 for order in "$PROG/libearlyalloc.so $LIB" "$LIB $PROG/libearlyalloc.so"; do
     r=$(LD_PRELOAD="$order" "$PROG/cxx" 2>&1 | head -1)
