@@ -56,7 +56,7 @@ PROG_SHLIBS = $(patsubst tests/prog/lib/%.c,$(BUILD)/tests/prog/lib%.so,$(PROG_S
 EXAMPLE_SRC = $(wildcard examples/*.c)
 EXAMPLE_BINS = $(EXAMPLE_SRC:%.c=$(BUILD)/%)
 
-.PHONY: all check test unit asan deps demo bench install uninstall clean fuzz
+.PHONY: all check test test-build unit asan deps demo bench install uninstall clean fuzz
 all: $(BUILD)/libpreoom.so $(TOOL_BINS) $(BUILD)/preoom.pc
 
 # With SANITIZE the preload's objects are instrumented too: the unit tests link them
@@ -126,18 +126,18 @@ $(BUILD)/preoom.pc: preoom.pc.in
 	sed -e 's|@PREFIX@|$(PREFIX)|g' $< >$@
 
 unit: $(UNIT_BINS)
-test: all $(UNIT_BINS) $(PROG_BINS) $(PROG_SHLIBS) $(EXAMPLE_BINS)
+test-build: all $(UNIT_BINS) $(PROG_BINS) $(PROG_SHLIBS) $(EXAMPLE_BINS)
+test: test-build
 	BUILD=$(BUILD) tests/run.sh $(FILTER)
 
 deps:
 	scripts/deps.sh build
 
-# The whole suite, then the unit tests again under ASan+UBSan in a build tree of their own.
+# The whole suite, then the unit tests again under ASan+UBSan in a build tree of their own,
+# ending with one line that adds both up (scripts/check.sh).
 check:
 	scripts/deps.sh check
-	$(MAKE) test
-	$(MAKE) BUILD=$(BUILD)/asan SANITIZE=address,undefined unit
-	BUILD=$(BUILD)/asan tests/run.sh tests/unit
+	BUILD=$(BUILD) MAKE="$(MAKE)" scripts/check.sh
 
 demo:
 	scripts/deps.sh demo
