@@ -358,19 +358,22 @@ static void score_preoom(const preoom_badness_ctx_t *ctx, const preoom_candidate
     int64_t h = sat_mul(u2i(hint), per_mille);
     points = sat_add(points, h);
     add_term(r, "slot_adj", '+', h, points);
+}
 
-    /* The operator's --prefer / --avoid, like an oom_score_adj of ±prefer_permille (default
-     * 300, earlyoom's step): a bias, not an exclusion — --protect is the exclusion. */
-    if (c->preference != PREOOM_PREFER_NONE) {
-        int64_t p = sat_mul((int64_t)ctx->prefer_permille, per_mille);
-        if (c->preference == PREOOM_AVOID) {
-            points = sat_add(points, -p);
-            add_term(r, "avoid", '-', p, points);
-        } else {
-            points = sat_add(points, p);
-            add_term(r, "prefer", '+', p, points);
-        }
-    }
+/* The operator's --prefer / --avoid, like an oom_score_adj of ±prefer_permille (default 300,
+ * earlyoom's step) of the memory there is: a bias, not an exclusion (--protect is the
+ * exclusion). The operator's word about a process, so it applies after whichever policy
+ * scored: every policy counts in pages, and so does this term. */
+static void apply_preference(const preoom_badness_ctx_t *ctx, const preoom_candidate_t *c,
+                             preoom_badness_t *r)
+{
+    if (c->preference == PREOOM_PREFER_NONE)
+        return;
+    int64_t p = sat_mul((int64_t)ctx->prefer_permille, u2i(total_pages(ctx) / 1000));
+    if (c->preference == PREOOM_AVOID)
+        add_term(r, "avoid", '-', p, sat_add(r->score, -p));
+    else
+        add_term(r, "prefer", '+', p, sat_add(r->score, p));
 }
 
 void preoom_badness_score(const preoom_badness_ctx_t *ctx, const preoom_candidate_t *c,
@@ -397,6 +400,7 @@ void preoom_badness_score(const preoom_badness_ctx_t *ctx, const preoom_candidat
         score_preoom(ctx, c, out);
         break;
     }
+    apply_preference(ctx, c, out);
     /* A saturated sum must still rank above "never". */
     if (out->score == PREOOM_BADNESS_NEVER)
         out->score = PREOOM_BADNESS_NEVER + 1;

@@ -54,6 +54,31 @@ static const preoom_term_t *term(const preoom_badness_t *r, const char *name)
 
 /* ---- helpers of the kernel ------------------------------------------------------------ */
 
+/* The operator's bias is added after whichever policy scored: ±300‰ of 1e6 pages = ±300000,
+ * on top of the policy's own score (which prefer/avoid must not change otherwise). */
+static void preference_every_policy(void)
+{
+    static const preoom_policy_t policies[] = {PREOOM_POLICY_KERNEL, PREOOM_POLICY_CLASSIC,
+                                               PREOOM_POLICY_PREOOM};
+    for (size_t k = 0; k < 3; k++) {
+        preoom_badness_ctx_t ctx = ctx_for(policies[k], 1000000);
+        preoom_candidate_t c = plain(100);
+        c.rss_bytes = 100000 * PAGE;
+        c.vm_bytes = 200000 * PAGE;
+        c.touched_bytes = 90000 * PAGE;
+        preoom_badness_t none, pref, avoid;
+        preoom_badness_score(&ctx, &c, &none);
+        c.preference = PREOOM_PREFER;
+        preoom_badness_score(&ctx, &c, &pref);
+        c.preference = PREOOM_AVOID;
+        preoom_badness_score(&ctx, &c, &avoid);
+        CHECK_EQ_I64(pref.score - none.score, 300000);
+        CHECK_EQ_I64(none.score - avoid.score, 300000);
+        CHECK_TERM(&pref, "prefer", 300000);
+        CHECK_TERM(&avoid, "avoid", 300000);
+    }
+}
+
 static void int_sqrt_table(void)
 {
     static const struct {
@@ -672,6 +697,7 @@ int main(void)
     TEST_CASE("badness: classic rules, term by term", classic_rules);
     TEST_CASE("badness: preoom terms", preoom_terms);
     TEST_CASE("badness: preoom choices", preoom_choices);
+    TEST_CASE("badness: --prefer and --avoid apply under every policy", preference_every_policy);
     TEST_CASE("badness: comparator agrees with a sorted list", comparator_permutations);
     TEST_CASE("badness: select is independent of order", select_is_order_free);
     TEST_CASE("badness: select edges and saturation", select_edges);
