@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # scripts/check.sh — `make check`: build, run every test, then the unit tests again under ASan
-# and UBSan in a build tree of their own, and end with one line that adds both runs up:
+# and UBSan and the registry's concurrency test under TSan, each in a build tree of its own,
+# and end with one line that adds the runs up:
 # "total: N passed, N failed, N skipped" (what CI reads). Exit status 1 if anything failed.
 set -u
 TOP=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,7 +25,16 @@ else
     echo "check: the sanitizer build failed"; echo "0 passed, 1 failed" >"$logs/asan"; status=1
 fi
 echo
-tail -q -n 1 "$logs/main" "$logs/asan" | awk '
+# The registry's seqlock and claims are lock-free shared-memory code: its unit test (writers
+# publishing while readers snapshot) runs once more under ThreadSanitizer.
+echo "== the registry's concurrency test under ThreadSanitizer"
+if "$MAKE" BUILD="$BUILD/tsan" SANITIZE=thread "$BUILD/tsan/tests/unit/test_registry"; then
+    BUILD=$BUILD/tsan tests/run.sh tests/unit/test_registry | tee "$logs/tsan" || status=1
+else
+    echo "check: the ThreadSanitizer build failed"; echo "0 passed, 1 failed" >"$logs/tsan"; status=1
+fi
+echo
+tail -q -n 1 "$logs/main" "$logs/asan" "$logs/tsan" | awk '
     { for (i = 1; i < NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^skipped/) s += $i } }
     END { printf "total: %d passed, %d failed, %d skipped\n", p, f, s; exit (f > 0) }' || status=1
 exit "$status"
