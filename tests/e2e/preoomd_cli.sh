@@ -43,7 +43,11 @@ check "metrics textfile in the Prometheus format" bash -c 'grep -q "^# TYPE preo
 http=$(python3 -c "
 import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:$port/metrics', timeout=5).read().decode())" 2>&1)
 check "metrics served on 127.0.0.1:$port" grep -q "^preoom_memory_available_bytes [0-9]" <<<"$http"
-check "the port is bound to loopback only" bash -c "! ss -ltn 2>/dev/null | grep -q '0.0.0.0:$port\|\*:$port'"
+# /proc/net/tcp: local address as hex "0100007F:PORT", state 0A = listening. The socket must
+# be found at all (so this cannot pass vacuously), and only on 127.0.0.1.
+hexport=$(printf '%04X' "$port")
+listen=$(awk -v p=":$hexport" '$4 == "0A" && substr($2, length($2) - 4) == p {print $2}' /proc/net/tcp /proc/net/tcp6 2>/dev/null)
+check "the port is bound to loopback only (${listen:-not found})" [ "$listen" = "0100007F:$hexport" ]
 kill -TERM "$dp"; wait "$dp"; rc=$?
 check "SIGTERM stops preoomd with status 0" [ "$rc" -eq 0 ]
 check "and it says so" grep -q "stopping on signal 15" "$T_TMP/d.log"
