@@ -49,6 +49,10 @@ static void registry_attach(void)
                              preoom_opt.registry, why, strerrordesc_np(-rc));
             return;
         }
+        /* The mapping is all we use: the host should not find a descriptor of ours among
+         * its own (programs count, list or close them). */
+        close(reg.fd);
+        reg.fd = -1;
     }
     uint64_t start = 0;
     char comm[17] = "";

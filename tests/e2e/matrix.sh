@@ -54,6 +54,7 @@ same "C++ program" bash -c "\"$PROG/cxx\" | head -n 1"
 same "16-thread churn" "$PROG/churn" 16 50000
 same "200 children forked, each exec'ing" "$PROG/forker" exec 200 /bin/true
 same "a failing command's status and message" ls /nonexistent-preoom-matrix
+same "the host finds no file descriptor of ours among its own" ls /proc/self/fd
 n=$(ls "$T_TMP"/m.*.json 2>/dev/null | wc -l)
 check "every preloaded process wrote its report ($n)" [ "$n" -ge 200 ]
 t_done
