@@ -119,9 +119,15 @@ static size_t on_release(preoom_level_t level, size_t target, void *ctx)
     }
     size_t left = cache_bytes;
     pthread_mutex_unlock(&lock);
-    printf("cache: asked for %.1f MiB at level %d: dropped %zu entries, freed %.1f MiB, "
-           "%.1f MiB left\n", (double)target / 1048576.0, (int)level, dropped,
-           (double)freed / 1048576.0, (double)left / 1048576.0);
+    /* A callback may allocate as well as free (it runs on preoom's agent thread, outside
+     * any preoom lock): the message is built in malloc'ed memory on purpose. */
+    char *msg = NULL;
+    if (asprintf(&msg, "cache: asked for %.1f MiB at level %d: dropped %zu entries, freed "
+                       "%.1f MiB, %.1f MiB left\n", (double)target / 1048576.0, (int)level,
+                 dropped, (double)freed / 1048576.0, (double)left / 1048576.0) >= 0) {
+        fputs(msg, stdout);
+        free(msg);
+    }
     fflush(stdout);
     return freed;
 }

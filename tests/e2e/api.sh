@@ -58,6 +58,8 @@ check "with a callback: the kernel killed nobody (oom_kill=$KILLS)" [ "$KILLS" -
 check "with a callback: both processes live and finish (cache $C_ST, grower $G_ST)" [ "$C_ST" -eq 0 -a "$G_ST" -eq 0 ]
 check "with a callback: the cache ran its full time" grep -q "exiting after 6 s" "$COUT"
 check "with a callback: nobody was signalled" bash -c '! grep -q "SIG" "$0"' "$LOG"
+check "with a callback: the callback ran, allocating its message as it freed entries" \
+    grep -q "^cache: asked for .* dropped [0-9]* entries" "$COUT"
 # "touched memory fell X (its callbacks reported Y freed": X within 10% of Y, for each answer.
 ans=$(grep -o "answered in [0-9]*ms: touched memory fell [0-9.]*MiB (its callbacks reported [0-9.]*MiB" "$LOG")
 n=$(grep -c . <<<"$ans")
