@@ -142,16 +142,19 @@ int preoom_procself_touched(uint64_t *rss_anon, uint64_t *swap)
     return 0;
 }
 
+/* /proc/PID/stat's name (field 2) may contain anything, ')' and spaces included: the fields
+ * that follow are counted from the last ')'. NULL when there is none. */
+static const char *after_comm(const char *buf, size_t len)
+{
+    for (size_t i = len; i > 0; i--)
+        if (buf[i - 1] == ')')
+            return buf + i;
+    return NULL;
+}
+
 int preoom_parse_stat_start_time(const char *buf, size_t len, uint64_t *start_ticks)
 {
-    /* The name (field 2) may contain anything, ')' and spaces included: fields are counted
-     * from the last ')'. */
-    const char *p = NULL;
-    for (size_t i = len; i > 0; i--)
-        if (buf[i - 1] == ')') {
-            p = buf + i;
-            break;
-        }
+    const char *p = after_comm(buf, len);
     if (!p)
         return -EINVAL;
     const char *end = buf + len;
@@ -179,12 +182,7 @@ int preoom_parse_stat_start_time(const char *buf, size_t len, uint64_t *start_ti
 
 int preoom_parse_stat_defunct(const char *buf, size_t len)
 {
-    const char *p = NULL;
-    for (size_t i = len; i > 0; i--)
-        if (buf[i - 1] == ')') {
-            p = buf + i;
-            break;
-        }
+    const char *p = after_comm(buf, len);
     if (!p)
         return 0;
     const char *end = buf + len;

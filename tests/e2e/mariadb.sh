@@ -18,10 +18,13 @@ for b in mariadbd mariadb-install-db mariadb-slap mariadb-admin; do
     fi
 done
 PREOOM_CMD=$B/preoom
-# `preoom run` and `preoom ls --json` when this build has them, else LD_PRELOAD by hand (and
-# no live registry check).
 if [ -x "$PREOOM_CMD" ] && "$PREOOM_CMD" run -- true 2>/dev/null; then HAVE_RUN=1; else HAVE_RUN=0; fi
 if [ -x "$PREOOM_CMD" ] && "$PREOOM_CMD" ls --json >/dev/null 2>&1; then HAVE_LS=1; else HAVE_LS=0; fi
+# Both are part of this project: a build where they do not work is a failure, not a reason to
+# check less.
+if [ "$HAVE_RUN" -ne 1 ] || [ "$HAVE_LS" -ne 1 ]; then
+    fail "mariadb: preoom run ($HAVE_RUN) and preoom ls --json ($HAVE_LS) must work"; t_done
+fi
 echo "# mariadb: $(mariadbd --version); preoom run: $HAVE_RUN, preoom ls --json: $HAVE_LS"
 
 # A datadir made once and copied for each run, so both runs start from the same bytes.

@@ -17,6 +17,11 @@ PATH=$PATH:/usr/sbin:/sbin
 PREOOM_CMD=$B/preoom
 if [ -x "$PREOOM_CMD" ] && "$PREOOM_CMD" run -- true 2>/dev/null; then HAVE_RUN=1; else HAVE_RUN=0; fi
 if [ -x "$PREOOM_CMD" ] && "$PREOOM_CMD" ls --json >/dev/null 2>&1; then HAVE_LS=1; else HAVE_LS=0; fi
+# Both are part of this project: a build where they do not work is a failure, not a reason to
+# check less.
+if [ "$HAVE_RUN" -ne 1 ] || [ "$HAVE_LS" -ne 1 ]; then
+    fail "servers: preoom run ($HAVE_RUN) and preoom ls --json ($HAVE_LS) must work"; t_done
+fi
 echo "# preoom run: $HAVE_RUN, preoom ls --json: $HAVE_LS"
 
 # launch MODE DIR CMD...: start CMD bare or preloaded (publishing every 50 ms, exit report in
