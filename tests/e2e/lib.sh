@@ -9,7 +9,6 @@ LIB=$B/libpreoom.so
 PROG=$B/tests/prog
 T_TMP=$(mktemp -d "${TMPDIR:-/tmp}/preoom-e2e.XXXXXX")
 T_PIDS=()
-T_CGROUPS=()
 T_REG="t$$"            # a registry name of this test's own
 export PREOOM_REGISTRY=$T_REG
 
@@ -25,7 +24,10 @@ t_cleanup() {
     for p in "${T_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
     for p in "${T_PIDS[@]}"; do wait "$p" 2>/dev/null; done
     local cg
-    for cg in "${T_CGROUPS[@]}"; do cg_remove "$cg"; done
+    # cg_create runs in $(...) subshells, so it records its cgroups in a file, not an array.
+    if [ -f "$T_TMP/cgroups" ]; then
+        while read -r cg; do cg_remove "$cg"; done <"$T_TMP/cgroups"
+    fi
     rm -f "/dev/shm/preoom.$T_REG"
     rm -rf "$T_TMP"
 }
@@ -51,7 +53,7 @@ cg_create() {
     read -r kind root < <(cg_root) || return 1
     path=$root/preoom-test-$name-$$
     mkdir "$path" || return 1
-    T_CGROUPS+=("$path")
+    echo "$path" >>"$T_TMP/cgroups"
     if [ "$kind" = v2 ]; then
         echo "+memory" >"$root/cgroup.subtree_control" 2>/dev/null
         echo "$limit" >"$path/memory.max" || return 1
