@@ -11,6 +11,9 @@ T_TMP=$(mktemp -d "${TMPDIR:-/tmp}/preoom-e2e.XXXXXX")
 T_PIDS=()
 T_REG="t$$"            # a registry name of this test's own
 export PREOOM_REGISTRY=$T_REG
+# A bad PREOOM_REGISTRY, or a setuid program (which ignores it), registers in "default": if a
+# test creates that registry, its cleanup removes it.
+T_HAD_DEFAULT=0; [ -e /dev/shm/preoom.default ] && T_HAD_DEFAULT=1
 
 ok()   { echo "ok - $*"; }
 fail() { echo "not ok - $*"; T_FAILED=1; }
@@ -29,6 +32,7 @@ t_cleanup() {
         while read -r cg; do cg_remove "$cg"; done <"$T_TMP/cgroups"
     fi
     rm -f "/dev/shm/preoom.$T_REG"
+    [ "$T_HAD_DEFAULT" -eq 1 ] || rm -f /dev/shm/preoom.default
     rm -rf "$T_TMP"
 }
 trap t_cleanup EXIT

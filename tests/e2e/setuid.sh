@@ -15,10 +15,7 @@ case "$libdir" in /lib*|/usr/lib*) ;; *) libdir=/usr/lib/x86_64-linux-gnu ;; esa
 name="libpreoom-setuid-test-$$.so"
 inst="$libdir/$name"
 cp "$LIB" "$inst" && chmod 4755 "$inst" || { fail "setuid: cannot install $inst"; t_done; }
-# In secure mode the program ignores PREOOM_REGISTRY too and registers in "default": remove
-# that registry afterwards if this test is what created it.
-had_default=0; [ -e /dev/shm/preoom.default ] && had_default=1
-trap 'rm -f "$inst"; [ "$had_default" -eq 1 ] || rm -f /dev/shm/preoom.default; t_cleanup' EXIT
+trap 'rm -f "$inst"; t_cleanup' EXIT
 
 # The program: prints whether it runs in secure mode. Owned by root, setuid, run as nobody.
 cat >"$T_TMP/suid.c" <<'C'
