@@ -76,17 +76,12 @@ preoom_tblock_t *preoom_account_thread_block(void)
     return b;
 }
 
+/* The slow paths' view of committed memory: the same sum the agent publishes. */
 static uint64_t committed_now(void)
 {
-    int64_t m = atomic_load_explicit(&preoom_g.exited_malloc_bytes, memory_order_relaxed);
-    for (preoom_tblock_t *b = atomic_load_explicit(&blocks_head, memory_order_acquire); b;
-         b = b->next)
-        m += atomic_load_explicit(&b->malloc_bytes, memory_order_relaxed);
-    int64_t mm = atomic_load_explicit(&preoom_g.mmap_bytes, memory_order_relaxed);
-    int64_t br = atomic_load_explicit(&preoom_g.brk_bytes, memory_order_relaxed);
-    /* Frees of memory we never saw allocated (other allocators, memory from before the
-     * preload) can make a sum negative: never report less than nothing. */
-    return (uint64_t)(m > 0 ? m : 0) + (uint64_t)(mm > 0 ? mm : 0) + (uint64_t)(br > 0 ? br : 0);
+    preoom_totals_t t;
+    preoom_account_sum(&t);
+    return t.committed;
 }
 
 static void raise_to(_Atomic uint64_t *peak, uint64_t v)
@@ -139,6 +134,8 @@ void preoom_account_sum(preoom_totals_t *t)
     }
     int64_t mm = atomic_load_explicit(&preoom_g.mmap_bytes, memory_order_relaxed);
     int64_t br = atomic_load_explicit(&preoom_g.brk_bytes, memory_order_relaxed);
+    /* Frees of memory we never saw allocated (other allocators, memory from before the
+     * preload) can make a sum negative: never report less than nothing. */
     t->malloc_bytes = (uint64_t)(m > 0 ? m : 0);
     t->mmap_bytes = (uint64_t)(mm > 0 ? mm : 0);
     t->brk_bytes = (uint64_t)(br > 0 ? br : 0);

@@ -97,11 +97,6 @@ static uint64_t touched_now(void)
     return a + s;
 }
 
-uint64_t preoom_agent_release(int level, uint64_t target_bytes)
-{
-    return preoom_api_run_callbacks(level, target_bytes);
-}
-
 /* One request: callbacks, then malloc_trim, then the answer in the slot. */
 static void answer(uint64_t req)
 {
@@ -120,15 +115,12 @@ static void answer(uint64_t req)
         return;
     }
     uint64_t before = touched_now();
-    uint64_t cb = preoom_agent_release(level, target);
+    uint64_t cb = preoom_api_run_callbacks(level, target);
     uint64_t mid = touched_now();
-    uint64_t trim = 0;
-    if (preoom_opt.trim) {
+    if (preoom_opt.trim)
         preoom_real_malloc_trim(0);
-        uint64_t after = touched_now();
-        trim = mid > after ? mid - after : 0;
-    }
-    uint64_t after = touched_now();
+    uint64_t after = preoom_opt.trim ? touched_now() : mid;
+    uint64_t trim = mid > after ? mid - after : 0;
     /* The answer is what the system got back, measured, not what anyone says: the
      * callbacks' own figure is kept beside it, so the arbiter (and its log) can tell an app
      * that freed into malloc's arenas from one that really gave memory back. */

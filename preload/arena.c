@@ -26,7 +26,6 @@ struct free_block { struct free_block *next; };
 static pthread_mutex_t arena_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct free_block *free_lists[NCLASSES];
 static char *region_cur, *region_end;
-static _Atomic uint64_t mapped_bytes;
 
 void *preoom_sys_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
@@ -68,7 +67,6 @@ void *preoom_arena_alloc(size_t bytes)
                                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (p == MAP_FAILED)
             return NULL;
-        atomic_fetch_add(&mapped_bytes, len);
         return p;
     }
     int c = class_of(bytes);
@@ -90,7 +88,6 @@ void *preoom_arena_alloc(size_t bytes)
             pthread_mutex_unlock(&arena_lock);
             return NULL;
         }
-        atomic_fetch_add(&mapped_bytes, REGION_BYTES);
         /* The tail of the old region is too small for this class: give it to smaller ones. */
         while (region_end - region_cur >= (1 << MIN_SHIFT)) {
             int k = NCLASSES - 1;
@@ -119,7 +116,6 @@ void preoom_arena_free(void *p, size_t bytes)
     if (bytes > ((size_t)1 << MAX_SHIFT)) {
         size_t len = page_round(bytes);
         preoom_sys_munmap(p, len);
-        atomic_fetch_sub(&mapped_bytes, len);
         return;
     }
     int c = class_of(bytes);
@@ -140,11 +136,6 @@ void *preoom_arena_realloc(void *p, size_t old_bytes, size_t new_bytes)
         preoom_arena_free(p, old_bytes);
     }
     return q;
-}
-
-uint64_t preoom_arena_mapped_bytes(void)
-{
-    return atomic_load(&mapped_bytes);
 }
 
 static void arena_prepare(void) { pthread_mutex_lock(&arena_lock); }

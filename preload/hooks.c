@@ -491,12 +491,12 @@ static void *mmap_common(mmap_fn f, void *addr, size_t len, int prot, int flags,
     preoom_account_call(PREOOM_CALL_MMAP);
     if (r == MAP_FAILED)
         return r;
-    int saved = errno;
     /* An allocator below us (jemalloc, tcmalloc) maps its own memory inside malloc: those
      * bytes are counted as malloc's usable sizes already. */
     if (preoom_tls.in_alloc)
-        ;
-    else if (counts_as_committed(prot, flags))
+        return r;
+    int saved = errno;
+    if (counts_as_committed(prot, flags))
         preoom_account_mmap(preoom_maps_add((uintptr_t)r, len));
     else if (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE))
         /* Something else now lives where a counted mapping may have been. */

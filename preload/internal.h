@@ -90,8 +90,6 @@ void *preoom_arena_realloc(void *p, size_t old_bytes, size_t new_bytes);
 /* Raw system calls that never go through our hooks. */
 void *preoom_sys_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off);
 int preoom_sys_munmap(void *addr, size_t len);
-/* Bytes the arena holds from the system, for reports about ourselves. */
-uint64_t preoom_arena_mapped_bytes(void);
 
 /* ---- account.c: per-thread counters folded into per-process totals ----------------------- */
 /* A thread's block: written only by its owner thread (plain stores through relaxed atomics),
@@ -202,7 +200,6 @@ int64_t preoom_maps_remove(uintptr_t addr, size_t len);
 int64_t preoom_maps_move(uintptr_t old_addr, size_t old_len, uintptr_t new_addr, size_t new_len,
                          int keep_old);
 uint64_t preoom_maps_tracked_bytes(void);
-size_t preoom_maps_count(void);
 void preoom_maps_atfork_prepare(void);
 void preoom_maps_atfork_parent(void);
 void preoom_maps_atfork_child(void);
@@ -284,8 +281,6 @@ void preoom_agent_measure(preoom_totals_t *t);
 void preoom_agent_shutdown(void);
 /* Pressure level last published by the arbiter (enum preoom_pressure), or 0. */
 int preoom_agent_pressure(void);
-/* Run the release callbacks and malloc_trim for a request; returns bytes released. */
-uint64_t preoom_agent_release(int level, uint64_t target_bytes);
 
 /* ---- api.c: the public API's state ------------------------------------------------------ */
 /* Run the registered callbacks in order; returns the sum they reported. */

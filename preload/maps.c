@@ -175,11 +175,6 @@ uint64_t preoom_maps_tracked_bytes(void)
     return t;
 }
 
-size_t preoom_maps_count(void)
-{
-    return nranges;
-}
-
 void preoom_maps_atfork_prepare(void) { pthread_mutex_lock(&maps_lock); }
 void preoom_maps_atfork_parent(void) { pthread_mutex_unlock(&maps_lock); }
 void preoom_maps_atfork_child(void) { pthread_mutex_init(&maps_lock, NULL); }
