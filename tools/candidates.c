@@ -17,6 +17,18 @@
 
 #include "candidates.h"
 
+void preoom_rank_ctx(preoom_badness_ctx_t *ctx, preoom_policy_t policy, int32_t arbiter_pid,
+                     uint64_t total_bytes)
+{
+    long tck = sysconf(_SC_CLK_TCK);
+    preoom_badness_defaults(ctx);
+    ctx->policy = policy;
+    ctx->self_pid = arbiter_pid;
+    ctx->page_bytes = 4096;
+    ctx->total_pages = total_bytes / 4096;
+    ctx->clk_tck = tck > 0 ? (uint64_t)tck : 100;
+}
+
 int preoom_gather_opts_for(const preoom_reg_t *reg, const char *name, preoom_gather_opts_t *o,
                            char *path_buf, size_t path_cap)
 {

@@ -33,7 +33,6 @@ typedef struct {
 } preoom_proc_t;
 
 typedef struct {
-    int32_t self_pid;
     uid_t registry_uid;              /* the registry file's owner */
     bool allow_any_uid;              /* --allow-uid: act for processes of other users */
     dev_t registry_dev;              /* the registry file, as /proc/PID/maps names it */
@@ -81,6 +80,12 @@ int preoom_gather(const preoom_procfs_t *fs, const preoom_reg_t *reg,
 
 /* Does PID map the registry file (dev, inode)? 1 yes, 0 no, -errno when it cannot say. */
 int preoom_maps_registry(const preoom_procfs_t *fs, int32_t pid, dev_t dev, ino_t ino);
+
+/* The badness context of one decision: `policy`, the arbiter's pid (never chosen), and
+ * the total the pressure was measured against (the cgroup limit or RAM + swap). preoomd
+ * and `preoom explain` both use it, so they rank alike. */
+void preoom_rank_ctx(preoom_badness_ctx_t *ctx, preoom_policy_t policy, int32_t arbiter_pid,
+                     uint64_t total_bytes);
 
 /* The registry's path and identity for the checks above. */
 int preoom_gather_opts_for(const preoom_reg_t *reg, const char *name, preoom_gather_opts_t *o,

@@ -81,7 +81,6 @@ int preoom_cmd_explain(const char *reg_name, int argc, char **argv)
     memset(&o, 0, sizeof o);
     char path[128];
     preoom_gather_opts_for(&reg, reg_name, &o, path, sizeof path);
-    o.self_pid = getpid();
     o.check_maps = true;
     o.want_children = policy == PREOOM_POLICY_CLASSIC;
     g.cap = reg.slot_count;
@@ -111,12 +110,9 @@ int preoom_cmd_explain(const char *reg_name, int argc, char **argv)
     preoom_assessment_t a;
     preoom_pressure_assess(&th, &r, &a);
     preoom_badness_ctx_t ctx;
-    preoom_badness_defaults(&ctx);
-    ctx.policy = policy;
-    ctx.self_pid = getpid();
-    ctx.page_bytes = 4096;
-    ctx.total_pages = a.total_bytes / 4096;
-    ctx.clk_tck = (uint64_t)sysconf(_SC_CLK_TCK);
+    /* Rank as the daemon would: it is the one process never chosen. */
+    int32_t arbiter = (int32_t)__atomic_load_n(&reg.hdr->arbiter_pid, __ATOMIC_RELAXED);
+    preoom_rank_ctx(&ctx, policy, arbiter > 0 ? arbiter : getpid(), a.total_bytes);
     for (size_t i = 0; i < g.n; i++)
         cands[i] = g.procs[i].c;
     long victim = preoom_badness_select(&ctx, cands, g.n, scores);

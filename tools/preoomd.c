@@ -93,6 +93,7 @@ static preoom_gather_opts_t gopt;
 static char reg_path[128];
 static preoom_gathered_t g;
 static preoom_badness_t *scores;
+static preoom_candidate_t *cands;
 static preoom_history_t *history;
 static victim_t victim = {.pidfd = -1};
 static asked_t asked[64];
@@ -434,9 +435,8 @@ static const char *act_error(int rc)
  * (the costly check), re-choosing without it when not. Returns its index or -1. */
 static long choose(const preoom_badness_ctx_t *ctx)
 {
-    /* badness_select takes a contiguous candidate array: build it from the gathered procs
-     * (static: nothing is allocated once the daemon runs). */
-    static preoom_candidate_t cands[PREOOM_REGISTRY_MAX_SLOTS];
+    /* badness_select takes a contiguous candidate array: built from the gathered procs, in
+     * an array allocated at start-up (nothing is allocated once the daemon runs). */
     for (size_t i = 0; i < g.n; i++)
         cands[i] = g.procs[i].c;
     for (size_t tries = 0; tries <= g.n; tries++) {
@@ -561,12 +561,7 @@ static void step(const preoom_assessment_t *a, const preoom_readings_t *r, uint6
     if (now < *cooldown_until || level == PREOOM_PRESSURE_NONE)
         return;
     preoom_badness_ctx_t ctx;
-    preoom_badness_defaults(&ctx);
-    ctx.policy = opt.policy;
-    ctx.self_pid = getpid();
-    ctx.page_bytes = 4096;
-    ctx.total_pages = a->total_bytes / 4096;
-    ctx.clk_tck = (uint64_t)sysconf(_SC_CLK_TCK);
+    preoom_rank_ctx(&ctx, opt.policy, getpid(), a->total_bytes);
     long k = choose(&ctx);
     pressure_text(a, r, ptext, sizeof ptext);
     if (k < 0) {
@@ -672,7 +667,6 @@ int main(int argc, char **argv)
     memset(&gopt, 0, sizeof gopt);
     if (preoom_gather_opts_for(&reg, opt.registry, &gopt, reg_path, sizeof reg_path) != 0)
         fatal(1, "cannot stat the registry file");
-    gopt.self_pid = getpid();
     gopt.allow_any_uid = opt.allow_uid;
     gopt.want_children = opt.policy == PREOOM_POLICY_CLASSIC;
     memcpy(gopt.protect, opt.protect, sizeof opt.protect);
@@ -689,8 +683,9 @@ int main(int argc, char **argv)
     g.cap = reg.slot_count;
     g.procs = calloc(g.cap, sizeof *g.procs);
     scores = calloc(g.cap, sizeof *scores);
+    cands = calloc(g.cap, sizeof *cands);
     history = calloc(1, sizeof *history);
-    if (!g.procs || !scores || !history)
+    if (!g.procs || !scores || !cands || !history)
         fatal(1, "out of memory at start-up");
     history->window_ms = 2000;
     int msock = -1;

@@ -232,6 +232,15 @@ static int pid_path(const preoom_procfs_t *fs, int pid, const char *file, char *
     return 0;
 }
 
+/* Read /proc/PID/<file> (pid 0: self) into buf. 0 or -errno. */
+static int read_pid_file(const preoom_procfs_t *fs, int pid, const char *file, char *buf,
+                         size_t cap, size_t *len, bool allow_truncate)
+{
+    char path[4096];
+    int rc = pid_path(fs, pid, file, path, sizeof path);
+    return rc ? rc : preoom_read_file(path, buf, cap, len, allow_truncate);
+}
+
 static int join_path(char *path, size_t cap, const char *a, const char *b)
 {
     int n = snprintf(path, cap, "%s/%s", a, b);
@@ -574,11 +583,9 @@ int preoom_parse_pid_stat(const char *buf, size_t len, preoom_pid_stat_t *out)
 
 int preoom_read_pid_stat(const preoom_procfs_t *fs, int pid, preoom_pid_stat_t *out)
 {
-    char path[4096], buf[SMALL_FILE_BYTES];
+    char buf[SMALL_FILE_BYTES];
     size_t len;
-    int rc = pid_path(fs, pid, "stat", path, sizeof path);
-    if (!rc)
-        rc = preoom_read_file(path, buf, sizeof buf, &len, false);
+    int rc = read_pid_file(fs, pid, "stat", buf, sizeof buf, &len, false);
     return rc ? rc : preoom_parse_pid_stat(buf, len, out);
 }
 
@@ -662,11 +669,9 @@ int preoom_parse_pid_status(const char *buf, size_t len, preoom_pid_status_t *ou
 
 int preoom_read_pid_status(const preoom_procfs_t *fs, int pid, preoom_pid_status_t *out)
 {
-    char path[4096], buf[MEDIUM_FILE_BYTES];
+    char buf[MEDIUM_FILE_BYTES];
     size_t len;
-    int rc = pid_path(fs, pid, "status", path, sizeof path);
-    if (!rc)
-        rc = preoom_read_file(path, buf, sizeof buf, &len, false);
+    int rc = read_pid_file(fs, pid, "status", buf, sizeof buf, &len, false);
     return rc ? rc : preoom_parse_pid_status(buf, len, out);
 }
 
@@ -692,11 +697,9 @@ int preoom_parse_oom_score_adj(const char *buf, size_t len, int *adj)
 
 int preoom_read_oom_score_adj(const preoom_procfs_t *fs, int pid, int *adj)
 {
-    char path[4096], buf[64];
+    char buf[64];
     size_t len;
-    int rc = pid_path(fs, pid, "oom_score_adj", path, sizeof path);
-    if (!rc)
-        rc = preoom_read_file(path, buf, sizeof buf, &len, false);
+    int rc = read_pid_file(fs, pid, "oom_score_adj", buf, sizeof buf, &len, false);
     return rc ? rc : preoom_parse_oom_score_adj(buf, len, adj);
 }
 
@@ -719,12 +722,10 @@ int preoom_parse_cmdline(const char *buf, size_t len, char *out, size_t cap)
 
 int preoom_read_cmdline(const preoom_procfs_t *fs, int pid, char *out, size_t cap)
 {
-    char path[4096], buf[SMALL_FILE_BYTES];
+    char buf[SMALL_FILE_BYTES];
     size_t len;
-    int rc = pid_path(fs, pid, "cmdline", path, sizeof path);
     /* The command line can be as long as ARG_MAX; its start is all we show. */
-    if (!rc)
-        rc = preoom_read_file(path, buf, sizeof buf, &len, true);
+    int rc = read_pid_file(fs, pid, "cmdline", buf, sizeof buf, &len, true);
     return rc ? rc : preoom_parse_cmdline(buf, len, out, cap);
 }
 
@@ -803,11 +804,9 @@ int preoom_parse_pid_cgroup(const char *buf, size_t len, preoom_pid_cgroup_t *ou
 
 int preoom_read_pid_cgroup(const preoom_procfs_t *fs, int pid, preoom_pid_cgroup_t *out)
 {
-    char path[4096], buf[MEDIUM_FILE_BYTES];
+    char buf[MEDIUM_FILE_BYTES];
     size_t len;
-    int rc = pid_path(fs, pid, "cgroup", path, sizeof path);
-    if (!rc)
-        rc = preoom_read_file(path, buf, sizeof buf, &len, false);
+    int rc = read_pid_file(fs, pid, "cgroup", buf, sizeof buf, &len, false);
     return rc ? rc : preoom_parse_pid_cgroup(buf, len, out);
 }
 
