@@ -181,14 +181,9 @@ void preoom_sample_weight(uint64_t bytes, uint64_t mean_bytes, uint64_t *w_bytes
  * whole buckets), read without any lock. Zero means "certainly not sampled", so the common
  * free costs a hash and one load. A count that reaches the top sticks there (never
  * decremented again): a few wasted lookups, never a missed free. */
-static inline size_t pf_index(const preoom_pfilter_t *f, uintptr_t p)
-{
-    return preoom_pfilter_index(f, p);
-}
-
 void preoom_pfilter_add(preoom_pfilter_t *f, uintptr_t p)
 {
-    uint16_t *c = &f->counts[pf_index(f, p)];
+    uint16_t *c = &f->counts[preoom_pfilter_index(f, p)];
     uint16_t v = __atomic_load_n(c, __ATOMIC_RELAXED);
     while (v != UINT16_MAX &&
            !__atomic_compare_exchange_n(c, &v, (uint16_t)(v + 1), 1, __ATOMIC_RELAXED,
@@ -198,7 +193,7 @@ void preoom_pfilter_add(preoom_pfilter_t *f, uintptr_t p)
 
 void preoom_pfilter_del(preoom_pfilter_t *f, uintptr_t p)
 {
-    uint16_t *c = &f->counts[pf_index(f, p)];
+    uint16_t *c = &f->counts[preoom_pfilter_index(f, p)];
     uint16_t v = __atomic_load_n(c, __ATOMIC_RELAXED);
     while (v != UINT16_MAX && v != 0 &&
            !__atomic_compare_exchange_n(c, &v, (uint16_t)(v - 1), 1, __ATOMIC_RELAXED,
@@ -208,7 +203,7 @@ void preoom_pfilter_del(preoom_pfilter_t *f, uintptr_t p)
 
 int preoom_pfilter_maybe(const preoom_pfilter_t *f, uintptr_t p)
 {
-    return __atomic_load_n(&f->counts[pf_index(f, p)], __ATOMIC_RELAXED) != 0;
+    return __atomic_load_n(&f->counts[preoom_pfilter_index(f, p)], __ATOMIC_RELAXED) != 0;
 }
 
 /* ---- pure parts: the pointer map -------------------------------------------------------- */
@@ -567,8 +562,9 @@ void preoom_stacks_alloc(void *p, size_t bytes)
 
 void preoom_stacks_free(void *p)
 {
+    /* The free hook asked preoom_stacks_maybe_sampled() already. */
     uintptr_t key = (uintptr_t)p;
-    if (!key || !preoom_stacks_maybe_sampled(p))
+    if (!key)
         return;
     if (holding) {
         /* A signal handler freeing while this thread is inside our section: we cannot wait
