@@ -76,6 +76,11 @@ preoom_tblock_t *preoom_account_thread_block(void)
     return b;
 }
 
+preoom_tblock_t *preoom_account_blocks(void)
+{
+    return atomic_load_explicit(&blocks_head, memory_order_acquire);
+}
+
 /* The slow paths' view of committed memory: the same sum the agent publishes. */
 static uint64_t committed_now(void)
 {

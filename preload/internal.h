@@ -100,6 +100,7 @@ typedef struct preoom_tblock {
     _Atomic uint64_t calls[PREOOM_CALL_COUNT];
     _Atomic int owned;
     struct preoom_tblock *next;
+    struct pend *stacks_pend;                   /* stacks.c's pending site counts, or NULL */
 } __attribute__((aligned(PREOOM_CACHE_LINE))) preoom_tblock_t;
 
 typedef struct preoom_tstate {
@@ -185,6 +186,8 @@ void preoom_account_mmap(int64_t delta);
 void preoom_account_brk(int64_t delta);
 /* Sum every block; fill the committed side of `t` (malloc, mmap, brk, committed, calls). */
 void preoom_account_sum(preoom_totals_t *t);
+/* Every block ever made, newest first (a block's next never changes once it is listed). */
+preoom_tblock_t *preoom_account_blocks(void);
 /* Combine the committed side with a touched measurement; update peaks; fill slack/exposure. */
 void preoom_account_finish(preoom_totals_t *t, uint64_t rss_anon, uint64_t swap);
 /* Fork child: blocks of threads that do not exist in the child are handed back. */
@@ -324,24 +327,39 @@ void preoom_sample_weight(uint64_t bytes, uint64_t mean_bytes, uint64_t *w_bytes
                           uint64_t *w_count);
 /* Hash of a stack's frames (never 0), the key of the lock-free site index. */
 uint64_t preoom_stack_hash(const uintptr_t *frames, int n);
+/* A counting filter of sampled pointers: 1 << bits one-byte counters, its size kept beside
+ * them so a reader that loaded one filter pointer always indexes that filter. */
 typedef struct preoom_pfilter {
-    uint16_t *counts;   /* 1 << bits counters */
     unsigned bits;
+    uint8_t counts[];
 } preoom_pfilter_t;
+preoom_pfilter_t *preoom_pfilter_new(unsigned bits);
 void preoom_pfilter_add(preoom_pfilter_t *f, uintptr_t p);
 void preoom_pfilter_del(preoom_pfilter_t *f, uintptr_t p);
 int preoom_pfilter_maybe(const preoom_pfilter_t *f, uintptr_t p);
-static inline size_t preoom_pfilter_index(const preoom_pfilter_t *f, uintptr_t p)
+static inline size_t preoom_pfilter_index(unsigned bits, uintptr_t p)
 {
-    return (size_t)(((uint64_t)p * 0x9E3779B97F4A7C15ULL) >> (64 - f->bits));
+    return (size_t)(((uint64_t)p * 0x9E3779B97F4A7C15ULL) >> (64 - bits));
 }
-/* The process's filter of sampled pointers (counts NULL while stacks are off), read by the
- * free hook inline: most frees are answered "not sampled" by one load, without a call. */
-extern preoom_pfilter_t preoom_stacks_pfilter;
+/* The pointer map and its filters are split in shards by the 64 MiB region a pointer lies
+ * in (stacks.c says why). Each shard's filter (NULL until the shard records a pointer) is read
+ * by the free hook inline, so most frees are answered "not sampled" by one load, without a
+ * call. A filter is replaced by a larger one as its shard fills, so it is loaded once per
+ * question. */
+#define PREOOM_SHARD_BITS 6
+#define PREOOM_SHARD_REGION_SHIFT 26
+extern preoom_pfilter_t *preoom_stacks_pfilters[1 << PREOOM_SHARD_BITS];
+static inline unsigned preoom_stacks_shard(uintptr_t p)
+{
+    return (unsigned)(((uint64_t)(p >> PREOOM_SHARD_REGION_SHIFT) * 0x9E3779B97F4A7C15ULL) >>
+                      (64 - PREOOM_SHARD_BITS));
+}
 static inline int preoom_stacks_maybe_sampled(const void *p)
 {
-    const uint16_t *c = __atomic_load_n(&preoom_stacks_pfilter.counts, __ATOMIC_ACQUIRE);
-    return c && __atomic_load_n(&c[preoom_pfilter_index(&preoom_stacks_pfilter, (uintptr_t)p)],
+    uintptr_t u = (uintptr_t)p;
+    const preoom_pfilter_t *f =
+        __atomic_load_n(&preoom_stacks_pfilters[preoom_stacks_shard(u)], __ATOMIC_ACQUIRE);
+    return f && __atomic_load_n(&f->counts[preoom_pfilter_index(f->bits, u)],
                                 __ATOMIC_RELAXED) != 0;
 }
 typedef struct preoom_pmap_entry {

@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -177,33 +178,38 @@ void preoom_sample_weight(uint64_t bytes, uint64_t mean_bytes, uint64_t *w_bytes
 
 /* ---- pure parts: the pointer filter ---------------------------------------------------- */
 /* A counting filter over pointer hashes: a count per bucket of the sampled pointers that
- * hash there, changed with atomic read-modify-writes (the pointer map's shards do not cover
- * whole buckets), read without any lock. Zero means "certainly not sampled", so the common
- * free costs a hash and one load. A count that reaches the top sticks there (never
- * decremented again): a few wasted lookups, never a missed free. */
+ * hash there, changed under the lock of the shard it belongs to, read by the free hook
+ * without any lock. Zero means "certainly not sampled", so the common free costs a hash and
+ * one load. A count that reaches the top sticks there (never decremented again): a few wasted
+ * lookups, never a missed free. The counters are atomic only so that the lock-free reader
+ * reads whole values. */
+preoom_pfilter_t *preoom_pfilter_new(unsigned bits)
+{
+    preoom_pfilter_t *f = preoom_arena_alloc(sizeof *f + ((size_t)1 << bits)); /* zeroed */
+    if (f)
+        f->bits = bits;
+    return f;
+}
+
 void preoom_pfilter_add(preoom_pfilter_t *f, uintptr_t p)
 {
-    uint16_t *c = &f->counts[preoom_pfilter_index(f, p)];
-    uint16_t v = __atomic_load_n(c, __ATOMIC_RELAXED);
-    while (v != UINT16_MAX &&
-           !__atomic_compare_exchange_n(c, &v, (uint16_t)(v + 1), 1, __ATOMIC_RELAXED,
-                                        __ATOMIC_RELAXED))
-        ;
+    uint8_t *c = &f->counts[preoom_pfilter_index(f->bits, p)];
+    uint8_t v = __atomic_load_n(c, __ATOMIC_RELAXED);
+    if (v != UINT8_MAX)
+        __atomic_store_n(c, (uint8_t)(v + 1), __ATOMIC_RELAXED);
 }
 
 void preoom_pfilter_del(preoom_pfilter_t *f, uintptr_t p)
 {
-    uint16_t *c = &f->counts[preoom_pfilter_index(f, p)];
-    uint16_t v = __atomic_load_n(c, __ATOMIC_RELAXED);
-    while (v != UINT16_MAX && v != 0 &&
-           !__atomic_compare_exchange_n(c, &v, (uint16_t)(v - 1), 1, __ATOMIC_RELAXED,
-                                        __ATOMIC_RELAXED))
-        ;
+    uint8_t *c = &f->counts[preoom_pfilter_index(f->bits, p)];
+    uint8_t v = __atomic_load_n(c, __ATOMIC_RELAXED);
+    if (v != UINT8_MAX && v != 0)
+        __atomic_store_n(c, (uint8_t)(v - 1), __ATOMIC_RELAXED);
 }
 
 int preoom_pfilter_maybe(const preoom_pfilter_t *f, uintptr_t p)
 {
-    return __atomic_load_n(&f->counts[preoom_pfilter_index(f, p)], __ATOMIC_RELAXED) != 0;
+    return __atomic_load_n(&f->counts[preoom_pfilter_index(f->bits, p)], __ATOMIC_RELAXED) != 0;
 }
 
 /* ---- pure parts: the pointer map -------------------------------------------------------- */
@@ -289,9 +295,12 @@ int preoom_pmap_take(preoom_pmap_t *m, uintptr_t p, preoom_pmap_entry_t *out)
  * at all. */
 typedef struct site {
     /* First cache line: the counters, which every recording thread writes. */
-    uint64_t live_bytes, live_count;     /* estimates in sample mode, exact in all mode; */
-    uint64_t total_bytes, total_count;   /* counts in 1/PREOOM_COUNT_ONE allocations */
-    uint64_t peak_bytes;                 /* highest live_bytes this site reached */
+    /* What the threads have flushed (see pend_t): estimates in sample mode, exact in all
+     * mode; counts in 1/PREOOM_COUNT_ONE allocations. live may dip below zero while one
+     * thread's frees are flushed before another thread's allocations. */
+    int64_t live_bytes, live_count;
+    uint64_t total_bytes, total_count;
+    int64_t peak_bytes;                  /* highest live_bytes seen at a flush */
     uint64_t samples;                    /* allocations recorded (not weighted) */
     /* From the next line on: what lookups read, written once (hh only under site_lock when a
      * site is added), so a lookup never misses on a line another thread keeps writing. */
@@ -303,12 +312,12 @@ typedef struct site {
     uintptr_t frames[];                  /* innermost first: [0] called malloc */
 } site_t;
 
-/* The pointer map is split in shards, each with its own lock, chosen by the 64 MiB region
- * the pointer lies in: glibc gives each thread arena its own 64 MiB-aligned heaps, so a
- * thread that allocates and frees its own blocks keeps using the same shard, whose lock and
- * slots stay in its core's cache; threads on different arenas rarely meet. (The filter is
- * indexed by the whole pointer and updated atomically, so it needs no shard lock.) */
-#define SHARD_BITS 6
+/* The pointer map is split in shards, each with its own lock and filter, chosen by the 64 MiB
+ * region the pointer lies in: glibc gives each thread arena its own 64 MiB-aligned heaps, so
+ * a thread that allocates and frees its own blocks keeps using the same shard, whose lock,
+ * slots and filter stay in its core's cache; threads on different arenas rarely meet, and one
+ * thread's records never dirty the filter lines another thread's frees read. */
+#define SHARD_BITS PREOOM_SHARD_BITS
 #define SHARDS (1 << SHARD_BITS)
 typedef struct shard {
     pthread_mutex_t lock;
@@ -320,13 +329,20 @@ static site_t *sites;                    /* uthash head */
 static uint32_t site_count;
 static site_t **site_index;              /* 1 << INDEX_BITS hints, atomic loads and stores */
 static shard_t shards[SHARDS];
-preoom_pfilter_t preoom_stacks_pfilter; /* read inline by the free hook (internal.h) */
+preoom_pfilter_t *preoom_stacks_pfilters[SHARDS]; /* read inline by the free hook */
 static uint64_t dropped;                 /* samples we could not keep (out of memory, ...) */
 static int mode;                         /* PREOOM_STACKS_* once init has run, else off */
 static uint64_t mean_bytes = 512 * 1024;
 static int depth = 32;
 
-#define PFILTER_BITS 17
+/* A shard's filter starts at 512 bytes, small enough to stay in the L1 cache that every free
+ * reads it from, and grows eightfold whenever it holds more than one pointer per eight buckets
+ * (at most a one-in-eight false "maybe"), up to 64 KiB. In sample mode a process holds about
+ * one sampled pointer per PREOOM_SAMPLE_BYTES of live heap: 512 bytes serve 32 MiB of one
+ * arena's heap. */
+#define PFILTER_BITS_MIN 9
+#define PFILTER_BITS_MAX 16
+#define PFILTER_GROW_BITS 3
 #define INDEX_BITS 14
 
 /* Per thread: the random state; whether this thread holds site_lock or a shard lock (a signal
@@ -350,11 +366,9 @@ static void unlock(pthread_mutex_t *l)
     holding = 0;
 }
 
-#define SHARD_REGION_SHIFT 26
 static inline shard_t *shard_of(uintptr_t p)
 {
-    return &shards[((uint64_t)(p >> SHARD_REGION_SHIFT) * 0x9E3779B97F4A7C15ULL) >>
-                   (64 - SHARD_BITS)];
+    return &shards[preoom_stacks_shard(p)];
 }
 
 static void seed(void)
@@ -389,17 +403,13 @@ void preoom_stacks_init(void)
         depth = PREOOM_STACK_MAX_FRAMES;
     for (int i = 0; i < SHARDS; i++)
         pthread_mutex_init(&shards[i].lock, NULL);
-    uint16_t *counts = preoom_arena_alloc(sizeof(uint16_t) << PFILTER_BITS);
     site_index = preoom_arena_alloc(sizeof(site_t *) << INDEX_BITS);
-    if (!counts || !site_index) {
+    if (!site_index) {
         preoom_log_error("PREOOM_STACKS: out of memory for the call-site tables; using off");
         preoom_opt.stacks = PREOOM_STACKS_OFF;
         preoom_tls.guard--;
         return;
     }
-    /* The free hook reads the filter from now on: its size first, then the counters. */
-    preoom_stacks_pfilter.bits = PFILTER_BITS;
-    __atomic_store_n(&preoom_stacks_pfilter.counts, counts, __ATOMIC_RELEASE);
     preoom_unwind_init();
     preoom_tls.sample_countdown = preoom_stacks_next_countdown();
     __atomic_store_n(&mode, preoom_opt.stacks, __ATOMIC_RELEASE);
@@ -486,31 +496,233 @@ static site_t *site_of(const uintptr_t *frames, int n, int truncated)
     return s;
 }
 
-/* Counters change with atomics and no lock. A record's weight is added before its pointer
- * can be freed (the pointer is not yet the program's) and taken off exactly once, so live
- * never goes below zero. The peak is the highest value live_bytes took. */
-static void site_sub(site_t *s, uint64_t bytes, uint64_t count)
+/* ---- per-thread pending counts ------------------------------------------------------------ */
+/* A site's counters are written by every thread that records at it: with atomics on one cache
+ * line, two threads at a hot site (a server's request buffer) spent more time passing the line
+ * between cores than unwinding. So each thread adds its changes to a small table of its own,
+ * one entry per site (direct-mapped by site id), with plain stores, and flushes an entry into
+ * the site's atomics after PEND_FLUSH_OPS changes, when its live bytes move PEND_FLUSH_BYTES,
+ * or when another site needs the entry. The table hangs off the thread's account block
+ * (account.c), so it outlives the thread and the next thread to adopt the block carries on.
+ *
+ * Readers (the report) add every block's entry for a site to the site's atomics. An entry's
+ * seq is odd while its owner changes it, flushes included; the reader sums the seqs of the
+ * entries it reads before and after and tries again if any moved, so a report never counts a
+ * flush twice or not at all. The peak: an entry keeps the highest value its live bytes took
+ * since the last flush (`rise`), and the flush raises the site's peak to the site's live
+ * before the flush plus that rise. For a site recorded by one thread that is the exact peak;
+ * with several, a peak can be short by what the other threads had not flushed yet (at most
+ * PEND_FLUSH_BYTES, or PEND_FLUSH_OPS allocations, per thread). */
+#define PEND_SLOTS 64
+#define PEND_FLUSH_OPS 32
+#define PEND_FLUSH_BYTES ((int64_t)8 << 20)
+typedef struct pend {
+    uint64_t seq;
+    site_t *site;                        /* NULL: unused */
+    int64_t live_bytes, live_count, total_bytes, total_count;
+    int64_t rise;                        /* highest live_bytes since the flush, >= 0 */
+    uint32_t samples, ops;
+} pend_t;
+
+/* As the registry's seqlock (registry.c): release stores and acquire loads rather than
+ * fences, so that a value from an unfinished change carries the odd seq with it (and
+ * ThreadSanitizer, which does not model fences, can check it). Plain moves on x86. */
+#define LD(x) __atomic_load_n(&(x), __ATOMIC_ACQUIRE)
+#define ST(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELEASE)
+
+/* Set while this thread changes its table: a signal handler that frees a sampled pointer in
+ * the middle goes to the site's atomics instead. */
+static __thread int pend_busy __attribute__((tls_model("initial-exec")));
+
+static void raise_peak(site_t *s, int64_t v)
 {
-    __atomic_sub_fetch(&s->live_bytes, bytes, __ATOMIC_RELAXED);
-    __atomic_sub_fetch(&s->live_count, count, __ATOMIC_RELAXED);
+    int64_t peak = __atomic_load_n(&s->peak_bytes, __ATOMIC_RELAXED);
+    while (v > peak && !__atomic_compare_exchange_n(&s->peak_bytes, &peak, v, 1,
+                                                    __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+        ;
 }
 
-static void site_add_live(site_t *s, uint64_t bytes, uint64_t count)
+/* Straight into the site's atomics: a flush, or a thread without a table. */
+static void site_apply(site_t *s, int64_t live_b, int64_t live_c, int64_t tot_b,
+                       int64_t tot_c, uint32_t samples, int64_t rise)
 {
-    uint64_t live = __atomic_add_fetch(&s->live_bytes, bytes, __ATOMIC_RELAXED);
-    __atomic_add_fetch(&s->live_count, count, __ATOMIC_RELAXED);
-    uint64_t peak = __atomic_load_n(&s->peak_bytes, __ATOMIC_RELAXED);
-    while (live > peak && !__atomic_compare_exchange_n(&s->peak_bytes, &peak, live, 1,
-                                                       __ATOMIC_RELAXED, __ATOMIC_RELAXED))
-        ;
+    int64_t before = __atomic_fetch_add(&s->live_bytes, live_b, __ATOMIC_RELEASE);
+    if (live_c)
+        __atomic_add_fetch(&s->live_count, live_c, __ATOMIC_RELEASE);
+    if (tot_b)
+        __atomic_add_fetch(&s->total_bytes, (uint64_t)tot_b, __ATOMIC_RELEASE);
+    if (tot_c)
+        __atomic_add_fetch(&s->total_count, (uint64_t)tot_c, __ATOMIC_RELEASE);
+    if (samples)
+        __atomic_add_fetch(&s->samples, samples, __ATOMIC_RELEASE);
+    if (rise > 0)
+        raise_peak(s, before + rise);
+}
+
+/* Owner only, inside its seq window. */
+static void pend_flush(pend_t *e)
+{
+    site_apply(e->site, e->live_bytes, e->live_count, e->total_bytes, e->total_count,
+               e->samples, e->rise);
+    ST(e->live_bytes, 0);
+    ST(e->live_count, 0);
+    ST(e->total_bytes, 0);
+    ST(e->total_count, 0);
+    ST(e->rise, 0);
+    ST(e->samples, 0);
+    ST(e->ops, 0);
+}
+
+/* This thread's table, made on its first record; NULL when it has no block (exited, or in
+ * our own slow path) or no memory. */
+static pend_t *pend_table(void)
+{
+    preoom_tblock_t *b = preoom_tls.block;
+    if (!b)
+        return NULL;
+    pend_t *t = __atomic_load_n(&b->stacks_pend, __ATOMIC_RELAXED);
+    if (PREOOM_UNLIKELY(!t)) {
+        t = preoom_arena_alloc(PEND_SLOTS * sizeof *t); /* zeroed */
+        if (t)
+            __atomic_store_n(&b->stacks_pend, t, __ATOMIC_RELEASE);
+    }
+    return t;
+}
+
+/* A change of site s's counters by this thread. A record's weight is added before its
+ * pointer can be freed (the pointer is not yet the program's) and taken off exactly once. */
+static void site_change(site_t *s, int64_t live_b, int64_t live_c, int64_t tot_b,
+                        int64_t tot_c, uint32_t samples)
+{
+    pend_t *t = pend_busy ? NULL : pend_table();
+    if (!t) {
+        site_apply(s, live_b, live_c, tot_b, tot_c, samples, live_b);
+        return;
+    }
+    pend_busy = 1;
+    pend_t *e = &t[s->id & (PEND_SLOTS - 1)];
+    uint64_t seq = e->seq;
+    __atomic_store_n(&e->seq, seq + 1, __ATOMIC_RELAXED);
+    if (e->site != s) {
+        if (e->site)
+            pend_flush(e);
+        ST(e->site, s);
+    }
+    int64_t live = e->live_bytes + live_b;
+    ST(e->live_bytes, live);
+    if (live > e->rise)
+        ST(e->rise, live);
+    ST(e->live_count, e->live_count + live_c);
+    ST(e->total_bytes, e->total_bytes + tot_b);
+    ST(e->total_count, e->total_count + tot_c);
+    ST(e->samples, e->samples + samples);
+    ST(e->ops, e->ops + 1);
+    if (e->ops >= PEND_FLUSH_OPS || live > PEND_FLUSH_BYTES || live < -PEND_FLUSH_BYTES)
+        pend_flush(e);
+    __atomic_store_n(&e->seq, seq + 2, __ATOMIC_RELEASE);
+    pend_busy = 0;
+}
+
+static void site_sub(site_t *s, uint64_t bytes, uint64_t count)
+{
+    site_change(s, -(int64_t)bytes, -(int64_t)count, 0, 0, 0);
+}
+
+/* A site as a report shows it: the flushed counters plus every thread's pending entry. */
+typedef struct site_view {
+    uint64_t live_bytes, live_count, total_bytes, total_count, peak_bytes, samples;
+} site_view_t;
+
+static int64_t pos(int64_t v) { return v > 0 ? v : 0; }
+
+static void site_read(site_t *s, site_view_t *v)
+{
+    preoom_tblock_t *head = preoom_account_blocks();
+    unsigned slot = s->id & (PEND_SLOTS - 1);
+    for (int tries = 0;; tries++) {
+        uint64_t seq0 = 0, seq1 = 0, odd = 0;
+        for (preoom_tblock_t *b = head; b; b = b->next) {
+            pend_t *t = __atomic_load_n(&b->stacks_pend, __ATOMIC_ACQUIRE);
+            if (t) {
+                uint64_t q = __atomic_load_n(&t[slot].seq, __ATOMIC_ACQUIRE);
+                seq0 += q;
+                odd |= q & 1;
+            }
+        }
+        int64_t lb = LD(s->live_bytes), lc = LD(s->live_count);
+        int64_t tb = (int64_t)LD(s->total_bytes), tc = (int64_t)LD(s->total_count);
+        int64_t peak = LD(s->peak_bytes), rise = 0, flushed_live = lb;
+        uint64_t n = LD(s->samples);
+        for (preoom_tblock_t *b = head; b; b = b->next) {
+            pend_t *t = __atomic_load_n(&b->stacks_pend, __ATOMIC_ACQUIRE);
+            if (!t || LD(t[slot].site) != s)
+                continue;
+            pend_t *e = &t[slot];
+            lb += LD(e->live_bytes);
+            lc += LD(e->live_count);
+            tb += LD(e->total_bytes);
+            tc += LD(e->total_count);
+            n += LD(e->samples);
+            if (LD(e->rise) > rise)
+                rise = LD(e->rise);
+        }
+        for (preoom_tblock_t *b = head; b; b = b->next) {
+            pend_t *t = __atomic_load_n(&b->stacks_pend, __ATOMIC_ACQUIRE);
+            if (t)
+                seq1 += __atomic_load_n(&t[slot].seq, __ATOMIC_RELAXED);
+        }
+        /* A thread stopped inside its window (fork took it away) would keep us here: after
+         * a while take what we have. */
+        if ((seq0 == seq1 && !odd) || tries >= 1000) {
+            if (flushed_live + rise > peak)
+                peak = flushed_live + rise;
+            if (lb > peak)
+                peak = lb;
+            *v = (site_view_t){(uint64_t)pos(lb), (uint64_t)pos(lc), (uint64_t)pos(tb),
+                               (uint64_t)pos(tc), (uint64_t)pos(peak), n};
+            return;
+        }
+        sched_yield();
+    }
+}
+
+/* Under p's shard lock: take off whatever record p still has (a free we never saw) into
+ * *old; the caller takes it off its site once the lock is released. */
+/* A shard's filter, under its lock (the only place it is replaced). */
+static inline preoom_pfilter_t *filter_of(shard_t *sh)
+{
+    return __atomic_load_n(&preoom_stacks_pfilters[sh - shards], __ATOMIC_RELAXED);
+}
+
+/* Under sh's lock, after a pointer went into its map: a shard whose filter is missing or
+ * holds more than one pointer per eight buckets gets a new filter, built from its map. The
+ * old one is never freed: a free hook may still be reading it, and it stays right for every
+ * pointer it was asked about (a pointer added later is freed after its malloc returned, so its
+ * free loads the new filter). What is left behind is under a seventh of the final size. */
+static void filter_fit(shard_t *sh)
+{
+    preoom_pfilter_t *old = filter_of(sh);
+    if (old && (old->bits >= PFILTER_BITS_MAX || sh->map.used <= ((size_t)1 << old->bits) / 8))
+        return;
+    unsigned bits = old ? old->bits + PFILTER_GROW_BITS : PFILTER_BITS_MIN;
+    if (bits > PFILTER_BITS_MAX)
+        bits = PFILTER_BITS_MAX;
+    preoom_pfilter_t *f = preoom_pfilter_new(bits);
+    if (!f)
+        return; /* the old filter still answers for every pointer, only less sharply */
+    for (size_t j = 0; j < sh->map.cap; j++)
+        if (sh->map.slots[j].ptr)
+            preoom_pfilter_add(f, sh->map.slots[j].ptr);
+    __atomic_store_n(&preoom_stacks_pfilters[sh - shards], f, __ATOMIC_RELEASE);
 }
 
 /* Under p's shard lock: take off whatever record p still has (a free we never saw) into
  * *old; the caller takes it off its site once the lock is released. */
 static int take_stale(shard_t *sh, uintptr_t p, preoom_pmap_entry_t *old)
 {
-    if (preoom_pfilter_maybe(&preoom_stacks_pfilter, p) && preoom_pmap_take(&sh->map, p, old)) {
-        preoom_pfilter_del(&preoom_stacks_pfilter, p);
+    preoom_pfilter_t *f = filter_of(sh);
+    if (f && preoom_pfilter_maybe(f, p) && preoom_pmap_take(&sh->map, p, old)) {
+        preoom_pfilter_del(f, p);
         return 1;
     }
     return 0;
@@ -524,8 +736,17 @@ static int put_record(const preoom_pmap_entry_t *e)
     lock(&sh->lock);
     int stale = take_stale(sh, e->ptr, &old);
     int rc = e->site ? preoom_pmap_put(&sh->map, e) : -ENOMEM;
-    if (rc == 0)
-        preoom_pfilter_add(&preoom_stacks_pfilter, e->ptr);
+    if (rc == 0) {
+        filter_fit(sh);
+        preoom_pfilter_t *f = filter_of(sh);
+        if (f) {
+            preoom_pfilter_add(f, e->ptr);
+        } else {
+            /* No filter, no free would look for it: do not keep it. */
+            preoom_pmap_take(&sh->map, e->ptr, NULL);
+            rc = -ENOMEM;
+        }
+    }
     unlock(&sh->lock);
     if (stale)
         site_sub(old.site, old.bytes, old.count);
@@ -549,14 +770,10 @@ void preoom_stacks_alloc(void *p, size_t bytes)
     int n = preoom_unwind(frames, depth, &truncated);
     site_t *s = site_of(frames, n, truncated);
     preoom_pmap_entry_t e = {.ptr = (uintptr_t)p, .site = s, .bytes = wb, .count = wc};
-    if (put_record(&e) == 0) {
-        __atomic_add_fetch(&s->total_bytes, wb, __ATOMIC_RELAXED);
-        __atomic_add_fetch(&s->total_count, wc, __ATOMIC_RELAXED);
-        __atomic_add_fetch(&s->samples, 1, __ATOMIC_RELAXED);
-        site_add_live(s, wb, wc);
-    } else {
+    if (put_record(&e) == 0)
+        site_change(s, (int64_t)wb, (int64_t)wc, (int64_t)wb, (int64_t)wc, 1);
+    else
         __atomic_add_fetch(&dropped, 1, __ATOMIC_RELAXED);
-    }
     preoom_tls.guard--;
 }
 
@@ -579,7 +796,7 @@ void preoom_stacks_free(void *p)
     lock(&sh->lock);
     int found = preoom_pmap_take(&sh->map, key, &e);
     if (found)
-        preoom_pfilter_del(&preoom_stacks_pfilter, key);
+        preoom_pfilter_del(filter_of(sh), key);
     unlock(&sh->lock);
     if (found) {
         site_sub(e.site, e.bytes, e.count);
@@ -597,7 +814,7 @@ void preoom_stacks_restore(void *p)
     preoom_pmap_entry_t e = last_taken;
     last_taken.ptr = 0;
     if (put_record(&e) == 0)
-        site_add_live(e.site, e.bytes, e.count);
+        site_change(e.site, (int64_t)e.bytes, (int64_t)e.count, 0, 0, 0);
     else
         __atomic_add_fetch(&dropped, 1, __ATOMIC_RELAXED);
     preoom_tls.guard--;
@@ -632,7 +849,16 @@ void preoom_stacks_atfork_child(void)
     for (int i = 0; i < SHARDS; i++)
         pthread_mutex_init(&shards[i].lock, NULL);
     holding = 0;
+    pend_busy = 0;
     rng = 0;
+    /* A thread that fork left behind may have stopped inside its table's window: close the
+     * window (its half-made change stays), or readers would wait for it forever. */
+    for (preoom_tblock_t *b = preoom_account_blocks(); b; b = b->next) {
+        pend_t *t = b->stacks_pend;
+        for (int i = 0; t && i < PEND_SLOTS; i++)
+            if (t[i].seq & 1)
+                t[i].seq++;
+    }
     preoom_unwind_atfork_child();
 }
 
@@ -677,16 +903,17 @@ static int write_sites(int fd)
            (unsigned long long)__atomic_load_n(&dropped, __ATOMIC_RELAXED));
     int first = 1;
     for (site_t *s = sites; s; s = s->hh.next) {
-        /* Counters move under us (no lock guards them): each is read once, atomically. */
-#define LOAD(f) ((unsigned long long)__atomic_load_n(&s->f, __ATOMIC_RELAXED))
+        site_view_t v;
+        site_read(s, &v);
         ob_put(o, "%s\n  {\"id\": %u, \"live_bytes\": %llu, \"live_count\": %llu, "
                   "\"total_bytes\": %llu, \"total_count\": %llu, \"peak_bytes\": %llu, "
                   "\"samples\": %llu, \"truncated\": %s, \"frames\": [",
-               first ? "" : ",", s->id, LOAD(live_bytes),
-               (LOAD(live_count) + PREOOM_COUNT_ONE / 2) / PREOOM_COUNT_ONE, LOAD(total_bytes),
-               (LOAD(total_count) + PREOOM_COUNT_ONE / 2) / PREOOM_COUNT_ONE, LOAD(peak_bytes),
-               LOAD(samples), s->truncated ? "true" : "false");
-#undef LOAD
+               first ? "" : ",", s->id, (unsigned long long)v.live_bytes,
+               (unsigned long long)((v.live_count + PREOOM_COUNT_ONE / 2) / PREOOM_COUNT_ONE),
+               (unsigned long long)v.total_bytes,
+               (unsigned long long)((v.total_count + PREOOM_COUNT_ONE / 2) / PREOOM_COUNT_ONE),
+               (unsigned long long)v.peak_bytes, (unsigned long long)v.samples,
+               s->truncated ? "true" : "false");
         for (int i = 0; i < s->nframes; i++)
             ob_put(o, "%s\"0x%lx\"", i ? ", " : "", (unsigned long)s->frames[i]);
         ob_put(o, "]}");

@@ -54,6 +54,36 @@ check "all: free_delta appears in the peak table" \
     grep -A1 '^#[0-9]* live 0 bytes' "$T_TMP/all.txt" -q
 check "all: frames have file:line" grep -q 'leak_alpha  .*leaky\.c:[0-9]' "$T_TMP/all.txt"
 
+# ---- all: sites shared by threads, and look-alike stacks -----------------------------------
+# Each thread keeps its changes to a site in a table of its own until it flushes them; the
+# report must add every thread's part, including threads that are gone.
+R=$T_TMP/shared.json
+preloaded all "$R" "$LEAKY" shared >"$T_TMP/shared.expect"
+check "shared: leaky shared runs and writes a valid JSON report" json_ok "$R"
+"$PREOOM" report "$R" --top 50 >"$T_TMP/shared.txt" 2>&1
+# collapsed WEIGHT FUNCS: the weight of the collapsed stack ending in ";FUNCS".
+collapsed() { "$PREOOM" report "$R" --format collapsed --weight "$1" | awk -v s=";$2" '
+    { n = split($0, a, " "); st = substr($0, 1, length($0) - length(a[n]) - 1);
+      sub(/\.constprop\.[0-9]+/, "", st);
+      if (substr(st, length(st) - length(s) + 1) == s) { print a[n]; exit } }'; }
+read -r _ bytes count < <(grep '^thread_shared_alloc ' "$T_TMP/shared.expect")
+got=$(site_of "$T_TMP/shared.txt" thread_shared_alloc)
+check "shared: 4 threads at one site leak exactly $bytes bytes in $count blocks (got '$got')" \
+    test "$got" = "$bytes $count"
+check "shared: allocated by one thread, freed by another: no leak" \
+    test -z "$(site_of "$T_TMP/shared.txt" handoff_make)"
+got=$(collapsed count producer\;handoff_make)
+check "shared: ... and all 20000 of its allocations counted (got '$got')" test "$got" = 20000
+read -r _ _ peak < <(grep '^peak_once_alloc ' "$T_TMP/shared.expect")
+got=$(collapsed peak shared\;peak_once_alloc)
+check "shared: a single thread's peak is exact: $peak (got '$got')" test "$got" = "$peak"
+for via in via_a via_b; do
+    read -r _ bytes count < <(grep "^$via " "$T_TMP/shared.expect")
+    got="$(collapsed live "$via;twin_alloc") $(collapsed count "$via;twin_alloc")"
+    check "shared: $via's calls are told from its twin's: $bytes bytes, $count calls (got '$got')" \
+        test "$got" = "$bytes $count"
+done
+
 # ---- sample: estimates ---------------------------------------------------------------------
 # The relative error of a sampled estimate is about sqrt(S / bytes): at 16 MiB a path gets
 # ~1/sqrt(256) = 6% with S = 64 KiB, so 20% is over three standard deviations (with the

@@ -6,8 +6,13 @@
  *   leaky edge LIBDIR    deep recursion, an allocating signal handler, threads, and a
  *                        dlclose'd library whose code is on a recorded stack
  *   leaky wait FILE      leak_alpha 4 MiB, print "ready", wait (up to 30 s) until FILE exists
+ *   leaky shared         sites that several threads share, or that look alike to a stack
+ *                        cache: thread_shared (4 threads leak through one site), handoff_make
+ *                        (one thread allocates, another frees it all), peak_once (a known
+ *                        peak, then nothing live), via_a and via_b (one allocating function
+ *                        reached through two callers with the same frame, alternately)
  *
- * For `paths` it prints, for each function, "NAME BYTES COUNT" with the usable bytes it left
+ * For `paths` and `shared` it prints, for each function, "NAME BYTES COUNT" with the usable bytes it left
  * live (malloc_usable_size: what preoom counts), so the test compares against what the
  * allocator really handed out. Never frees what it reports as leaked.
  */
@@ -203,6 +208,137 @@ static int edge(const char *libdir)
     return 0;
 }
 
+/* ---- shared sites ---------------------------------------------------------------------- */
+static unsigned long long shared_bytes[4];
+
+NOINLINE static void *thread_shared_alloc(size_t n)
+{
+    void *p = malloc(n);
+    __asm__ volatile("# thread_shared_alloc" ::: "memory"); /* a body of its own: no identical-code folding */
+    KEEP_CALL();
+    return p;
+}
+
+static void *thread_shared(void *arg)
+{
+    long id = (long)arg;
+    for (int i = 0; i < 3000; i++) {
+        void *p = thread_shared_alloc(100 + (size_t)(i % 50) * 8);
+        if (!p)
+            abort();
+        if (i % 3 == 0) {
+            free(p);
+            continue;
+        }
+        shared_bytes[id] += malloc_usable_size(p);
+        sink = p; /* leaked: 2000 blocks per thread */
+    }
+    return NULL;
+}
+
+#define HANDOFF 20000
+static void *handed[HANDOFF];
+
+NOINLINE static void *handoff_make(size_t n)
+{
+    void *p = malloc(n);
+    __asm__ volatile("# handoff_make" ::: "memory"); /* a body of its own: no identical-code folding */
+    KEEP_CALL();
+    return p;
+}
+
+static void *producer(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < HANDOFF; i++)
+        handed[i] = handoff_make(64 + (size_t)(i % 9) * 16);
+    return NULL;
+}
+
+static void *consumer(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < HANDOFF; i++)
+        free(handed[i]);
+    return NULL;
+}
+
+NOINLINE static void *peak_once_alloc(void)
+{
+    void *p = malloc(10000);
+    __asm__ volatile("# peak_once_alloc" ::: "memory"); /* a body of its own: no identical-code folding */
+    KEEP_CALL();
+    return p;
+}
+
+/* Two callers with the same frame (and so the same stack pointer at the call) but different
+ * return addresses: a stack cache keyed on the innermost frame alone would mix them up. */
+NOINLINE static void *twin_alloc(size_t n)
+{
+    void *p = malloc(n);
+    __asm__ volatile("# twin_alloc" ::: "memory"); /* a body of its own: no identical-code folding */
+    KEEP_CALL();
+    return p;
+}
+
+NOINLINE static void *via_a(void)
+{
+    void *p = twin_alloc(300);
+    __asm__ volatile("# via_a" ::: "memory");
+    KEEP_CALL();
+    return p;
+}
+
+NOINLINE static void *via_b(void)
+{
+    void *p = twin_alloc(300);
+    __asm__ volatile("# via_b" ::: "memory");
+    KEEP_CALL();
+    return p;
+}
+
+static int shared(void)
+{
+    pthread_t th[4];
+    for (long i = 0; i < 4; i++)
+        pthread_create(&th[i], NULL, thread_shared, (void *)i);
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    unsigned long long sb = 0;
+    for (int i = 0; i < 4; i++)
+        sb += shared_bytes[i];
+    printf("thread_shared_alloc %llu %d\n", sb, 4 * 2000);
+
+    pthread_t p, c;
+    pthread_create(&p, NULL, producer, NULL);
+    pthread_join(p, NULL);
+    pthread_create(&c, NULL, consumer, NULL);
+    pthread_join(c, NULL);
+    printf("handoff_make 0 0\n");
+
+    void *v[500];
+    unsigned long long peak = 0;
+    for (int i = 0; i < 500; i++) {
+        v[i] = peak_once_alloc();
+        peak += malloc_usable_size(v[i]);
+    }
+    for (int i = 0; i < 500; i++)
+        free(v[i]);
+    printf("peak_once_alloc peak %llu\n", peak);
+
+    unsigned long long ab[2] = {0, 0};
+    for (int i = 0; i < 4000; i++) {
+        void *q = i % 2 ? via_b() : via_a();
+        if (!q)
+            abort();
+        hold(q);
+        ab[i % 2] += malloc_usable_size(q);
+    }
+    printf("via_a %llu 2000\nvia_b %llu 2000\n", ab[0], ab[1]);
+    fflush(stdout);
+    return 0;
+}
+
 static int wait_for(const char *file)
 {
     for (int i = 0; i < 1024; i++)
@@ -223,6 +359,8 @@ int main(int argc, char **argv)
         return edge(argc > 2 ? argv[2] : ".");
     if (strcmp(mode, "wait") == 0 && argc > 2)
         return wait_for(argv[2]);
-    fprintf(stderr, "usage: leaky paths MIB | edge LIBDIR | wait FILE\n");
+    if (strcmp(mode, "shared") == 0)
+        return shared();
+    fprintf(stderr, "usage: leaky paths MIB | edge LIBDIR | wait FILE | shared\n");
     return 2;
 }

@@ -158,56 +158,72 @@ static void test_weights_unbiased(void)
 
 static void test_filter(void)
 {
-    preoom_pfilter_t f = {.bits = 10};
-    f.counts = calloc(1u << f.bits, sizeof *f.counts);
+    preoom_pfilter_t *f = preoom_pfilter_new(10);
+    CHECK(f != NULL);
+    CHECK_EQ_U64(f->bits, 10);
     uintptr_t ps[500];
     for (int i = 0; i < 500; i++)
         ps[i] = 0x7f0000001000u + (uintptr_t)i * 48;
     for (int i = 0; i < 500; i++)
-        CHECK(!preoom_pfilter_maybe(&f, ps[i]));
+        CHECK(!preoom_pfilter_maybe(f, ps[i]));
     for (int i = 0; i < 500; i += 2)
-        preoom_pfilter_add(&f, ps[i]);
+        preoom_pfilter_add(f, ps[i]);
     for (int i = 0; i < 500; i += 2)
-        CHECK(preoom_pfilter_maybe(&f, ps[i]));     /* never a false "not sampled" */
+        CHECK(preoom_pfilter_maybe(f, ps[i]));     /* never a false "not sampled" */
     for (int i = 0; i < 500; i += 2)
-        preoom_pfilter_del(&f, ps[i]);
+        preoom_pfilter_del(f, ps[i]);
     int any = 0;
     for (int i = 0; i < 500; i++)
-        any |= preoom_pfilter_maybe(&f, ps[i]);
+        any |= preoom_pfilter_maybe(f, ps[i]);
     CHECK(!any);                                     /* counts go back to zero */
-    /* A saturated counter sticks: never decremented into a false negative. */
-    f.counts[0] = UINT16_MAX;
-    free(f.counts);
+    /* A saturated counter sticks: 300 adds and 300 deletes of one pointer leave it "maybe"
+     * (a few wasted lookups later), never a count that wrapped round to zero too early. */
+    for (int i = 0; i < 300; i++)
+        preoom_pfilter_add(f, ps[1]);
+    CHECK_EQ_U64(f->counts[preoom_pfilter_index(f->bits, ps[1])], UINT8_MAX);
+    for (int i = 0; i < 300; i++)
+        preoom_pfilter_del(f, ps[1]);
+    CHECK(preoom_pfilter_maybe(f, ps[1]));
+    preoom_arena_free(f, sizeof *f + ((size_t)1 << 10));
 }
 
-/* The filter is changed by threads holding different shard locks: its counters must add and
- * take away atomically. Four threads push and pop pointers that share a tiny filter's
- * buckets; a lost update would leave a count that never returns to zero (or, worse, reach
- * zero with a pointer still in). */
-struct pf_worker { preoom_pfilter_t *f; uintptr_t base; int bad; };
+/* A shard's filter is changed under the shard's lock and read by the free hook with no lock
+ * at all. Four threads add and take away pointers that share a tiny filter's buckets, under
+ * one mutex as the shard's writers do, and after each add check their own pointers without
+ * it: a reader must never see "not sampled" for a pointer that is in, whatever the others are
+ * doing to the same buckets; and every count must come back to zero. */
+struct pf_worker { preoom_pfilter_t *f; pthread_mutex_t *lock; uintptr_t base; int bad; };
 
 static void *pf_churn(void *arg)
 {
     struct pf_worker *w = arg;
     for (int round = 0; round < 2000; round++) {
-        for (int i = 0; i < 64; i++)
+        for (int i = 0; i < 16; i++) {
+            pthread_mutex_lock(w->lock);
             preoom_pfilter_add(w->f, w->base + (uintptr_t)i * 16);
-        for (int i = 0; i < 64; i++)
+            pthread_mutex_unlock(w->lock);
+        }
+        for (int i = 0; i < 16; i++)
             w->bad |= !preoom_pfilter_maybe(w->f, w->base + (uintptr_t)i * 16);
-        for (int i = 0; i < 64; i++)
+        for (int i = 0; i < 16; i++) {
+            pthread_mutex_lock(w->lock);
             preoom_pfilter_del(w->f, w->base + (uintptr_t)i * 16);
+            pthread_mutex_unlock(w->lock);
+        }
     }
     return NULL;
 }
 
 static void test_filter_threads(void)
 {
-    preoom_pfilter_t f = {.bits = 4};
-    f.counts = calloc(1u << f.bits, sizeof *f.counts);
+    /* 16 buckets, 4 x 16 pointers: at most 64 in a bucket, below the sticky top. */
+    preoom_pfilter_t *f = preoom_pfilter_new(4);
+    CHECK(f != NULL);
+    pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
     pthread_t t[4];
     struct pf_worker w[4];
     for (int i = 0; i < 4; i++) {
-        w[i] = (struct pf_worker){&f, 0x7f0000000000u + (uintptr_t)i * 0x100000, 0};
+        w[i] = (struct pf_worker){f, &lock, 0x7f0000000000u + (uintptr_t)i * 0x100000, 0};
         CHECK(pthread_create(&t[i], NULL, pf_churn, &w[i]) == 0);
     }
     int bad = 0;
@@ -217,10 +233,10 @@ static void test_filter_threads(void)
     }
     CHECK(!bad);
     int left = 0;
-    for (unsigned i = 0; i < 1u << f.bits; i++)
-        left += f.counts[i];
+    for (unsigned i = 0; i < 1u << f->bits; i++)
+        left += f->counts[i];
     CHECK_EQ_U64(left, 0);
-    free(f.counts);
+    preoom_arena_free(f, sizeof *f + 16);
 }
 
 static void test_pmap(void)
