@@ -52,7 +52,11 @@ preoom_tblock_t *preoom_account_thread_block(void)
             break;
     }
     if (!b) {
-        b = preoom_arena_alloc(sizeof *b);
+        /* Never freed, and its type is cache-line aligned where the arena gives 16 bytes. */
+        char *raw = preoom_arena_alloc(sizeof *b + PREOOM_CACHE_LINE - 1);
+        b = raw ? (preoom_tblock_t *)(void *)(((uintptr_t)raw + PREOOM_CACHE_LINE - 1) &
+                                              ~(uintptr_t)(PREOOM_CACHE_LINE - 1))
+                : NULL;
         if (!b) {
             preoom_tls.guard = 0;
             return NULL;
