@@ -220,20 +220,27 @@ static inline size_t usable_of(void *p)
             preoom_tls.in_alloc--;                                                        \
     } while (0)
 
+/* Where an exported hook was called from: its return address and the stack pointer it
+ * returns to (the caller's, just after the call), the key of stacks.c's stack cache. Always
+ * written in the exported function itself and passed down, never in a helper, where it
+ * would name the hook instead. Two cheap reads from our own frame, no frame pointer. */
+typedef struct caller { uintptr_t ra, cfa; } caller_t;
+#define CALLER ((caller_t){(uintptr_t)__builtin_return_address(0), (uintptr_t)__builtin_dwarf_cfa()})
+
 /* Byte sampling for the call-site tables: each allocation spends its size from the thread's
  * countdown; the one that runs it out is recorded (stacks.c draws the next countdown). */
-static inline void sample(void *p, size_t n)
+static inline void sample(void *p, size_t n, caller_t c)
 {
     /* Never while guard is set: our own slow paths (and libunwind inside them) allocate,
      * and those allocations are counted but must not recurse into the recorder. */
     if (PREOOM_UNLIKELY(stacks_on) && !preoom_tls.guard) {
         preoom_tls.sample_countdown -= (int64_t)n;
         if (preoom_opt.stacks == PREOOM_STACKS_ALL || preoom_tls.sample_countdown < 0)
-            preoom_stacks_alloc(p, n);
+            preoom_stacks_alloc(p, n, c.ra, c.cfa);
     }
 }
 
-static inline void counted_alloc(int g, void *p, enum preoom_call call)
+static inline void counted_alloc(int g, void *p, enum preoom_call call, caller_t c)
 {
     preoom_tls.inner_hit = 1;
     if (!p) {
@@ -242,7 +249,7 @@ static inline void counted_alloc(int g, void *p, enum preoom_call call)
     }
     size_t n = usable_size(g, p);
     preoom_account_malloc((int64_t)n, call);
-    sample(p, n);
+    sample(p, n, c);
 }
 
 /* Before the real free: what is about to go. */
@@ -268,7 +275,7 @@ PREOOM_EXPORT void *malloc(size_t n)
     ALLOC_ENTER(g);
     void *p = f(n);
     ALLOC_LEAVE(g);
-    counted_alloc(g, p, PREOOM_CALL_MALLOC);
+    counted_alloc(g, p, PREOOM_CALL_MALLOC, CALLER);
     return p;
 }
 
@@ -309,7 +316,7 @@ PREOOM_EXPORT void *calloc(size_t nmemb, size_t size)
     ALLOC_ENTER(g);
     void *p = f(nmemb, size);
     ALLOC_LEAVE(g);
-    counted_alloc(g, p, PREOOM_CALL_CALLOC);
+    counted_alloc(g, p, PREOOM_CALL_CALLOC, CALLER);
     return p;
 }
 
@@ -326,7 +333,8 @@ static void *boot_realloc(void *p, size_t n)
     return q;
 }
 
-static void *realloc_common(void *p, size_t n, int is_array, size_t nmemb, size_t size)
+static void *realloc_common(void *p, size_t n, int is_array, size_t nmemb, size_t size,
+                           caller_t c)
 {
     enum preoom_call call = is_array ? PREOOM_CALL_REALLOCARRAY : PREOOM_CALL_REALLOC;
     if (is_array && __builtin_mul_overflow(nmemb, size, &n)) {
@@ -346,7 +354,7 @@ static void *realloc_common(void *p, size_t n, int is_array, size_t nmemb, size_
     if (!p) {
         void *q = REAL(realloc)(NULL, n);
         ALLOC_LEAVE(g);
-        counted_alloc(g, q, call);
+        counted_alloc(g, q, call, c);
         return q;
     }
     size_t old = counted_free_prepare(g, p);
@@ -356,7 +364,7 @@ static void *realloc_common(void *p, size_t n, int is_array, size_t nmemb, size_
         /* Moved or resized: the old block is gone either way. */
         size_t now = usable_size(g, q);
         preoom_account_malloc((int64_t)now - (int64_t)old, call);
-        sample(q, now);
+        sample(q, now, c);
     } else if (n == 0) {
         /* glibc's realloc(p, 0) frees p and returns NULL. */
         preoom_account_malloc(-(int64_t)old, call);
@@ -371,12 +379,12 @@ static void *realloc_common(void *p, size_t n, int is_array, size_t nmemb, size_
 
 PREOOM_EXPORT void *realloc(void *p, size_t n)
 {
-    return realloc_common(p, n, 0, 0, 0);
+    return realloc_common(p, n, 0, 0, 0, CALLER);
 }
 
 PREOOM_EXPORT void *reallocarray(void *p, size_t nmemb, size_t size)
 {
-    return realloc_common(p, 0, 1, nmemb, size);
+    return realloc_common(p, 0, 1, nmemb, size, CALLER);
 }
 
 PREOOM_EXPORT int posix_memalign(void **out, size_t align, size_t n)
@@ -398,11 +406,12 @@ PREOOM_EXPORT int posix_memalign(void **out, size_t align, size_t n)
     ALLOC_ENTER(g);
     int rc = f(out, align, n);
     ALLOC_LEAVE(g);
-    counted_alloc(g, rc == 0 ? *out : NULL, PREOOM_CALL_POSIX_MEMALIGN);
+    counted_alloc(g, rc == 0 ? *out : NULL, PREOOM_CALL_POSIX_MEMALIGN, CALLER);
     return rc;
 }
 
-static void *aligned_common(aligned_fn f, size_t align, size_t n, enum preoom_call call)
+static void *aligned_common(aligned_fn f, size_t align, size_t n, enum preoom_call call,
+                            caller_t c)
 {
     if (PREOOM_UNLIKELY(!f))
         return boot_alloc(n, align);
@@ -410,7 +419,7 @@ static void *aligned_common(aligned_fn f, size_t align, size_t n, enum preoom_ca
     ALLOC_ENTER(g);
     void *p = f(align, n);
     ALLOC_LEAVE(g);
-    counted_alloc(g, p, call);
+    counted_alloc(g, p, call, c);
     return p;
 }
 
@@ -418,14 +427,14 @@ PREOOM_EXPORT void *aligned_alloc(size_t align, size_t n)
 {
     if (!REAL(aligned_alloc))
         resolve();
-    return aligned_common(REAL(aligned_alloc), align, n, PREOOM_CALL_ALIGNED_ALLOC);
+    return aligned_common(REAL(aligned_alloc), align, n, PREOOM_CALL_ALIGNED_ALLOC, CALLER);
 }
 
 PREOOM_EXPORT void *memalign(size_t align, size_t n)
 {
     if (!REAL(memalign))
         resolve();
-    return aligned_common(REAL(memalign), align, n, PREOOM_CALL_MEMALIGN);
+    return aligned_common(REAL(memalign), align, n, PREOOM_CALL_MEMALIGN, CALLER);
 }
 
 PREOOM_EXPORT void *valloc(size_t n)
@@ -440,7 +449,7 @@ PREOOM_EXPORT void *valloc(size_t n)
     ALLOC_ENTER(g);
     void *p = f(n);
     ALLOC_LEAVE(g);
-    counted_alloc(g, p, PREOOM_CALL_VALLOC);
+    counted_alloc(g, p, PREOOM_CALL_VALLOC, CALLER);
     return p;
 }
 
@@ -456,7 +465,7 @@ PREOOM_EXPORT void *pvalloc(size_t n)
     ALLOC_ENTER(g);
     void *p = f(n);
     ALLOC_LEAVE(g);
-    counted_alloc(g, p, PREOOM_CALL_PVALLOC);
+    counted_alloc(g, p, PREOOM_CALL_PVALLOC, CALLER);
     return p;
 }
 

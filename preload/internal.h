@@ -46,6 +46,7 @@ void preoom_log_verbose(int level, const char *fmt, ...) __attribute__((format(p
 
 /* ---- options.c: every PREOOM_* setting, read once --------------------------------------- */
 enum preoom_stacks_mode { PREOOM_STACKS_OFF = 0, PREOOM_STACKS_SAMPLE, PREOOM_STACKS_ALL };
+enum preoom_stack_cache { PREOOM_CACHE_OFF = 0, PREOOM_CACHE_ON, PREOOM_CACHE_VERIFY };
 
 typedef struct preoom_options {
     uint64_t interval_ms;      /* PREOOM_INTERVAL_MS: agent period */
@@ -57,6 +58,7 @@ typedef struct preoom_options {
     int stacks;                /* PREOOM_STACKS: off|sample|all */
     uint64_t sample_bytes;     /* PREOOM_SAMPLE_BYTES: mean bytes between samples */
     uint64_t stack_depth;      /* PREOOM_STACK_DEPTH: frames recorded per stack */
+    int stack_cache;           /* PREOOM_STACK_CACHE: off|on|verify (stacks.c) */
     uint64_t adj;              /* PREOOM_ADJ: 0..1000, more willing to be chosen */
     int trim;                  /* PREOOM_TRIM: run malloc_trim(0) on every release request */
     int secure;                /* set when the environment was not trusted (setuid) */
@@ -70,6 +72,7 @@ int preoom_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 int preoom_parse_bytes(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 int preoom_parse_bool(const char *s, int *out);
 int preoom_parse_stacks(const char *s, int *out);
+int preoom_parse_stack_cache(const char *s, int *out);
 int preoom_parse_name(const char *s, char *out, size_t out_size);
 
 /* Fill `o` from a getenv-like lookup (NULL lookups give defaults). Each bad value is
@@ -101,6 +104,7 @@ typedef struct preoom_tblock {
     _Atomic int owned;
     struct preoom_tblock *next;
     struct pend *stacks_pend;                   /* stacks.c's pending site counts, or NULL */
+    char *stacks_sc;                            /* stacks.c's stack cache, or NULL */
 } __attribute__((aligned(PREOOM_CACHE_LINE))) preoom_tblock_t;
 
 typedef struct preoom_tstate {
@@ -293,9 +297,11 @@ uint64_t preoom_api_run_callbacks(int level, uint64_t target_bytes);
 #define PREOOM_STACK_MAX_FRAMES 128     /* upper bound of PREOOM_STACK_DEPTH */
 void preoom_stacks_init(void);
 /* Called from the hooks when the sampling countdown runs out or in `all` mode (never while
- * preoom_tls.guard is set). Unwinds, then records p: a known site with atomics and no lock,
- * p itself under its pointer-map shard's lock (stacks.c). */
-void preoom_stacks_alloc(void *p, size_t bytes);
+ * preoom_tls.guard is set). ra and cfa say where the exported hook was called from (its
+ * return address, and the stack pointer it returns to; 0 when unknown): the key of the stack
+ * cache. Finds the site (the cache, else an unwind), adds p's weight to this thread's pending
+ * counts, and keeps p itself under its pointer-map shard's lock (stacks.c). */
+void preoom_stacks_alloc(void *p, size_t bytes, uintptr_t ra, uintptr_t cfa);
 /* Before a free/realloc of p that preoom_stacks_maybe_sampled() let through: takes p's
  * record (if sampled) off its site. */
 void preoom_stacks_free(void *p);
@@ -381,6 +387,9 @@ void preoom_unwind_init(void);
  * dropped; at most max_frames. *truncated is set when the stack was deeper. Never call with
  * the site lock held. */
 int preoom_unwind(uintptr_t *frames, int max_frames, int *truncated);
+/* The current stack with each frame's stack pointer (the caller's own frames included),
+ * by libunwind's slow cursor walk; the frame count. */
+int preoom_unwind_sp(uintptr_t *ips, uintptr_t *sps, int max_frames);
 /* Record every loaded module not yet known (dl_iterate_phdr: takes the loader lock). */
 void preoom_modules_refresh(void);
 /* 1 when every frame lies in a recorded module. */

@@ -114,6 +114,21 @@ int preoom_parse_stacks(const char *s, int *out)
     return 0;
 }
 
+int preoom_parse_stack_cache(const char *s, int *out)
+{
+    if (!s)
+        return -EINVAL;
+    if (lower_eq(s, "off") || lower_eq(s, "0"))
+        *out = PREOOM_CACHE_OFF;
+    else if (lower_eq(s, "on") || lower_eq(s, "1"))
+        *out = PREOOM_CACHE_ON;
+    else if (lower_eq(s, "verify"))
+        *out = PREOOM_CACHE_VERIFY;
+    else
+        return -EINVAL;
+    return 0;
+}
+
 /* A registry name becomes part of a path: only [A-Za-z0-9._-], not starting with '.'. */
 int preoom_parse_name(const char *s, char *out, size_t out_size)
 {
@@ -132,7 +147,7 @@ int preoom_parse_name(const char *s, char *out, size_t out_size)
     return 0;
 }
 
-enum kind { K_MS, K_BYTES, K_INT, K_BOOL, K_STACKS, K_NAME, K_PATH, K_GID };
+enum kind { K_MS, K_BYTES, K_INT, K_BOOL, K_STACKS, K_CACHE, K_NAME, K_PATH, K_GID };
 
 struct option_def {
     const char *env;
@@ -158,6 +173,7 @@ static const struct option_def defs[] = {
     {"PREOOM_SAMPLE_BYTES", K_BYTES, OFF(sample_bytes), 1, 1ULL << 40, "512KiB",
      "a size such as 512KiB (1 B .. 1 TiB)"},
     {"PREOOM_STACK_DEPTH", K_INT, OFF(stack_depth), 1, 128, "32", "a frame count 1..128"},
+    {"PREOOM_STACK_CACHE", K_CACHE, OFF(stack_cache), 0, 0, "on", "off, on or verify"},
     {"PREOOM_ADJ", K_INT, OFF(adj), 0, 1000, "0", "0..1000 (only ever more willing to be chosen)"},
     {"PREOOM_TRIM", K_BOOL, OFF(trim), 0, 0, "1", "a boolean (1/0, yes/no, on/off)"},
 };
@@ -190,6 +206,10 @@ static int apply(const struct option_def *d, preoom_options_t *o, const char *v)
         return rc;
     case K_STACKS:
         if ((rc = preoom_parse_stacks(v, &i)) == 0)
+            *(int *)(void *)field = i;
+        return rc;
+    case K_CACHE:
+        if ((rc = preoom_parse_stack_cache(v, &i)) == 0)
             *(int *)(void *)field = i;
         return rc;
     case K_NAME:
@@ -265,12 +285,14 @@ void preoom_options_print(const preoom_options_t *o)
                     (unsigned long long)o->interval_ms, o->report[0] ? o->report : "(none)",
                     o->verbose, o->registry, (unsigned long long)o->registry_slots,
                     (long long)o->registry_gid);
+    static const char *const cache[] = {"off", "on", "verify"};
     preoom_log_info("settings: PREOOM_STACKS=%s PREOOM_SAMPLE_BYTES=%llu PREOOM_STACK_DEPTH=%llu "
-                    "PREOOM_ADJ=%llu PREOOM_TRIM=%d%s",
+                    "PREOOM_STACK_CACHE=%s PREOOM_ADJ=%llu PREOOM_TRIM=%d%s",
                     o->stacks == PREOOM_STACKS_ALL      ? "all"
                     : o->stacks == PREOOM_STACKS_SAMPLE ? "sample"
                                                         : "off",
                     (unsigned long long)o->sample_bytes, (unsigned long long)o->stack_depth,
+                    cache[o->stack_cache >= 0 && o->stack_cache <= 2 ? o->stack_cache : 0],
                     (unsigned long long)o->adj, o->trim,
                     o->secure ? " (secure execution: environment ignored)" : "");
 }

@@ -26,6 +26,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -302,6 +303,7 @@ typedef struct site {
     uint64_t total_bytes, total_count;
     int64_t peak_bytes;                  /* highest live_bytes seen at a flush */
     uint64_t samples;                    /* allocations recorded (not weighted) */
+    uint32_t flushing, flushes;          /* flushes under way, and done (see site_read) */
     /* From the next line on: what lookups read, written once (hh only under site_lock when a
      * site is added), so a lookup never misses on a line another thread keeps writing. */
     uint64_t hash __attribute__((aligned(PREOOM_CACHE_LINE))); /* stack_hash() of the frames */
@@ -371,6 +373,8 @@ static inline shard_t *shard_of(uintptr_t p)
     return &shards[preoom_stacks_shard(p)];
 }
 
+static void sc_init(void);
+
 static void seed(void)
 {
     struct timespec ts;
@@ -410,6 +414,7 @@ void preoom_stacks_init(void)
         preoom_tls.guard--;
         return;
     }
+    sc_init();
     preoom_unwind_init();
     preoom_tls.sample_countdown = preoom_stacks_next_countdown();
     __atomic_store_n(&mode, preoom_opt.stacks, __ATOMIC_RELEASE);
@@ -506,9 +511,12 @@ static site_t *site_of(const uintptr_t *frames, int n, int truncated)
  * (account.c), so it outlives the thread and the next thread to adopt the block carries on.
  *
  * Readers (the report) add every block's entry for a site to the site's atomics. An entry's
- * seq is odd while its owner changes it, flushes included; the reader sums the seqs of the
- * entries it reads before and after and tries again if any moved, so a report never counts a
- * flush twice or not at all. The peak: an entry keeps the highest value its live bytes took
+ * seq is odd while its owner changes it, so each entry is read whole; a site's flushing and
+ * flushes counters tell the reader a flush moved counts between an entry and the site during
+ * its reads, and it reads again: a report never counts a flush twice or not at all. (A first
+ * version summed every entry's seq before and after the whole pass instead; with four
+ * threads recording at one site the pass almost never found them all still, and gave up
+ * inconsistent. tests/unit/test_stacks.c catches that.) The peak: an entry keeps the highest value its live bytes took
  * since the last flush (`rise`), and the flush raises the site's peak to the site's live
  * before the flush plus that rise. For a site recorded by one thread that is the exact peak;
  * with several, a peak can be short by what the other threads had not flushed yet (at most
@@ -559,11 +567,16 @@ static void site_apply(site_t *s, int64_t live_b, int64_t live_c, int64_t tot_b,
         raise_peak(s, before + rise);
 }
 
-/* Owner only, inside its seq window. */
+/* Owner only, inside its seq window. The site's flushing and flushes counters tell a
+ * reader that the counters it read may hold part of a flush. */
 static void pend_flush(pend_t *e)
 {
-    site_apply(e->site, e->live_bytes, e->live_count, e->total_bytes, e->total_count,
-               e->samples, e->rise);
+    site_t *s = e->site;
+    __atomic_add_fetch(&s->flushing, 1, __ATOMIC_ACQ_REL);
+    site_apply(s, e->live_bytes, e->live_count, e->total_bytes, e->total_count, e->samples,
+               e->rise);
+    __atomic_add_fetch(&s->flushes, 1, __ATOMIC_RELEASE);
+    __atomic_sub_fetch(&s->flushing, 1, __ATOMIC_RELEASE);
     ST(e->live_bytes, 0);
     ST(e->live_count, 0);
     ST(e->total_bytes, 0);
@@ -635,45 +648,59 @@ typedef struct site_view {
 
 static int64_t pos(int64_t v) { return v > 0 ? v : 0; }
 
+/* One thread's entry, whole: its owner's change is a few stores, so a retry or two will do;
+ * after many (an owner stopped inside its window by fork) take what is there. */
+static void pend_read(const pend_t *e, pend_t *out)
+{
+    for (int tries = 0; tries < 64; tries++) {
+        uint64_t q = __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE);
+        if (q & 1)
+            continue;
+        out->site = LD(e->site);
+        out->live_bytes = LD(e->live_bytes);
+        out->live_count = LD(e->live_count);
+        out->total_bytes = LD(e->total_bytes);
+        out->total_count = LD(e->total_count);
+        out->samples = LD(e->samples);
+        out->rise = LD(e->rise);
+        if (__atomic_load_n(&e->seq, __ATOMIC_RELAXED) == q)
+            return;
+    }
+}
+
+/* A site as of one moment for each thread: the flushed counters, read when no flush to the
+ * site is under way and none happens meanwhile (else again), plus each thread's entry, each
+ * read whole. A thread's change moves only its own entry, so the sum is what the counters
+ * would show had every thread stopped at the moment its entry was read. */
 static void site_read(site_t *s, site_view_t *v)
 {
-    preoom_tblock_t *head = preoom_account_blocks();
     unsigned slot = s->id & (PEND_SLOTS - 1);
     for (int tries = 0;; tries++) {
-        uint64_t seq0 = 0, seq1 = 0, odd = 0;
-        for (preoom_tblock_t *b = head; b; b = b->next) {
-            pend_t *t = __atomic_load_n(&b->stacks_pend, __ATOMIC_ACQUIRE);
-            if (t) {
-                uint64_t q = __atomic_load_n(&t[slot].seq, __ATOMIC_ACQUIRE);
-                seq0 += q;
-                odd |= q & 1;
-            }
-        }
+        uint32_t gen = __atomic_load_n(&s->flushes, __ATOMIC_ACQUIRE);
+        int busy = __atomic_load_n(&s->flushing, __ATOMIC_ACQUIRE) != 0;
         int64_t lb = LD(s->live_bytes), lc = LD(s->live_count);
         int64_t tb = (int64_t)LD(s->total_bytes), tc = (int64_t)LD(s->total_count);
         int64_t peak = LD(s->peak_bytes), rise = 0, flushed_live = lb;
         uint64_t n = LD(s->samples);
-        for (preoom_tblock_t *b = head; b; b = b->next) {
-            pend_t *t = __atomic_load_n(&b->stacks_pend, __ATOMIC_ACQUIRE);
-            if (!t || LD(t[slot].site) != s)
+        for (preoom_tblock_t *b = preoom_account_blocks(); b; b = b->next) {
+            const pend_t *t = __atomic_load_n(&b->stacks_pend, __ATOMIC_ACQUIRE);
+            pend_t e = {0};
+            if (!t)
                 continue;
-            pend_t *e = &t[slot];
-            lb += LD(e->live_bytes);
-            lc += LD(e->live_count);
-            tb += LD(e->total_bytes);
-            tc += LD(e->total_count);
-            n += LD(e->samples);
-            if (LD(e->rise) > rise)
-                rise = LD(e->rise);
+            pend_read(&t[slot], &e);
+            if (e.site != s)
+                continue;
+            lb += e.live_bytes;
+            lc += e.live_count;
+            tb += e.total_bytes;
+            tc += e.total_count;
+            n += e.samples;
+            if (e.rise > rise)
+                rise = e.rise;
         }
-        for (preoom_tblock_t *b = head; b; b = b->next) {
-            pend_t *t = __atomic_load_n(&b->stacks_pend, __ATOMIC_ACQUIRE);
-            if (t)
-                seq1 += __atomic_load_n(&t[slot].seq, __ATOMIC_RELAXED);
-        }
-        /* A thread stopped inside its window (fork took it away) would keep us here: after
-         * a while take what we have. */
-        if ((seq0 == seq1 && !odd) || tries >= 1000) {
+        busy |= __atomic_load_n(&s->flushing, __ATOMIC_ACQUIRE) != 0;
+        /* After many tries (a site flushed without pause) take what we have. */
+        if ((!busy && __atomic_load_n(&s->flushes, __ATOMIC_RELAXED) == gen) || tries >= 100) {
             if (flushed_live + rise > peak)
                 peak = flushed_live + rise;
             if (lb > peak)
@@ -753,7 +780,210 @@ static int put_record(const preoom_pmap_entry_t *e)
     return rc;
 }
 
-void preoom_stacks_alloc(void *p, size_t bytes)
+/* ---- the stack cache -------------------------------------------------------------------- */
+/* Unwinding costs about as much as the rest of a record together: unw_backtrace's cached
+ * trace still sets up a cursor and steps every frame. But most records come from a few
+ * stacks, met again and again. So each thread keeps a small cache from where the hook was
+ * called (its return address and the caller's stack pointer, which the hook hands us) to the
+ * site. A hit is proven, not guessed: the entry also knows where on the stack each outer
+ * frame keeps its return address, and the hit reads those slots and compares them with the
+ * site's frames. Same caller at the same stack pointer, same return addresses in the same
+ * slots: the unwinder, which would read exactly those slots by the same rules, would give
+ * the same frames.
+ *
+ * Where the slots are is only learnt from libunwind's slow cursor walk (unw_step), about
+ * thirty cached traces' worth. A thread pays for that from credit that hits earn: a walk costs
+ * SC_BUILD_COST credits, a hit earns one, so a program whose stacks never repeat stops
+ * walking after the first few and pays what it paid before the cache existed.
+ *
+ * Safety: the slots read lie between the caller's stack pointer and the top of this thread's
+ * own stack, which is mapped for as long as the thread lives. A stack pointer outside the
+ * thread's stack (a signal alternate stack, a coroutine's stack) is never cached. */
+#define SC_SET_BITS 3
+#define SC_WAYS 4                        /* 32 entries: about 5 KiB a thread at depth 32 */
+#define SC_BUILD_COST 32
+#define SC_CREDIT_START (4 * SC_BUILD_COST)
+#define SC_CREDIT_MAX (64 * SC_BUILD_COST)
+
+typedef struct sc_entry {
+    uintptr_t ra, cfa;                   /* the key; ra 0: empty */
+    site_t *site;                        /* site->frames[0] == ra */
+    uint32_t top;                        /* the slots read lie in [cfa, cfa + top) */
+    uint32_t off[];                      /* j >= 1: frame j's return address is at cfa + off[j] */
+} sc_entry_t;
+
+/* The table: these counts (written by its owner only), then the entries. */
+#define SC_SEEN 64
+typedef struct sc_head {
+    uint64_t hits, builds, mismatches;
+    uint32_t seen[SC_SEEN];              /* tags of keys that missed lately */
+} sc_head_t;
+
+static size_t sc_entry_bytes;            /* with room for `depth` offsets, set by init */
+static int sc_mode;                      /* PREOOM_STACK_CACHE, set by init */
+/* Per thread: its stack's bounds, once asked; state 0 not asked yet, 1 known, -1 no cache;
+ * the credit; the next way to replace. */
+static __thread uintptr_t sc_lo __attribute__((tls_model("initial-exec")));
+static __thread uintptr_t sc_hi __attribute__((tls_model("initial-exec")));
+static __thread int sc_state __attribute__((tls_model("initial-exec")));
+static __thread int sc_credit __attribute__((tls_model("initial-exec")));
+static __thread unsigned sc_victim __attribute__((tls_model("initial-exec")));
+static __thread unsigned sc_misses __attribute__((tls_model("initial-exec")));
+
+static void sc_init(void)
+{
+    sc_mode = preoom_opt.stack_cache;
+    sc_entry_bytes = (offsetof(sc_entry_t, off) + (size_t)depth * sizeof(uint32_t) + 7) &
+                     ~(size_t)7;
+}
+
+static inline sc_entry_t *sc_at(char *t, unsigned i)
+{
+    return (sc_entry_t *)(void *)(t + sizeof(sc_head_t) + (size_t)i * sc_entry_bytes);
+}
+
+/* Owner only: a plain add, stored atomically for the report's reader. */
+static inline void sc_count(uint64_t *c)
+{
+    __atomic_store_n(c, *c + 1, __ATOMIC_RELAXED);
+}
+
+static inline unsigned sc_set(uintptr_t ra, uintptr_t cfa)
+{
+    uint64_t h = ((uint64_t)ra ^ ((uint64_t)cfa * 0x9E3779B97F4A7C15ULL)) * 0xFF51AFD7ED558CCDULL;
+    return (unsigned)(h >> (64 - SC_SET_BITS));
+}
+
+/* This thread's cache, or NULL. The table hangs off the account block, like the pending
+ * counts, so a thread that exits hands it on; the next owner's bounds differ or the slots
+ * say no, so what it inherits is either still true or never used. The bounds come from
+ * pthread_getattr_np once per thread (for the main thread glibc reads /proc/self/maps, through
+ * the hooks, which let it pass: guard is set). */
+static char *sc_table(void)
+{
+    if (sc_mode == PREOOM_CACHE_OFF)
+        return NULL;
+    if (PREOOM_UNLIKELY(sc_state <= 0)) {
+        if (sc_state < 0)
+            return NULL;
+        sc_state = -1;
+        pthread_attr_t a;
+        if (pthread_getattr_np(pthread_self(), &a) == 0) {
+            void *addr;
+            size_t size;
+            if (pthread_attr_getstack(&a, &addr, &size) == 0 && size > 0) {
+                sc_lo = (uintptr_t)addr;
+                sc_hi = (uintptr_t)addr + size;
+                sc_credit = SC_CREDIT_START;
+                sc_state = 1;
+            }
+            pthread_attr_destroy(&a);
+        }
+        if (sc_state < 0)
+            return NULL;
+    }
+    preoom_tblock_t *b = preoom_tls.block;
+    if (!b)
+        return NULL;
+    char *t = b->stacks_sc;
+    if (PREOOM_UNLIKELY(!t)) {
+        t = preoom_arena_alloc(sizeof(sc_head_t) +
+                               ((size_t)SC_WAYS << SC_SET_BITS) * sc_entry_bytes); /* zeroed */
+        __atomic_store_n(&b->stacks_sc, t, __ATOMIC_RELEASE);
+    }
+    return t;
+}
+
+/* The site of the stack the hook was called from, if the cache holds it and its slots agree. */
+static site_t *sc_find(char *t, uintptr_t ra, uintptr_t cfa)
+{
+    if (cfa < sc_lo || cfa >= sc_hi)
+        return NULL;
+    unsigned set = sc_set(ra, cfa);
+    for (unsigned w = 0; w < SC_WAYS; w++) {
+        sc_entry_t *e = sc_at(t, set * SC_WAYS + w);
+        if (e->ra != ra || e->cfa != cfa || e->top > sc_hi - cfa)
+            continue;
+        const site_t *s = e->site;
+        int j = 1;
+        while (j < s->nframes && *(const uintptr_t *)(cfa + e->off[j]) == s->frames[j])
+            j++;
+        if (j == s->nframes)
+            return e->site;
+        /* Same caller, same stack pointer, other callers above it: another way may hold
+         * that stack (two callers with frames of one size). */
+    }
+    return NULL;
+}
+
+/* Learn where site s's return addresses are kept on this stack (the slow walk) and cache
+ * them under (ra, cfa). Every frame of the walk must be the site's frame and be found in its
+ * slot, or nothing is cached. */
+static void sc_build(char *t, uintptr_t ra, uintptr_t cfa, site_t *s)
+{
+    if (cfa < sc_lo || cfa >= sc_hi || s->nframes < 1 || s->frames[0] != ra)
+        return;
+    uintptr_t ips[PREOOM_STACK_MAX_FRAMES + 16], sps[PREOOM_STACK_MAX_FRAMES + 16];
+    int m = preoom_unwind_sp(ips, sps, (int)(sizeof ips / sizeof ips[0]));
+    int k0 = 0;
+    while (k0 < m && !(ips[k0] == ra && sps[k0] == cfa))
+        k0++;
+    int n = s->nframes;
+    if (k0 + n > m)
+        return;
+    uint32_t off[PREOOM_STACK_MAX_FRAMES];
+    uintptr_t prev = cfa - sizeof(uintptr_t); /* frame 0's own slot, in the hook's frame */
+    for (int j = 1; j < n; j++) {
+        uintptr_t slot = sps[k0 + j] - sizeof(uintptr_t);
+        if (ips[k0 + j] != s->frames[j] || slot <= prev || slot - cfa > UINT32_MAX / 2 ||
+            slot + sizeof(uintptr_t) > sc_hi || *(const uintptr_t *)slot != s->frames[j])
+            return;
+        off[j] = (uint32_t)(slot - cfa);
+        prev = slot;
+    }
+    unsigned set = sc_set(ra, cfa), way = SC_WAYS;
+    for (unsigned w = 0; w < SC_WAYS && way == SC_WAYS; w++)
+        if (sc_at(t, set * SC_WAYS + w)->ra == 0)
+            way = w;
+    if (way == SC_WAYS)
+        way = sc_victim++ % SC_WAYS;
+    sc_entry_t *e = sc_at(t, set * SC_WAYS + way);
+    sc_count(&((sc_head_t *)(void *)t)->builds);
+    e->ra = 0; /* (only this thread reads it: no ordering needed) */
+    e->cfa = cfa;
+    e->site = s;
+    e->top = n > 1 ? off[n - 1] + (uint32_t)sizeof(uintptr_t) : 0;
+    for (int j = 1; j < n; j++)
+        e->off[j] = off[j];
+    e->ra = ra;
+}
+
+/* After a miss: walk only for a key that missed before (a stack met once, as most start-up
+ * stacks are, is not worth thirty traces) and while the credit lasts. Misses earn a little
+ * credit too, so a thread whose first walks went to stacks that never came back still
+ * learns its hot ones later; in the worst case, keys that come back exactly once and never
+ * hit, walking costs an eighth of a trace per miss. */
+static void sc_learn(char *t, uintptr_t ra, uintptr_t cfa, site_t *s)
+{
+    if (cfa < sc_lo || cfa >= sc_hi)
+        return; /* never cached: not this thread's stack */
+    sc_head_t *h = (sc_head_t *)(void *)t;
+    uint64_t k = ((uint64_t)ra ^ ((uint64_t)cfa * 0x9E3779B97F4A7C15ULL)) * 0xFF51AFD7ED558CCDULL;
+    uint32_t tag = (uint32_t)(k >> 32) | 1, *seen = &h->seen[k & (SC_SEEN - 1)];
+    if (++sc_misses % 8 == 0 && sc_credit < SC_CREDIT_MAX)
+        sc_credit++;
+    if (*seen != tag) {
+        *seen = tag;
+        return;
+    }
+    if (sc_credit < SC_BUILD_COST)
+        return;
+    sc_credit -= SC_BUILD_COST;
+    *seen = 0;
+    sc_build(t, ra, cfa, s);
+}
+
+void preoom_stacks_alloc(void *p, size_t bytes, uintptr_t ra, uintptr_t cfa)
 {
     int m = __atomic_load_n(&mode, __ATOMIC_ACQUIRE);
     if (!p || m == PREOOM_STACKS_OFF || preoom_tls.guard || holding)
@@ -764,11 +994,25 @@ void preoom_stacks_alloc(void *p, size_t bytes)
         preoom_tls.sample_countdown = preoom_stacks_next_countdown();
         preoom_sample_weight(bytes, mean_bytes, &wb, &wc);
     }
-    /* Unwind first, with no lock of ours held. */
-    uintptr_t frames[PREOOM_STACK_MAX_FRAMES];
-    int truncated = 0;
-    int n = preoom_unwind(frames, depth, &truncated);
-    site_t *s = site_of(frames, n, truncated);
+    /* The site: from the stack cache, else by unwinding (with no lock of ours held). */
+    char *t = sc_table();
+    site_t *s = t ? sc_find(t, ra, cfa) : NULL;
+    if (s) {
+        sc_count(&((sc_head_t *)(void *)t)->hits);
+        if (sc_credit < SC_CREDIT_MAX)
+            sc_credit++;
+    }
+    if (!s || sc_mode == PREOOM_CACHE_VERIFY) {
+        uintptr_t frames[PREOOM_STACK_MAX_FRAMES];
+        int truncated = 0;
+        int n = preoom_unwind(frames, depth, &truncated);
+        site_t *u = site_of(frames, n, truncated);
+        if (s && u != s)
+            sc_count(&((sc_head_t *)(void *)t)->mismatches); /* the unwinder's word stands */
+        if (!s && t && u)
+            sc_learn(t, ra, cfa, u);
+        s = u;
+    }
     preoom_pmap_entry_t e = {.ptr = (uintptr_t)p, .site = s, .bytes = wb, .count = wc};
     if (put_record(&e) == 0)
         site_change(s, (int64_t)wb, (int64_t)wc, (int64_t)wb, (int64_t)wc, 1);
@@ -898,6 +1142,20 @@ static int write_sites(int fd)
     ob_put(o, ", \"stacks\": {\"version\": 1, \"mode\": \"%s\", \"sample_bytes\": %llu, "
               "\"depth\": %d, ",
            names[m], (unsigned long long)(m == PREOOM_STACKS_ALL ? 0 : mean_bytes), depth);
+    uint64_t sc[3] = {0, 0, 0};
+    for (preoom_tblock_t *b = preoom_account_blocks(); b; b = b->next) {
+        const sc_head_t *h = (const void *)__atomic_load_n(&b->stacks_sc, __ATOMIC_ACQUIRE);
+        if (h) {
+            sc[0] += __atomic_load_n(&h->hits, __ATOMIC_RELAXED);
+            sc[1] += __atomic_load_n(&h->builds, __ATOMIC_RELAXED);
+            sc[2] += __atomic_load_n(&h->mismatches, __ATOMIC_RELAXED);
+        }
+    }
+    static const char *const cache_names[] = {"off", "on", "verify"};
+    ob_put(o, "\"stack_cache\": {\"mode\": \"%s\", \"hits\": %llu, \"walks\": %llu, "
+              "\"mismatches\": %llu}, ",
+           cache_names[sc_mode], (unsigned long long)sc[0], (unsigned long long)sc[1],
+           (unsigned long long)sc[2]);
     lock(&site_lock);
     ob_put(o, "\"dropped\": %llu, \"sites\": [",
            (unsigned long long)__atomic_load_n(&dropped, __ATOMIC_RELAXED));

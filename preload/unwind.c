@@ -77,6 +77,27 @@ int preoom_unwind(uintptr_t *frames, int max_frames, int *truncated)
     return out;
 }
 
+/* The slow walk (unw_step, a DWARF interpretation per frame: some thirty times the cost of
+ * unw_backtrace's cached trace) for what unw_backtrace does not give: each frame's stack
+ * pointer, from which stacks.c learns where each return address is kept. */
+int preoom_unwind_sp(uintptr_t *ips, uintptr_t *sps, int max_frames)
+{
+    unw_context_t uc;
+    unw_cursor_t c;
+    if (unw_getcontext(&uc) != 0 || unw_init_local(&c, &uc) != 0)
+        return 0;
+    int n = 0;
+    do {
+        unw_word_t ip, sp;
+        if (unw_get_reg(&c, UNW_REG_IP, &ip) != 0 || unw_get_reg(&c, UNW_REG_SP, &sp) != 0)
+            break;
+        ips[n] = (uintptr_t)ip;
+        sps[n] = (uintptr_t)sp;
+        n++;
+    } while (n < max_frames && unw_step(&c) > 0);
+    return n;
+}
+
 /* ---- the module table ------------------------------------------------------------------ */
 /* Append-only; entries are never freed, so a reader holding an index keeps a valid entry.
  * Guarded by its own lock, taken inside dl_iterate_phdr's callback: the order is always

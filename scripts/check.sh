@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # scripts/check.sh — `make check`: build, run every test, then the unit tests again under ASan
-# and UBSan and the registry's concurrency test under TSan, each in a build tree of its own,
+# and UBSan and the two concurrency tests under TSan, each in a build tree of its own,
 # and end with one line that adds the runs up:
 # "total: N passed, N failed, N skipped" (what CI reads). Exit status 1 if anything failed.
 set -u
@@ -25,11 +25,14 @@ else
     echo "check: the sanitizer build failed"; echo "0 passed, 1 failed" >"$logs/asan"; status=1
 fi
 echo
-# The registry's seqlock and claims are lock-free shared-memory code: its unit test (writers
-# publishing while readers snapshot) runs once more under ThreadSanitizer.
-echo "== the registry's concurrency test under ThreadSanitizer"
-if "$MAKE" BUILD="$BUILD/tsan" SANITIZE=thread "$BUILD/tsan/tests/unit/test_registry"; then
-    BUILD=$BUILD/tsan tests/run.sh tests/unit/test_registry | tee "$logs/tsan" || status=1
+# The lock-free parts run once more under ThreadSanitizer: the registry's seqlock and claims
+# (writers publishing while readers snapshot) and the call sites' per-thread counts (threads
+# recording while reports are read). Only these two are built there, so the unit directory
+# holds nothing else.
+echo "== the concurrency tests under ThreadSanitizer"
+if "$MAKE" BUILD="$BUILD/tsan" SANITIZE=thread "$BUILD/tsan/tests/unit/test_registry" \
+    "$BUILD/tsan/tests/unit/test_stacks"; then
+    BUILD=$BUILD/tsan tests/run.sh tests/unit/test_ | tee "$logs/tsan" || status=1
 else
     echo "check: the ThreadSanitizer build failed"; echo "0 passed, 1 failed" >"$logs/tsan"; status=1
 fi

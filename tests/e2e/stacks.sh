@@ -116,6 +116,8 @@ for mode in all sample; do
         check "edge/$mode: deep recursion named and marked truncated" \
             sh -c "grep -q deep_recurse '$txt' && grep -q 'stack truncated' '$txt'"
         check "edge/$mode: the signal handler's allocations are named" grep -q on_alarm "$txt"
+        check "edge/$mode: the alternate-stack handler's allocations are named" grep -q on_usr1 "$txt"
+        check "edge/$mode: the coroutine's allocations are named" grep -q coro_leak "$txt"
         check "edge/$mode: thread allocations are named" grep -q thread_leak "$txt"
         check "edge/$mode: dlclose'd library named or module+offset" \
             grep -Eq 'stkleak_make|libstkleak\.so\+0x' "$txt"
@@ -123,6 +125,33 @@ for mode in all sample; do
             grep -q '"path": "[^"]*libstkleak.so"[^}]*"loaded": false' "$R"
     fi
 done
+
+# ---- the stack cache -------------------------------------------------------------------------
+# PREOOM_STACK_CACHE=verify unwinds on every cache hit as well and counts the hits whose site
+# is not the one the unwinder finds. None may differ, on any of the programs above, and the
+# cache must really be used (most of leaky shared's records are hits).
+for prog in "shared" "edge $PROG" "paths 2"; do
+    R=$T_TMP/verify.json
+    # shellcheck disable=SC2086 # prog is a command line
+    PREOOM_STACK_CACHE=verify preloaded all "$R" "$LEAKY" $prog >/dev/null 2>&1
+    got=$(python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))["stacks"]
+c = d["stack_cache"]
+print(c["mode"], c["hits"], c["mismatches"], sum(s["samples"] for s in d["sites"]))' "$R" 2>&1)
+    read -r vmode hits mism records <<<"$got"
+    check "cache/verify, leaky ${prog%% *}: no hit differs from the unwinder ($got)" \
+        test "$vmode $mism" = "verify 0"
+    check "cache/verify, leaky ${prog%% *}: the cache found records (hits $hits of $records)" \
+        test "${hits:-0}" -gt 0
+done
+check "cache: most of leaky shared's records come from the cache" \
+    sh -c "[ \$(( $(python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))["stacks"]; print(d["stack_cache"]["hits"]*100//sum(s["samples"] for s in d["sites"]))' "$T_TMP/shared.json") )) -ge 50 ]"
+PREOOM_STACK_CACHE=off preloaded all "$T_TMP/off.json" "$LEAKY" paths 2 >"$T_TMP/off.expect"
+"$PREOOM" report "$T_TMP/off.json" --top 50 >"$T_TMP/off.txt" 2>&1
+got=$(site_of "$T_TMP/off.txt" leak_alpha)
+read -r _ bytes count < <(grep '^leak_alpha ' "$T_TMP/off.expect")
+check "cache off: leak_alpha still exact ($bytes $count, got '$got')" test "$got" = "$bytes $count"
 
 # ---- collapsed and svg -----------------------------------------------------------------------
 R=$T_TMP/all.json

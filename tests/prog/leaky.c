@@ -3,8 +3,10 @@
  *   leaky paths MIB      three paths leak MIB MiB each (leak_alpha: malloc of 4088 B,
  *                        leak_beta: calloc of 1000 B, leak_gamma: malloc of mixed sizes);
  *                        free_delta allocates as much and frees all of it
- *   leaky edge LIBDIR    deep recursion, an allocating signal handler, threads, and a
- *                        dlclose'd library whose code is on a recorded stack
+ *   leaky edge LIBDIR    deep recursion, an allocating signal handler (on the thread's stack
+ *                        and on an alternate one), threads, a coroutine's stack
+ *                        (swapcontext), and a dlclose'd library whose code is on a recorded
+ *                        stack
  *   leaky wait FILE      leak_alpha 4 MiB, print "ready", wait (up to 30 s) until FILE exists
  *   leaky shared         sites that several threads share, or that look alike to a stack
  *                        cache: thread_shared (4 threads leak through one site), handoff_make
@@ -23,7 +25,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #define NOINLINE __attribute__((noinline))
@@ -153,9 +157,65 @@ NOINLINE static void *thread_leak(void *arg)
     return NULL;
 }
 
+/* On an alternate signal stack: outside the thread's own stack, where the stack cache never
+ * reads (preload/stacks.c). */
+static void on_usr1(int sig)
+{
+    (void)sig;
+    hold(malloc(120));
+}
+
+/* A coroutine: its stack is a mapping of ours, freed after it returns. */
+static ucontext_t main_uc, coro_uc;
+
+NOINLINE static void coro_leak(void)
+{
+    for (int i = 0; i < 200; i++)
+        hold(malloc(48));
+    KEEP_CALL();
+}
+
+static void coro_entry(void)
+{
+    coro_leak();
+}
+
+static int run_coroutine(size_t stack_bytes)
+{
+    char *stk = mmap(NULL, stack_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (stk == MAP_FAILED || getcontext(&coro_uc) != 0)
+        return -1;
+    coro_uc.uc_stack.ss_sp = stk;
+    coro_uc.uc_stack.ss_size = stack_bytes;
+    coro_uc.uc_link = &main_uc;
+    makecontext(&coro_uc, coro_entry, 0);
+    if (swapcontext(&main_uc, &coro_uc) != 0)
+        return -1;
+    munmap(stk, stack_bytes);
+    return 0;
+}
+
 static int edge(const char *libdir)
 {
     deep_recurse(300);
+
+    /* Two coroutines, the second on a smaller stack that may be mapped where the first was. */
+    if (run_coroutine(256 << 10) != 0 || run_coroutine(64 << 10) != 0) {
+        fprintf(stderr, "leaky: coroutine failed\n");
+        return 1;
+    }
+
+    stack_t alt = {.ss_sp = malloc(64 << 10), .ss_size = 64 << 10};
+    struct sigaction su;
+    memset(&su, 0, sizeof su);
+    su.sa_handler = on_usr1;
+    su.sa_flags = SA_ONSTACK;
+    if (!alt.ss_sp || sigaltstack(&alt, NULL) != 0 || sigaction(SIGUSR1, &su, NULL) != 0) {
+        fprintf(stderr, "leaky: sigaltstack failed\n");
+        return 1;
+    }
+    for (int i = 0; i < 50; i++)
+        raise(SIGUSR1);
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

@@ -54,6 +54,11 @@ static void t_bool_stacks_name(void)
     CHECK(preoom_parse_stacks("sample", &b) == 0 && b == PREOOM_STACKS_SAMPLE);
     CHECK(preoom_parse_stacks("ALL", &b) == 0 && b == PREOOM_STACKS_ALL);
     CHECK(preoom_parse_stacks("off", &b) == 0 && b == PREOOM_STACKS_OFF);
+    CHECK(preoom_parse_stack_cache("verify", &b) == 0 && b == PREOOM_CACHE_VERIFY);
+    CHECK(preoom_parse_stack_cache("ON", &b) == 0 && b == PREOOM_CACHE_ON);
+    CHECK(preoom_parse_stack_cache("0", &b) == 0 && b == PREOOM_CACHE_OFF);
+    b = 7;
+    CHECK(preoom_parse_stack_cache("sometimes", &b) == -EINVAL && b == 7);
     CHECK(preoom_parse_stacks("some", &b) == -EINVAL);
     char n[64];
     CHECK(preoom_parse_name("default", n, sizeof n) == 0 && strcmp(n, "default") == 0);
@@ -100,6 +105,7 @@ static void t_load_defaults(void)
     CHECK_EQ_I64(o.stacks, PREOOM_STACKS_OFF);
     CHECK_EQ_U64(o.sample_bytes, 512 * 1024);
     CHECK_EQ_U64(o.stack_depth, 32);
+    CHECK_EQ_I64(o.stack_cache, PREOOM_CACHE_ON);
     CHECK_EQ_U64(o.adj, 0);
     CHECK_EQ_I64(o.trim, 1);
     CHECK_EQ_I64(nwarn, 0);
@@ -114,6 +120,7 @@ static void t_load_values_and_bad(void)
         "PREOOM_STACKS", "sample",     "PREOOM_SAMPLE_BYTES", "1MiB",
         "PREOOM_STACK_DEPTH", "0",     "PREOOM_ADJ", "-5",
         "PREOOM_TRIM", "no",           "PREOOM_REGISTRY_SLOTS", "99999999",
+        "PREOOM_STACK_CACHE", "maybe",
         NULL};
     fake_env = env;
     nwarn = 0;
@@ -130,7 +137,9 @@ static void t_load_values_and_bad(void)
     CHECK_EQ_U64(o.stack_depth, 32);
     CHECK_EQ_U64(o.adj, 0);
     CHECK_EQ_U64(o.registry_slots, 1024);
-    CHECK_EQ_I64(nwarn, 4);
+    CHECK_EQ_I64(o.stack_cache, PREOOM_CACHE_ON);
+    CHECK_EQ_I64(nwarn, 5);
+    CHECK(strstr(warnings, "PREOOM_STACK_CACHE='maybe' is not off, on or verify") != NULL);
     CHECK(strstr(warnings, "PREOOM_VERBOSE='7' is not a level 0..3; using 0 (out of range)") != NULL);
     CHECK(strstr(warnings, "PREOOM_STACK_DEPTH='0'") != NULL);
     CHECK(strstr(warnings, "PREOOM_ADJ='-5'") != NULL);
