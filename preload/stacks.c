@@ -799,8 +799,10 @@ static int put_record(const preoom_pmap_entry_t *e)
  * Safety: the slots read lie between the caller's stack pointer and the top of this thread's
  * own stack, which is mapped for as long as the thread lives. A stack pointer outside the
  * thread's stack (a signal alternate stack, a coroutine's stack) is never cached. */
+/* 32 entries: with the head, under 4 KiB a thread at the default depth of 32 (the arena
+ * rounds up to a power of two: 16-bit word offsets keep it there). */
 #define SC_SET_BITS 3
-#define SC_WAYS 4                        /* 32 entries: about 5 KiB a thread at depth 32 */
+#define SC_WAYS 4
 #define SC_BUILD_COST 32
 #define SC_CREDIT_START (4 * SC_BUILD_COST)
 #define SC_CREDIT_MAX (64 * SC_BUILD_COST)
@@ -809,11 +811,12 @@ typedef struct sc_entry {
     uintptr_t ra, cfa;                   /* the key; ra 0: empty */
     site_t *site;                        /* site->frames[0] == ra */
     uint32_t top;                        /* the slots read lie in [cfa, cfa + top) */
-    uint32_t off[];                      /* j >= 1: frame j's return address is at cfa + off[j] */
+    uint16_t off[];                      /* j >= 1: frame j's return address is at
+                                          * cfa + 8 * off[j] (slots are word-aligned) */
 } sc_entry_t;
 
 /* The table: these counts (written by its owner only), then the entries. */
-#define SC_SEEN 64
+#define SC_SEEN 32
 typedef struct sc_head {
     uint64_t hits, builds, mismatches;
     uint32_t seen[SC_SEEN];              /* tags of keys that missed lately */
@@ -833,7 +836,7 @@ static __thread unsigned sc_misses __attribute__((tls_model("initial-exec")));
 static void sc_init(void)
 {
     sc_mode = preoom_opt.stack_cache;
-    sc_entry_bytes = (offsetof(sc_entry_t, off) + (size_t)depth * sizeof(uint32_t) + 7) &
+    sc_entry_bytes = (offsetof(sc_entry_t, off) + (size_t)depth * sizeof(uint16_t) + 7) &
                      ~(size_t)7;
 }
 
@@ -848,10 +851,14 @@ static inline void sc_count(uint64_t *c)
     __atomic_store_n(c, *c + 1, __ATOMIC_RELAXED);
 }
 
+static inline uint64_t sc_hash(uintptr_t ra, uintptr_t cfa)
+{
+    return ((uint64_t)ra ^ ((uint64_t)cfa * 0x9E3779B97F4A7C15ULL)) * 0xFF51AFD7ED558CCDULL;
+}
+
 static inline unsigned sc_set(uintptr_t ra, uintptr_t cfa)
 {
-    uint64_t h = ((uint64_t)ra ^ ((uint64_t)cfa * 0x9E3779B97F4A7C15ULL)) * 0xFF51AFD7ED558CCDULL;
-    return (unsigned)(h >> (64 - SC_SET_BITS));
+    return (unsigned)(sc_hash(ra, cfa) >> (64 - SC_SET_BITS));
 }
 
 /* This thread's cache, or NULL. The table hangs off the account block, like the pending
@@ -906,7 +913,8 @@ static site_t *sc_find(char *t, uintptr_t ra, uintptr_t cfa)
             continue;
         const site_t *s = e->site;
         int j = 1;
-        while (j < s->nframes && *(const uintptr_t *)(cfa + e->off[j]) == s->frames[j])
+        while (j < s->nframes &&
+               *(const uintptr_t *)(cfa + (uintptr_t)e->off[j] * sizeof(uintptr_t)) == s->frames[j])
             j++;
         if (j == s->nframes)
             return e->site;
@@ -931,14 +939,16 @@ static void sc_build(char *t, uintptr_t ra, uintptr_t cfa, site_t *s)
     int n = s->nframes;
     if (k0 + n > m)
         return;
-    uint32_t off[PREOOM_STACK_MAX_FRAMES];
+    uint16_t off[PREOOM_STACK_MAX_FRAMES];
     uintptr_t prev = cfa - sizeof(uintptr_t); /* frame 0's own slot, in the hook's frame */
     for (int j = 1; j < n; j++) {
         uintptr_t slot = sps[k0 + j] - sizeof(uintptr_t);
-        if (ips[k0 + j] != s->frames[j] || slot <= prev || slot - cfa > UINT32_MAX / 2 ||
+        /* Word-aligned and within 512 KiB of the caller's frame, or not cached. */
+        if (ips[k0 + j] != s->frames[j] || slot <= prev || (slot - cfa) % sizeof(uintptr_t) ||
+            (slot - cfa) / sizeof(uintptr_t) > UINT16_MAX ||
             slot + sizeof(uintptr_t) > sc_hi || *(const uintptr_t *)slot != s->frames[j])
             return;
-        off[j] = (uint32_t)(slot - cfa);
+        off[j] = (uint16_t)((slot - cfa) / sizeof(uintptr_t));
         prev = slot;
     }
     unsigned set = sc_set(ra, cfa), way = SC_WAYS;
@@ -952,7 +962,7 @@ static void sc_build(char *t, uintptr_t ra, uintptr_t cfa, site_t *s)
     e->ra = 0; /* (only this thread reads it: no ordering needed) */
     e->cfa = cfa;
     e->site = s;
-    e->top = n > 1 ? off[n - 1] + (uint32_t)sizeof(uintptr_t) : 0;
+    e->top = n > 1 ? ((uint32_t)off[n - 1] + 1) * (uint32_t)sizeof(uintptr_t) : 0;
     for (int j = 1; j < n; j++)
         e->off[j] = off[j];
     e->ra = ra;
@@ -968,13 +978,19 @@ static void sc_learn(char *t, uintptr_t ra, uintptr_t cfa, site_t *s)
     if (cfa < sc_lo || cfa >= sc_hi)
         return; /* never cached: not this thread's stack */
     sc_head_t *h = (sc_head_t *)(void *)t;
-    uint64_t k = ((uint64_t)ra ^ ((uint64_t)cfa * 0x9E3779B97F4A7C15ULL)) * 0xFF51AFD7ED558CCDULL;
+    uint64_t k = sc_hash(ra, cfa);
+    /* Two places a key may be remembered in, so that two keys that miss by turns and hash
+     * alike do not keep wiping each other out. */
     uint32_t tag = (uint32_t)(k >> 32) | 1, *seen = &h->seen[k & (SC_SEEN - 1)];
     if (++sc_misses % 8 == 0 && sc_credit < SC_CREDIT_MAX)
         sc_credit++;
     if (*seen != tag) {
-        *seen = tag;
-        return;
+        uint32_t *other = &h->seen[(k & (SC_SEEN - 1)) ^ 1];
+        if (*other != tag) {
+            *(sc_misses & 1 ? other : seen) = tag;
+            return;
+        }
+        seen = other;
     }
     if (sc_credit < SC_BUILD_COST)
         return;
