@@ -25,7 +25,7 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/preoom-bench.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 export PREOOM_REGISTRY=bench$$
 
-variants="bare off sample all"
+variants="bare off sample sample-nc all"
 HT=$(command -v heaptrack || true)
 [ -n "$HT" ] && variants="$variants heaptrack"
 
@@ -37,6 +37,10 @@ one() {
     off | sample | all)
         $TIME -f '%e %M' -o "$out" env LD_PRELOAD="$LIB" PREOOM_STACKS=$v \
             PREOOM_REPORT="$TMP/report.json" "$CHURN" "$THREADS" "$ITERS" >/dev/null ;;
+    sample-nc)
+        $TIME -f '%e %M' -o "$out" env LD_PRELOAD="$LIB" PREOOM_STACKS=sample \
+            PREOOM_STACK_CACHE=off PREOOM_REPORT="$TMP/report.json" "$CHURN" "$THREADS" \
+            "$ITERS" >/dev/null ;;
     heaptrack)
         # heaptrack's own launcher is a shell script: time what it runs (the program with
         # libheaptrack_preload and the interpreting process), its output goes to $TMP.
@@ -66,6 +70,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
 echo "off / bare        = $(ratio "${med[off]}" "${med[bare]}")  (counting alone)"
 echo "sample / bare     = $(ratio "${med[sample]}" "${med[bare]}")  (target <= 1.15)"
 echo "sample / off      = $(ratio "${med[sample]}" "${med[off]}")  (call sites alone)"
+echo "sample, no cache  = $(ratio "${med[sample-nc]}" "${med[bare]}")  x bare (PREOOM_STACK_CACHE=off)"
 echo "all / bare        = $(ratio "${med[all]}" "${med[bare]}")"
 if [ -n "$HT" ]; then
     echo "heaptrack / all   = $(ratio "${med[heaptrack]}" "${med[all]}")  (target >= 2)"

@@ -191,6 +191,9 @@ static int print_text(view_t *v, int top, FILE *out)
     fprintf(out, "\n");
     if (r->dropped)
         fprintf(out, "note: %llu samples could not be kept\n", (unsigned long long)r->dropped);
+    if (r->has_cache && strcmp(r->cache_mode, "verify") == 0)
+        fprintf(out, "stack cache (verify): %llu hits, %llu differed from the unwinder\n",
+                (unsigned long long)r->cache_hits, (unsigned long long)r->cache_mismatches);
     static const struct { enum srep_weight w; const char *title; } tables[] = {
         {SREP_LIVE, "leaked (live at exit or at the request)"},
         {SREP_PEAK, "peak live bytes"},

@@ -470,6 +470,21 @@ int srep_parse(const char *buf, size_t len, srep_t *out, char *err, size_t err_s
         need_u64(st, "depth", &out->depth, err, err_size) ||
         need_u64(st, "dropped", &out->dropped, err, err_size))
         goto done;
+    const jval_t *sc = jget(st, "stack_cache");
+    if (sc) {
+        const jval_t *scm = jget(sc, "mode");
+        if (!scm || scm->t != J_STR || (strcmp(scm->s, "off") && strcmp(scm->s, "on") &&
+                                        strcmp(scm->s, "verify"))) {
+            snprintf(err, err_size, "\"stack_cache\" has no mode off, on or verify");
+            goto done;
+        }
+        snprintf(out->cache_mode, sizeof out->cache_mode, "%s", scm->s);
+        if (need_u64(sc, "hits", &out->cache_hits, err, err_size) ||
+            need_u64(sc, "walks", &out->cache_walks, err, err_size) ||
+            need_u64(sc, "mismatches", &out->cache_mismatches, err, err_size))
+            goto done;
+        out->has_cache = 1;
+    }
     const jval_t *sites = jget(st, "sites"), *mods = jget(st, "modules");
     if (!sites || sites->t != J_ARR || !mods || mods->t != J_ARR) {
         snprintf(err, err_size, "\"sites\" or \"modules\" missing or not a list");

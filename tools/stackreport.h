@@ -30,6 +30,10 @@ typedef struct srep {
     int has_stacks;          /* the "stacks" object was present */
     char mode[16];           /* "sample" | "all" */
     uint64_t sample_bytes, depth, dropped;
+    /* The preload's stack cache (optional in the file: reports from before it have none). */
+    int has_cache;
+    char cache_mode[8];      /* "off" | "on" | "verify" */
+    uint64_t cache_hits, cache_walks, cache_mismatches;
     srep_site_t *sites;
     size_t nsites;
     srep_module_t *modules;

@@ -288,6 +288,7 @@ static void test_collapsed(void)
 static const char good[] =
     "{\"pid\": 42, \"name\": \"x\", \"committed\": 1, \"calls\": {\"malloc\": 3}, \"stacks\": "
     "{\"version\": 1, \"mode\": \"all\", \"sample_bytes\": 0, \"depth\": 32, \"dropped\": 0, "
+    "\"stack_cache\": {\"mode\": \"verify\", \"hits\": 7, \"walks\": 2, \"mismatches\": 0}, "
     "\"sites\": [{\"id\": 1, \"live_bytes\": 100, \"live_count\": 2, \"total_bytes\": 300, "
     "\"total_count\": 5, \"peak_bytes\": 200, \"samples\": 5, \"truncated\": false, "
     "\"frames\": [\"0x1010\", \"0x2020\"]}],\n\"modules\": [{\"id\": 0, \"path\": \"/bin/x\", "
@@ -306,6 +307,10 @@ static void test_parse(void)
     CHECK_EQ_U64(r.nmodules, 1);
     CHECK(srep_module_of(&r, 0x2fff) == &r.modules[0]);
     CHECK(srep_module_of(&r, 0x3000) == NULL);
+    CHECK(r.has_cache);
+    CHECK_STR(r.cache_mode, "verify");
+    CHECK_EQ_U64(r.cache_hits, 7);
+    CHECK_EQ_U64(r.cache_walks, 2);
     srep_free(&r);
 
     /* Every truncation of a good report is refused with a reason, never a crash. */
@@ -339,6 +344,12 @@ static void test_parse(void)
     char *f = strstr(frame_bad, "0x2020");
     f[2] = 'g';
     CHECK(srep_parse(frame_bad, strlen(frame_bad), &r, err, sizeof err) != 0);
+    /* The stack cache's figures are optional, but when present they must make sense. */
+    char cache_bad[sizeof good];
+    memcpy(cache_bad, good, sizeof good);
+    memcpy(strstr(cache_bad, "\"verify\""), "\"verily\"", 8);
+    CHECK(srep_parse(cache_bad, strlen(cache_bad), &r, err, sizeof err) != 0);
+    CHECK(strstr(err, "stack_cache") != NULL);
 }
 
 static void test_svg(void)
