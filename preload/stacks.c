@@ -171,10 +171,11 @@ void preoom_sample_weight(uint64_t bytes, uint64_t mean_bytes, uint64_t *w_bytes
     double p = preoom_one_minus_exp_neg((double)bytes / (double)mean_bytes);
     if (p <= 0)
         p = 1e-300;
-    *w_bytes = (uint64_t)((double)bytes / p + 0.5);
+    double inv = 1 / p; /* one division, not two */
+    *w_bytes = (uint64_t)((double)bytes * inv + 0.5);
     /* In 1/PREOOM_COUNT_ONE units: rounding 1/p to whole allocations would bias the counts
      * of mid-sized blocks (1/p = 1.87 is not 2). */
-    *w_count = (uint64_t)((double)PREOOM_COUNT_ONE / p + 0.5);
+    *w_count = (uint64_t)((double)PREOOM_COUNT_ONE * inv + 0.5);
 }
 
 /* ---- pure parts: the pointer filter ---------------------------------------------------- */
@@ -322,7 +323,7 @@ typedef struct site {
 #define SHARD_BITS PREOOM_SHARD_BITS
 #define SHARDS (1 << SHARD_BITS)
 typedef struct shard {
-    pthread_mutex_t lock;
+    int lock;                            /* a spin lock: see shard_lock */
     preoom_pmap_t map;
 } __attribute__((aligned(PREOOM_CACHE_LINE))) shard_t;
 
@@ -368,6 +369,32 @@ static void unlock(pthread_mutex_t *l)
     holding = 0;
 }
 
+/* A shard's lock guards a handful of stores into its map, and rarely meets another thread
+ * (see above): a spin lock, one exchange to take and a plain store to give back, where a
+ * mutex cost some ninety instructions and two locked ones per sample. A holder that is
+ * preempted is waited for with sched_yield after a short spin. `holding` as for lock(). */
+static void shard_lock(shard_t *sh)
+{
+    holding = 1;
+    for (unsigned n = 0; __atomic_exchange_n(&sh->lock, 1, __ATOMIC_ACQUIRE); ) {
+        while (__atomic_load_n(&sh->lock, __ATOMIC_RELAXED)) {
+            if (++n < 100) {
+#if defined(__x86_64__) || defined(__i386__)
+                __asm__ volatile("pause");
+#endif
+            } else {
+                sched_yield();
+            }
+        }
+    }
+}
+
+static void shard_unlock(shard_t *sh)
+{
+    __atomic_store_n(&sh->lock, 0, __ATOMIC_RELEASE);
+    holding = 0;
+}
+
 static inline shard_t *shard_of(uintptr_t p)
 {
     return &shards[preoom_stacks_shard(p)];
@@ -405,8 +432,6 @@ void preoom_stacks_init(void)
         depth = 1;
     if (depth > PREOOM_STACK_MAX_FRAMES)
         depth = PREOOM_STACK_MAX_FRAMES;
-    for (int i = 0; i < SHARDS; i++)
-        pthread_mutex_init(&shards[i].lock, NULL);
     site_index = preoom_arena_alloc(sizeof(site_t *) << INDEX_BITS);
     if (!site_index) {
         preoom_log_error("PREOOM_STACKS: out of memory for the call-site tables; using off");
@@ -626,9 +651,11 @@ static void site_change(site_t *s, int64_t live_b, int64_t live_c, int64_t tot_b
     if (live > e->rise)
         ST(e->rise, live);
     ST(e->live_count, e->live_count + live_c);
-    ST(e->total_bytes, e->total_bytes + tot_b);
-    ST(e->total_count, e->total_count + tot_c);
-    ST(e->samples, e->samples + samples);
+    if (samples) { /* a record; a free moves only the live counts */
+        ST(e->total_bytes, e->total_bytes + tot_b);
+        ST(e->total_count, e->total_count + tot_c);
+        ST(e->samples, e->samples + samples);
+    }
     ST(e->ops, e->ops + 1);
     if (e->ops >= PEND_FLUSH_OPS || live > PEND_FLUSH_BYTES || live < -PEND_FLUSH_BYTES)
         pend_flush(e);
@@ -760,7 +787,7 @@ static int put_record(const preoom_pmap_entry_t *e)
 {
     shard_t *sh = shard_of(e->ptr);
     preoom_pmap_entry_t old;
-    lock(&sh->lock);
+    shard_lock(sh);
     int stale = take_stale(sh, e->ptr, &old);
     int rc = e->site ? preoom_pmap_put(&sh->map, e) : -ENOMEM;
     if (rc == 0) {
@@ -774,7 +801,7 @@ static int put_record(const preoom_pmap_entry_t *e)
             rc = -ENOMEM;
         }
     }
-    unlock(&sh->lock);
+    shard_unlock(sh);
     if (stale)
         site_sub(old.site, old.bytes, old.count);
     return rc;
@@ -1053,11 +1080,11 @@ void preoom_stacks_free(void *p)
     preoom_tls.guard++;
     shard_t *sh = shard_of(key);
     preoom_pmap_entry_t e;
-    lock(&sh->lock);
+    shard_lock(sh);
     int found = preoom_pmap_take(&sh->map, key, &e);
     if (found)
         preoom_pfilter_del(filter_of(sh), key);
-    unlock(&sh->lock);
+    shard_unlock(sh);
     if (found) {
         site_sub(e.site, e.bytes, e.count);
         last_taken = e;
@@ -1091,7 +1118,8 @@ void preoom_stacks_atfork_prepare(void)
         return;
     pthread_mutex_lock(&site_lock);
     for (int i = 0; i < SHARDS; i++)
-        pthread_mutex_lock(&shards[i].lock);
+        while (__atomic_exchange_n(&shards[i].lock, 1, __ATOMIC_ACQUIRE))
+            sched_yield();
 }
 
 void preoom_stacks_atfork_parent(void)
@@ -1099,7 +1127,7 @@ void preoom_stacks_atfork_parent(void)
     if (mode == PREOOM_STACKS_OFF)
         return;
     for (int i = SHARDS - 1; i >= 0; i--)
-        pthread_mutex_unlock(&shards[i].lock);
+        __atomic_store_n(&shards[i].lock, 0, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&site_lock);
 }
 
@@ -1107,7 +1135,7 @@ void preoom_stacks_atfork_child(void)
 {
     pthread_mutex_init(&site_lock, NULL);
     for (int i = 0; i < SHARDS; i++)
-        pthread_mutex_init(&shards[i].lock, NULL);
+        shards[i].lock = 0;
     holding = 0;
     pend_busy = 0;
     rng = 0;
