@@ -174,8 +174,11 @@ void preoom_account_atfork_child(void)
          b = b->next) {
         for (int k = 0; k < PREOOM_CALL_COUNT; k++)
             atomic_store_explicit(&b->calls[k], 0, memory_order_relaxed);
-        if (b != mine)
+        if (b != mine) {
             atomic_store_explicit(&b->owned, 0, memory_order_relaxed);
+            /* A thread fork left behind may have been inside libunwind. */
+            atomic_store_explicit(&b->in_unwind, 0, memory_order_relaxed);
+        }
     }
     for (int k = 0; k < PREOOM_CALL_COUNT; k++)
         atomic_store_explicit(&preoom_g.exited_calls[k], 0, memory_order_relaxed);

@@ -614,6 +614,126 @@ PREOOM_EXPORT void *sbrk(intptr_t incr)
     return r;
 }
 
+/* ---- descriptor sweeps ------------------------------------------------------------------ */
+/* libunwind's two descriptors must outlive a program that closes every descriptor it did not
+ * open (unwind.c says why). close, close_range and closefrom leave them alone and report
+ * success for them; dup2 and dup3 onto one of them first stop all unwinding, then let the
+ * program have the number. Everything else passes straight through: with stacks off, or
+ * when libunwind's pipe was not found, these wrappers only compare two integers. */
+typedef int (*close_fn)(int);
+typedef int (*close_range_fn)(unsigned, unsigned, int);
+typedef void (*closefrom_fn)(int);
+typedef int (*dup2_fn)(int, int);
+typedef int (*dup3_fn)(int, int, int);
+static void *fd_real[5];
+enum { FD_CLOSE, FD_CLOSE_RANGE, FD_CLOSEFROM, FD_DUP2, FD_DUP3 };
+static const char *const fd_names[5] = {"close", "close_range", "closefrom", "dup2", "dup3"};
+
+static void *fd_fn(int which)
+{
+    void *f = __atomic_load_n(&fd_real[which], __ATOMIC_ACQUIRE);
+    if (PREOOM_UNLIKELY(!f)) {
+        f = dlsym(RTLD_NEXT, fd_names[which]);
+        __atomic_store_n(&fd_real[which], f, __ATOMIC_RELEASE);
+    }
+    return f;
+}
+
+/* close_range over [first, last] without libunwind's descriptors: up to three pieces. */
+static int close_range_around(unsigned first, unsigned last, int flags)
+{
+    close_range_fn f = (close_range_fn)fd_fn(FD_CLOSE_RANGE);
+    if (!f) {
+        errno = ENOSYS;
+        return -1;
+    }
+    int keep[2] = {preoom_unwind_fds[0], preoom_unwind_fds[1]};
+    if (keep[0] > keep[1]) {
+        int t = keep[0];
+        keep[0] = keep[1];
+        keep[1] = t;
+    }
+    int rc = 0;
+    unsigned lo = first;
+    for (int i = 0; i < 2 && lo <= last; i++) {
+        if (keep[i] < 0 || (unsigned)keep[i] < lo || (unsigned)keep[i] > last)
+            continue;
+        if ((unsigned)keep[i] > lo && f(lo, (unsigned)keep[i] - 1, flags) != 0)
+            rc = -1;
+        if ((unsigned)keep[i] == ~0U)
+            return rc;
+        lo = (unsigned)keep[i] + 1;
+    }
+    if (lo <= last && f(lo, last, flags) != 0)
+        rc = -1;
+    return rc;
+}
+
+static int sweep_touches_ours(unsigned first, unsigned last)
+{
+    for (int i = 0; i < 2; i++) {
+        int fd = __atomic_load_n(&preoom_unwind_fds[i], __ATOMIC_RELAXED);
+        if (fd >= 0 && (unsigned)fd >= first && (unsigned)fd <= last)
+            return 1;
+    }
+    return 0;
+}
+
+PREOOM_EXPORT int close(int fd)
+{
+    if (PREOOM_UNLIKELY(preoom_unwind_owns_fd(fd)))
+        return 0; /* libunwind's: the program never opened it */
+    close_fn f = (close_fn)fd_fn(FD_CLOSE);
+    return f ? f(fd) : (int)syscall(SYS_close, fd);
+}
+
+PREOOM_EXPORT int close_range(unsigned first, unsigned last, int flags)
+{
+    /* CLOSE_RANGE_CLOEXEC only marks them close-on-exec, which libunwind's already are. */
+    if (PREOOM_UNLIKELY(!(flags & CLOSE_RANGE_CLOEXEC) && sweep_touches_ours(first, last)))
+        return close_range_around(first, last, flags);
+    close_range_fn f = (close_range_fn)fd_fn(FD_CLOSE_RANGE);
+    if (!f) {
+        errno = ENOSYS;
+        return -1;
+    }
+    return f(first, last, flags);
+}
+
+PREOOM_EXPORT void closefrom(int low)
+{
+    if (PREOOM_UNLIKELY(low >= 0 && sweep_touches_ours((unsigned)low, ~0U)) &&
+        close_range_around((unsigned)low, ~0U, 0) == 0)
+        return;
+    /* (close_range missing, or no descriptor of ours in the way: glibc's own closefrom) */
+    if (PREOOM_UNLIKELY(low >= 0 && sweep_touches_ours((unsigned)low, ~0U))) {
+        int top = preoom_unwind_fds[0] > preoom_unwind_fds[1] ? preoom_unwind_fds[0]
+                                                               : preoom_unwind_fds[1];
+        for (int fd = low; fd <= top; fd++)
+            close(fd);
+        low = top + 1;
+    }
+    closefrom_fn f = (closefrom_fn)fd_fn(FD_CLOSEFROM);
+    if (f)
+        f(low);
+}
+
+PREOOM_EXPORT int dup2(int old, int fd)
+{
+    if (PREOOM_UNLIKELY(preoom_unwind_owns_fd(fd) && old != fd))
+        preoom_unwind_give_up("dup2()ed onto");
+    dup2_fn f = (dup2_fn)fd_fn(FD_DUP2);
+    return f ? f(old, fd) : (int)syscall(SYS_dup2, old, fd);
+}
+
+PREOOM_EXPORT int dup3(int old, int fd, int flags)
+{
+    if (PREOOM_UNLIKELY(preoom_unwind_owns_fd(fd) && old != fd))
+        preoom_unwind_give_up("dup3()ed onto");
+    dup3_fn f = (dup3_fn)fd_fn(FD_DUP3);
+    return f ? f(old, fd, flags) : (int)syscall(SYS_dup3, old, fd, flags);
+}
+
 /* ---- C++ operators new and delete ------------------------------------------------------ */
 /* Mangled names of every replaceable form (Itanium C++ ABI, size_t = unsigned long). */
 enum cxx_op {

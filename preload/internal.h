@@ -105,6 +105,7 @@ typedef struct preoom_tblock {
     struct preoom_tblock *next;
     struct pend *stacks_pend;                   /* stacks.c's pending site counts, or NULL */
     char *stacks_sc;                            /* stacks.c's stack cache, or NULL */
+    _Atomic int in_unwind;                      /* inside libunwind (unwind.c) */
 } __attribute__((aligned(PREOOM_CACHE_LINE))) preoom_tblock_t;
 
 typedef struct preoom_tstate {
@@ -387,6 +388,18 @@ void preoom_unwind_init(void);
  * dropped; at most max_frames. *truncated is set when the stack was deeper. Never call with
  * the site lock held. */
 int preoom_unwind(uintptr_t *frames, int max_frames, int *truncated);
+/* libunwind keeps a pipe open for its memory checks and reads and writes a byte through it
+ * on many unwinds. These are its two descriptors (-1 until unwind.c found them, and again
+ * once given up): the hooks keep a program's descriptor sweeps off them (hooks.c). */
+extern int preoom_unwind_fds[2];
+static inline int preoom_unwind_owns_fd(int fd)
+{
+    return fd >= 0 && (fd == __atomic_load_n(&preoom_unwind_fds[0], __ATOMIC_RELAXED) ||
+                       fd == __atomic_load_n(&preoom_unwind_fds[1], __ATOMIC_RELAXED));
+}
+/* The program is putting something of its own at one of those numbers (dup2 onto it): no
+ * unwinding from now on (after waiting out the unwinds under way), one line to say so. */
+void preoom_unwind_give_up(const char *why);
 /* The current stack with each frame's stack pointer (the caller's own frames included),
  * by libunwind's slow cursor walk; the frame count. */
 int preoom_unwind_sp(uintptr_t *ips, uintptr_t *sps, int max_frames);

@@ -11,10 +11,14 @@
  */
 #define UNW_LOCAL_ONLY
 #include <elf.h>
+#include <fcntl.h>
 #include <libunwind.h>
 #include <link.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -55,6 +59,87 @@ static int find_self(struct dl_phdr_info *info, size_t size, void *data)
     return 0;
 }
 
+/* ---- libunwind's pipe ------------------------------------------------------------------- */
+/* libunwind (1.6) opens a pipe when it initializes and, to check that an address can be read,
+ * reads a byte from one end and writes the byte at that address into the other, on many
+ * unwinds. It never learns if the program closed those descriptors: a daemon that sweeps its
+ * descriptors (closefrom(3)) and then opens its own files would have the unwinder read from
+ * one of them and write stray bytes into the other (libunwind issues 274 and 291; our
+ * tests/prog/fdsweep.c showed it, 13 to 18 bytes each way). So preoom_unwind_init makes
+ * libunwind initialize at once, learns which two descriptors it took, and the hooks keep the
+ * program's sweeps (close, close_range, closefrom) off them, pretending success: the program
+ * never opened them. A program that dup2s onto one of them gets it: unwinding stops first. */
+int preoom_unwind_fds[2] = {-1, -1};
+static _Atomic int unwind_lost;
+
+static int pipe_end_flags(int fd, struct stat *st)
+{
+    return fstat(fd, st) == 0 && S_ISFIFO(st->st_mode) ? fcntl(fd, F_GETFL) : -1;
+}
+
+static void find_unwinder_pipe(void)
+{
+    /* The two lowest free numbers, which libunwind's pipe2 will take next. */
+    int probe[2];
+    if (syscall(SYS_pipe2, probe, O_CLOEXEC) != 0)
+        return;
+    syscall(SYS_close, probe[0]);
+    syscall(SYS_close, probe[1]);
+    unw_context_t uc;
+    unw_cursor_t c;
+    if (unw_getcontext(&uc) != 0 || unw_init_local(&c, &uc) != 0)
+        return;
+    struct stat a, b;
+    int fa = pipe_end_flags(probe[0], &a), fb = pipe_end_flags(probe[1], &b);
+    /* Both ends of one pipe, non-blocking as libunwind makes it: anything else (libunwind
+     * already initialized by someone before us, another thread's descriptor) is left alone. */
+    if (fa >= 0 && fb >= 0 && (fa & O_NONBLOCK) && (fb & O_NONBLOCK) && a.st_ino == b.st_ino &&
+        a.st_dev == b.st_dev) {
+        __atomic_store_n(&preoom_unwind_fds[0], probe[0], __ATOMIC_RELEASE);
+        __atomic_store_n(&preoom_unwind_fds[1], probe[1], __ATOMIC_RELEASE);
+    } else {
+        preoom_log_verbose(1, "call stacks: libunwind's pipe not found; descriptor sweeps by "
+                              "the program are not guarded");
+    }
+}
+
+/* Around every call into libunwind: a Dekker handshake with preoom_unwind_give_up (this
+ * thread says it is in, then looks; the giver-up says stop, then looks), so no unwind is
+ * under way once the program gets its descriptor. A thread without an account block cannot
+ * say so and does not unwind. */
+static int unwind_enter(void)
+{
+    preoom_tblock_t *b = preoom_tls.block;
+    if (!b)
+        return 0;
+    atomic_store_explicit(&b->in_unwind, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&unwind_lost, memory_order_seq_cst)) {
+        atomic_store_explicit(&b->in_unwind, 0, memory_order_release);
+        return 0;
+    }
+    return 1;
+}
+
+static void unwind_leave(void)
+{
+    atomic_store_explicit(&preoom_tls.block->in_unwind, 0, memory_order_release);
+}
+
+void preoom_unwind_give_up(const char *why)
+{
+    if (atomic_exchange_explicit(&unwind_lost, 1, memory_order_seq_cst))
+        return;
+    preoom_tblock_t *mine = preoom_tls.block;
+    for (preoom_tblock_t *b = preoom_account_blocks(); b; b = b->next)
+        while (b != mine && atomic_load_explicit(&b->in_unwind, memory_order_seq_cst))
+            sched_yield();
+    __atomic_store_n(&preoom_unwind_fds[0], -1, __ATOMIC_RELEASE);
+    __atomic_store_n(&preoom_unwind_fds[1], -1, __ATOMIC_RELEASE);
+    preoom_log_error("PREOOM_STACKS: the program %s the unwinder's file descriptor: no more "
+                     "unwinding (allocations from stacks not in the cache are recorded "
+                     "without frames)", why);
+}
+
 int preoom_unwind(uintptr_t *frames, int max_frames, int *truncated)
 {
     /* One extra slot tells a stack that filled the array from one that fit exactly; a few
@@ -63,7 +148,10 @@ int preoom_unwind(uintptr_t *frames, int max_frames, int *truncated)
     int cap = max_frames + 8;
     if (cap > (int)(sizeof raw / sizeof raw[0]))
         cap = (int)(sizeof raw / sizeof raw[0]);
+    if (!unwind_enter())
+        return 0;
     int n = unw_backtrace(raw, cap);
+    unwind_leave();
     if (n <= 0)
         return 0;
     int skip = 0;
@@ -84,17 +172,20 @@ int preoom_unwind_sp(uintptr_t *ips, uintptr_t *sps, int max_frames)
 {
     unw_context_t uc;
     unw_cursor_t c;
-    if (unw_getcontext(&uc) != 0 || unw_init_local(&c, &uc) != 0)
+    if (!unwind_enter())
         return 0;
     int n = 0;
-    do {
-        unw_word_t ip, sp;
-        if (unw_get_reg(&c, UNW_REG_IP, &ip) != 0 || unw_get_reg(&c, UNW_REG_SP, &sp) != 0)
-            break;
-        ips[n] = (uintptr_t)ip;
-        sps[n] = (uintptr_t)sp;
-        n++;
-    } while (n < max_frames && unw_step(&c) > 0);
+    if (unw_getcontext(&uc) == 0 && unw_init_local(&c, &uc) == 0) {
+        do {
+            unw_word_t ip, sp;
+            if (unw_get_reg(&c, UNW_REG_IP, &ip) != 0 || unw_get_reg(&c, UNW_REG_SP, &sp) != 0)
+                break;
+            ips[n] = (uintptr_t)ip;
+            sps[n] = (uintptr_t)sp;
+            n++;
+        } while (n < max_frames && unw_step(&c) > 0);
+    }
+    unwind_leave();
     return n;
 }
 
@@ -251,6 +342,7 @@ int preoom_modules_write_json(int fd)
 
 void preoom_unwind_init(void)
 {
+    find_unwinder_pipe();
     dl_iterate_phdr(find_self, (void *)(uintptr_t)&find_self);
     preoom_modules_refresh();
 }

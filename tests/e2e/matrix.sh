@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
 # tests/e2e/matrix.sh — real programs run with and without libpreoom.so: the same output and
-# the same exit status, no crash, no hang (tests/run.sh times each test out).
+# the same exit status, no crash, no hang (tests/run.sh times each test out). Three times:
+# counting only, with sampled call stacks, and with every allocation's stack recorded and
+# each stack-cache hit checked against the unwinder (no hit may differ).
 . "$(dirname "$0")/lib.sh"
 
 [ -f "$LIB" ] || { fail "libpreoom.so not built ($LIB)"; t_done; }
 
-# same NAME CMD...: run CMD bare and preloaded, compare stdout+stderr and status.
+# same NAME CMD...: run CMD bare and preloaded (with $MODE's settings), compare stdout+stderr
+# and status.
 same() {
     local name=$1; shift
     local a b ra rb
     a=$("$@" 2>&1); ra=$?
-    b=$(LD_PRELOAD=$LIB PREOOM_REPORT="$T_TMP/m.%p.json" "$@" 2>&1); rb=$?
+    # shellcheck disable=SC2086 # MODE is a list of settings
+    b=$(env LD_PRELOAD="$LIB" PREOOM_REPORT="$T_TMP/$TAG.%p.json" $MODE "$@" 2>&1); rb=$?
     if [ "$a" = "$b" ] && [ "$ra" -eq "$rb" ]; then
-        ok "$name: same output and status ($ra)"
+        ok "$TAG: $name: same output and status ($ra)"
     else
-        fail "$name: differs (status $ra vs $rb)"
+        fail "$TAG: $name: differs (status $ra vs $rb)"
         diff <(echo "$a") <(echo "$b") | head -5 | sed 's/^/#   /'
     fi
 }
@@ -26,35 +30,75 @@ with recursive c(x) as (select 1 union all select x+1 from c where x < 20000)
 insert into t(k, v) select 'key' || (x * 7919 % 20000), randomblob(64) from c;
 create index ik on t(k);
 select count(*), count(distinct k), sum(length(v)) from t where k like 'key1%';"
-if have sqlite3; then same "sqlite3 in-memory insert and index" sqlite3 :memory: "$sql"
-else skip "sqlite3: not installed"; fi
-
 py='import json, collections
 d = collections.Counter()
 for i in range(200000): d[str(i * 2654435761 % 1000)] += 1
 s = json.dumps(sorted(d.items())[:50])
 print(len(s), sum(d.values()), json.loads(s)[0])'
-if have python3; then same "python3 dict and json" python3 -c "$py"
-else skip "python3: not installed"; fi
-
 pl='my %h; for my $i (1..200000) { $h{$i % 7777} .= "x" } my $t = 0; $t += length($h{$_}) for keys %h; print "$t\n";'
-if have perl; then same "perl hash churn" perl -e "$pl"
-else skip "perl: not installed"; fi
 
-same "bash pipeline (sort, awk, sed, every stage preloaded)" \
-    bash -c 'seq 1 200000 | sort -rn | awk "{s += \$1} END {print s}" | sed "s/^/total=/"'
+for TAG in counting sample all-verify; do
+    case $TAG in
+    counting) MODE= ;;
+    sample) MODE="PREOOM_STACKS=sample" ;;
+    all-verify) MODE="PREOOM_STACKS=all PREOOM_STACK_CACHE=verify" ;;
+    esac
+    if have sqlite3; then same "sqlite3 in-memory insert and index" sqlite3 :memory: "$sql"
+    else skip "$TAG: sqlite3: not installed"; fi
+    if have python3; then same "python3 dict and json" python3 -c "$py"
+    else skip "$TAG: python3: not installed"; fi
+    if have perl; then same "perl hash churn" perl -e "$pl"
+    else skip "$TAG: perl: not installed"; fi
 
-if have gcc; then
-    gcc -O2 -c "$TOP/tests/prog/churn.c" -o "$T_TMP/bare.o" 2>&1
-    LD_PRELOAD=$LIB gcc -O2 -c "$TOP/tests/prog/churn.c" -o "$T_TMP/pre.o" 2>&1
-    check "gcc compiling a C file: identical object" cmp -s "$T_TMP/bare.o" "$T_TMP/pre.o"
-else skip "gcc: not installed"; fi
+    same "bash pipeline (sort, awk, sed, every stage preloaded)" \
+        bash -c 'seq 1 200000 | sort -rn | awk "{s += \$1} END {print s}" | sed "s/^/total=/"'
 
-same "C++ program" bash -c "\"$PROG/cxx\" | head -n 1"
-same "16-thread churn" "$PROG/churn" 16 50000
-same "200 children forked, each exec'ing" "$PROG/forker" exec 200 /bin/true
-same "a failing command's status and message" ls /nonexistent-preoom-matrix
-same "the host finds no file descriptor of ours among its own" ls /proc/self/fd
-n=$(ls "$T_TMP"/m.*.json 2>/dev/null | wc -l)
-check "every preloaded process wrote its report ($n)" [ "$n" -ge 200 ]
+    if have gcc; then
+        gcc -O2 -c "$TOP/tests/prog/churn.c" -o "$T_TMP/bare.o" 2>&1
+        # shellcheck disable=SC2086
+        env LD_PRELOAD="$LIB" $MODE gcc -O2 -c "$TOP/tests/prog/churn.c" -o "$T_TMP/pre.o" 2>&1
+        check "$TAG: gcc compiling a C file: identical object" cmp -s "$T_TMP/bare.o" "$T_TMP/pre.o"
+    else skip "$TAG: gcc: not installed"; fi
+
+    same "C++ program" bash -c "\"$PROG/cxx\" | head -n 1"
+    same "16-thread churn" "$PROG/churn" 16 50000
+    same "200 children forked, each exec'ing" "$PROG/forker" exec 200 /bin/true
+    same "a failing command's status and message" ls /nonexistent-preoom-matrix
+    if [ -z "$MODE" ]; then
+        same "the host finds no file descriptor of ours among its own" ls /proc/self/fd
+    else
+        # With call stacks, libunwind's pipe (two descriptors, guarded: see fdsweep in
+        # stacks.sh) is the only thing the host may find that it did not open.
+        # What each descriptor is (numbers shift by two, so they are not compared).
+        kinds() { "$@" find /proc/self/fd -mindepth 1 -printf '%l\n' |
+            sed -e 's/:\[[0-9]*\]$//' -e 's|^/proc/[0-9]*/|/proc/PID/|' | sort; }
+        bare=$(kinds env)
+        # shellcheck disable=SC2086
+        pre=$(kinds env LD_PRELOAD="$LIB" $MODE)
+        np=$(( $(grep -c '^pipe$' <<<"$pre") - $(grep -c '^pipe$' <<<"$bare") ))
+        same_else=no
+        [ "$(grep -v '^pipe$' <<<"$bare")" = "$(grep -v '^pipe$' <<<"$pre")" ] && same_else=yes
+        check "$TAG: the host finds nothing of ours but libunwind's pipe ($np more pipe ends, all else the same: $same_else)" \
+            test "$np $same_else" = "2 yes"
+    fi
+    n=$(ls "$T_TMP"/$TAG.*.json 2>/dev/null | wc -l)
+    check "$TAG: every preloaded process wrote its report ($n)" [ "$n" -ge 200 ]
+done
+# Every report of the verify pass: the stack cache was used and never disagreed.
+got=$(python3 -c '
+import glob, json, sys
+hits = bad = broken = 0
+for f in glob.glob(sys.argv[1] + "/all-verify.*.json"):
+    try:
+        c = json.load(open(f))["stacks"]["stack_cache"]
+    except Exception:
+        broken += 1
+        continue
+    hits += c["hits"]
+    bad += c["mismatches"]
+print(hits, bad, broken)' "$T_TMP")
+read -r hits bad broken <<<"$got"
+check "all-verify: every report readable, no cache hit differed from the unwinder (hits $hits, differed $bad, unreadable $broken)" \
+    test "${bad:-x} ${broken:-x}" = "0 0"
+check "all-verify: the stack cache served the real programs ($hits hits)" test "${hits:-0}" -gt 1000
 t_done

@@ -8,7 +8,7 @@
 . "$(dirname "$0")/lib.sh"
 PREOOM=$B/preoom
 LEAKY=$PROG/leaky
-for f in "$LIB" "$PREOOM" "$LEAKY" "$PROG/libstkleak.so"; do
+for f in "$LIB" "$PREOOM" "$LEAKY" "$PROG/libstkleak.so" "$PROG/fdsweep"; do
     [ -e "$f" ] || { skip "stacks: $f not built"; t_done; }
 done
 
@@ -152,6 +152,34 @@ PREOOM_STACK_CACHE=off preloaded all "$T_TMP/off.json" "$LEAKY" paths 2 >"$T_TMP
 got=$(site_of "$T_TMP/off.txt" leak_alpha)
 read -r _ bytes count < <(grep '^leak_alpha ' "$T_TMP/off.expect")
 check "cache off: leak_alpha still exact ($bytes $count, got '$got')" test "$got" = "$bytes $count"
+
+# ---- descriptor sweeps ------------------------------------------------------------------------
+# libunwind keeps a pipe open and reads and writes a byte through it on many unwinds. A program
+# that closes every descriptor it did not open and then opens its own files must not have
+# them read or written by the unwinder (before this guard, fdsweep lost 13-18 bytes of its
+# input and found as many stray bytes in its output). dup2 onto the pipe stops unwinding.
+for how in closefrom close close_range dup2; do
+    for mode in all sample; do
+        d=$T_TMP/fd-$how-$mode
+        mkdir -p "$d"
+        PREOOM_SAMPLE_BYTES=1KiB preloaded $mode "$d/r.json" "$PROG/fdsweep" $how "$d" \
+            >"$d/out" 2>"$d/err"
+        rc=$?
+        check "fdsweep $how/$mode: the program's own files untouched (rc $rc: $(head -c 200 "$d/err"))" \
+            sh -c "[ $rc -eq 0 ] && grep -q 'fdsweep ok' '$d/out'"
+        check "fdsweep $how/$mode: report written" json_ok "$d/r.json"
+        if [ $how = dup2 ]; then
+            check "fdsweep dup2/$mode: one line says unwinding stopped" \
+                sh -c "[ \$(grep -c 'no more unwinding' '$d/err') -eq 1 ]"
+            check "fdsweep dup2/$mode: the report, frameless site and all, still reads" \
+                sh -c "'$PREOOM' report '$d/r.json' | grep -q '\\[no frames\\]'"
+        else
+            "$PREOOM" report "$d/r.json" --top 1000 >"$d/rep.txt" 2>&1
+            check "fdsweep $how/$mode: unwinding went on (threads started after the sweep are named)" \
+                sh -c "! grep -q 'no more unwinding' '$d/err' && grep -q worker '$d/rep.txt'"
+        fi
+    done
+done
 
 # ---- collapsed and svg -----------------------------------------------------------------------
 R=$T_TMP/all.json
