@@ -225,7 +225,8 @@ static inline size_t usable_of(void *p)
  * written in the exported function itself and passed down, never in a helper, where it
  * would name the hook instead. Two cheap reads from our own frame, no frame pointer. */
 typedef struct caller { uintptr_t ra, cfa; } caller_t;
-#define CALLER ((caller_t){(uintptr_t)__builtin_return_address(0), (uintptr_t)__builtin_dwarf_cfa()})
+#define CALLER                                                                            \
+    ((caller_t){(uintptr_t)__builtin_return_address(0), (uintptr_t)__builtin_dwarf_cfa()})
 
 /* Byte sampling for the call-site tables: each allocation spends its size from the thread's
  * countdown; the one that runs it out is recorded (stacks.c draws the next countdown). */

@@ -26,9 +26,9 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <stddef.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -541,9 +541,11 @@ static site_t *site_of(const uintptr_t *frames, int n, int truncated)
  * its reads, and it reads again: a report never counts a flush twice or not at all. (A first
  * version summed every entry's seq before and after the whole pass instead; with four
  * threads recording at one site the pass almost never found them all still, and gave up
- * inconsistent. tests/unit/test_stacks.c catches that.) The peak: an entry keeps the highest value its live bytes took
- * since the last flush (`rise`), and the flush raises the site's peak to the site's live
- * before the flush plus that rise. For a site recorded by one thread that is the exact peak;
+ * inconsistent. tests/unit/test_stacks.c catches that.)
+ *
+ * The peak: an entry keeps the highest value its live bytes took since the last flush
+ * (`rise`), and the flush raises the site's peak to the site's live before the flush plus
+ * that rise. For a site recorded by one thread that is the exact peak;
  * with several, a peak can be short by what the other threads had not flushed yet (at most
  * PEND_FLUSH_BYTES, or PEND_FLUSH_OPS allocations, per thread). */
 #define PEND_SLOTS 64
@@ -575,7 +577,7 @@ static void raise_peak(site_t *s, int64_t v)
         ;
 }
 
-/* Straight into the site's atomics: a flush, or a thread without a table. */
+/* Straight into the site's atomics: a flush, or a thread without a table (see below). */
 static void site_apply(site_t *s, int64_t live_b, int64_t live_c, int64_t tot_b,
                        int64_t tot_c, uint32_t samples, int64_t rise)
 {
@@ -592,16 +594,22 @@ static void site_apply(site_t *s, int64_t live_b, int64_t live_c, int64_t tot_b,
         raise_peak(s, before + rise);
 }
 
-/* Owner only, inside its seq window. The site's flushing and flushes counters tell a
- * reader that the counters it read may hold part of a flush. */
-static void pend_flush(pend_t *e)
+/* site_apply with the site's flushing and flushes counters around it, which tell a reader
+ * that the counters it read may hold part of the change (site_read). */
+static void site_apply_seen(site_t *s, int64_t live_b, int64_t live_c, int64_t tot_b,
+                            int64_t tot_c, uint32_t samples, int64_t rise)
 {
-    site_t *s = e->site;
     __atomic_add_fetch(&s->flushing, 1, __ATOMIC_ACQ_REL);
-    site_apply(s, e->live_bytes, e->live_count, e->total_bytes, e->total_count, e->samples,
-               e->rise);
+    site_apply(s, live_b, live_c, tot_b, tot_c, samples, rise);
     __atomic_add_fetch(&s->flushes, 1, __ATOMIC_RELEASE);
     __atomic_sub_fetch(&s->flushing, 1, __ATOMIC_RELEASE);
+}
+
+/* Owner only, inside its seq window. */
+static void pend_flush(pend_t *e)
+{
+    site_apply_seen(e->site, e->live_bytes, e->live_count, e->total_bytes, e->total_count,
+                    e->samples, e->rise);
     ST(e->live_bytes, 0);
     ST(e->live_count, 0);
     ST(e->total_bytes, 0);
@@ -634,7 +642,7 @@ static void site_change(site_t *s, int64_t live_b, int64_t live_c, int64_t tot_b
 {
     pend_t *t = pend_busy ? NULL : pend_table();
     if (!t) {
-        site_apply(s, live_b, live_c, tot_b, tot_c, samples, live_b);
+        site_apply_seen(s, live_b, live_c, tot_b, tot_c, samples, live_b);
         return;
     }
     pend_busy = 1;
@@ -740,8 +748,6 @@ static void site_read(site_t *s, site_view_t *v)
     }
 }
 
-/* Under p's shard lock: take off whatever record p still has (a free we never saw) into
- * *old; the caller takes it off its site once the lock is released. */
 /* A shard's filter, under its lock (the only place it is replaced). */
 static inline preoom_pfilter_t *filter_of(shard_t *sh)
 {
@@ -819,9 +825,9 @@ static int put_record(const preoom_pmap_entry_t *e)
  * the same frames.
  *
  * Where the slots are is only learnt from libunwind's slow cursor walk (unw_step), about
- * thirty cached traces' worth. A thread pays for that from credit that hits earn: a walk costs
- * SC_BUILD_COST credits, a hit earns one, so a program whose stacks never repeat stops
- * walking after the first few and pays what it paid before the cache existed.
+ * thirty cached traces' worth. So a thread walks only for a key that has missed before, and
+ * pays from credit: a walk costs SC_BUILD_COST, a hit earns one credit and a miss an eighth,
+ * so a program whose stacks never repeat walks about once per 256 misses (sc_learn).
  *
  * Safety: the slots read lie between the caller's stack pointer and the top of this thread's
  * own stack, which is mapped for as long as the thread lives. A stack pointer outside the
@@ -940,8 +946,8 @@ static site_t *sc_find(char *t, uintptr_t ra, uintptr_t cfa)
             continue;
         const site_t *s = e->site;
         int j = 1;
-        while (j < s->nframes &&
-               *(const uintptr_t *)(cfa + (uintptr_t)e->off[j] * sizeof(uintptr_t)) == s->frames[j])
+        while (j < s->nframes && *(const uintptr_t *)(cfa + (uintptr_t)e->off[j] *
+                                                              sizeof(uintptr_t)) == s->frames[j])
             j++;
         if (j == s->nframes)
             return e->site;

@@ -274,7 +274,7 @@ static unsigned long long shared_bytes[4];
 NOINLINE static void *thread_shared_alloc(size_t n)
 {
     void *p = malloc(n);
-    __asm__ volatile("# thread_shared_alloc" ::: "memory"); /* a body of its own: no identical-code folding */
+    __asm__ volatile("# thread_shared_alloc" ::: "memory"); /* its own body: no code folding */
     KEEP_CALL();
     return p;
 }
@@ -302,7 +302,7 @@ static void *handed[HANDOFF];
 NOINLINE static void *handoff_make(size_t n)
 {
     void *p = malloc(n);
-    __asm__ volatile("# handoff_make" ::: "memory"); /* a body of its own: no identical-code folding */
+    __asm__ volatile("# handoff_make" ::: "memory"); /* its own body: no code folding */
     KEEP_CALL();
     return p;
 }
@@ -326,7 +326,7 @@ static void *consumer(void *arg)
 NOINLINE static void *peak_once_alloc(void)
 {
     void *p = malloc(10000);
-    __asm__ volatile("# peak_once_alloc" ::: "memory"); /* a body of its own: no identical-code folding */
+    __asm__ volatile("# peak_once_alloc" ::: "memory"); /* its own body: no code folding */
     KEEP_CALL();
     return p;
 }
@@ -336,7 +336,7 @@ NOINLINE static void *peak_once_alloc(void)
 NOINLINE static void *twin_alloc(size_t n)
 {
     void *p = malloc(n);
-    __asm__ volatile("# twin_alloc" ::: "memory"); /* a body of its own: no identical-code folding */
+    __asm__ volatile("# twin_alloc" ::: "memory"); /* its own body: no code folding */
     KEEP_CALL();
     return p;
 }
