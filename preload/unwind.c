@@ -79,15 +79,30 @@ static int pipe_end_flags(int fd, struct stat *st)
 
 static void find_unwinder_pipe(void)
 {
+    /* A program started with standard input, output or error closed expects its next open
+     * to take that number (daemons do): /dev/null stands in for each closed one of 0..2
+     * while libunwind takes its pipe, and goes again after. */
+    int held[3], nheld = 0;
+    for (int fd = 0; fd < 3; fd++)
+        if (syscall(SYS_fcntl, fd, F_GETFD) < 0) {
+            long h = syscall(SYS_openat, AT_FDCWD, "/dev/null", O_RDONLY | O_CLOEXEC);
+            if (h < 0)
+                break;
+            held[nheld++] = (int)h;
+        }
     /* The two lowest free numbers, which libunwind's pipe2 will take next. */
-    int probe[2];
-    if (syscall(SYS_pipe2, probe, O_CLOEXEC) != 0)
-        return;
-    syscall(SYS_close, probe[0]);
-    syscall(SYS_close, probe[1]);
+    int probe[2] = {-1, -1};
     unw_context_t uc;
     unw_cursor_t c;
-    if (unw_getcontext(&uc) != 0 || unw_init_local(&c, &uc) != 0)
+    int ok = syscall(SYS_pipe2, probe, O_CLOEXEC) == 0;
+    if (ok) {
+        syscall(SYS_close, probe[0]);
+        syscall(SYS_close, probe[1]);
+        ok = unw_getcontext(&uc) == 0 && unw_init_local(&c, &uc) == 0;
+    }
+    while (nheld > 0)
+        syscall(SYS_close, held[--nheld]);
+    if (!ok)
         return;
     struct stat a, b;
     int fa = pipe_end_flags(probe[0], &a), fb = pipe_end_flags(probe[1], &b);

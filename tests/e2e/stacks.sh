@@ -184,6 +184,18 @@ for how in closefrom close close_range dup2; do
     done
 done
 
+# A program started with standard input and output closed still gets 0 and 1 from its first
+# two opens: libunwind's pipe is made while /dev/null holds those numbers.
+if command -v python3 >/dev/null; then
+    P="import os; a = os.open('/dev/null', os.O_RDONLY); b = os.open('/dev/null', os.O_RDONLY)
+open('$T_TMP/fds.txt', 'w').write('%d %d' % (a, b))"
+    preloaded all "$T_TMP/fds.json" python3 -c "$P" 0<&- 1>&- 2>"$T_TMP/fds.err"
+    check "closed stdio: the program's first opens still take 0 and 1 (got '$(cat "$T_TMP/fds.txt")')" \
+        test "$(cat "$T_TMP/fds.txt")" = "0 1"
+else
+    skip "closed stdio: python3 not installed"
+fi
+
 # ---- collapsed and svg -----------------------------------------------------------------------
 R=$T_TMP/all.json
 "$PREOOM" report "$R" --format collapsed >"$T_TMP/c.txt"
