@@ -221,27 +221,29 @@ static inline size_t usable_of(void *p)
     } while (0)
 
 /* Where an exported hook was called from: its return address and the stack pointer it
- * returns to (the caller's, just after the call), the key of stacks.c's stack cache. Always
- * written in the exported function itself and passed down, never in a helper, where it
- * would name the hook instead. Two cheap reads from our own frame, no frame pointer. */
-typedef struct caller { uintptr_t ra, cfa; } caller_t;
-#define CALLER                                                                            \
-    ((caller_t){(uintptr_t)__builtin_return_address(0), (uintptr_t)__builtin_dwarf_cfa()})
+ * returns to (the caller's, just after the call), the key of stacks.c's stack cache. Read
+ * only on the sampling branch, and only in functions that are always inlined into the
+ * exported ones: inlined, both builtins answer for the function they are inlined into (GCC's
+ * documented behaviour), which is the hook the program called. Reading them there, not
+ * passing them down, keeps them off the common path: passed as arguments, GCC kept them in
+ * two more saved registers on every malloc. */
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
 
 /* Byte sampling for the call-site tables: each allocation spends its size from the thread's
  * countdown; the one that runs it out is recorded (stacks.c draws the next countdown). */
-static inline void sample(void *p, size_t n, caller_t c)
+ALWAYS_INLINE void sample(void *p, size_t n)
 {
     /* Never while guard is set: our own slow paths (and libunwind inside them) allocate,
      * and those allocations are counted but must not recurse into the recorder. */
     if (PREOOM_UNLIKELY(stacks_on) && !preoom_tls.guard) {
         preoom_tls.sample_countdown -= (int64_t)n;
         if (preoom_opt.stacks == PREOOM_STACKS_ALL || preoom_tls.sample_countdown < 0)
-            preoom_stacks_alloc(p, n, c.ra, c.cfa);
+            preoom_stacks_alloc(p, n, (uintptr_t)__builtin_return_address(0),
+                                (uintptr_t)__builtin_dwarf_cfa());
     }
 }
 
-static inline void counted_alloc(int g, void *p, enum preoom_call call, caller_t c)
+ALWAYS_INLINE void counted_alloc(int g, void *p, enum preoom_call call)
 {
     preoom_tls.inner_hit = 1;
     if (!p) {
@@ -250,7 +252,7 @@ static inline void counted_alloc(int g, void *p, enum preoom_call call, caller_t
     }
     size_t n = usable_size(g, p);
     preoom_account_malloc((int64_t)n, call);
-    sample(p, n, c);
+    sample(p, n);
 }
 
 /* Before the real free: what is about to go. */
@@ -276,7 +278,7 @@ PREOOM_EXPORT void *malloc(size_t n)
     ALLOC_ENTER(g);
     void *p = f(n);
     ALLOC_LEAVE(g);
-    counted_alloc(g, p, PREOOM_CALL_MALLOC, CALLER);
+    counted_alloc(g, p, PREOOM_CALL_MALLOC);
     return p;
 }
 
@@ -317,7 +319,7 @@ PREOOM_EXPORT void *calloc(size_t nmemb, size_t size)
     ALLOC_ENTER(g);
     void *p = f(nmemb, size);
     ALLOC_LEAVE(g);
-    counted_alloc(g, p, PREOOM_CALL_CALLOC, CALLER);
+    counted_alloc(g, p, PREOOM_CALL_CALLOC);
     return p;
 }
 
@@ -334,8 +336,7 @@ static void *boot_realloc(void *p, size_t n)
     return q;
 }
 
-static void *realloc_common(void *p, size_t n, int is_array, size_t nmemb, size_t size,
-                           caller_t c)
+ALWAYS_INLINE void *realloc_common(void *p, size_t n, int is_array, size_t nmemb, size_t size)
 {
     enum preoom_call call = is_array ? PREOOM_CALL_REALLOCARRAY : PREOOM_CALL_REALLOC;
     if (is_array && __builtin_mul_overflow(nmemb, size, &n)) {
@@ -355,7 +356,7 @@ static void *realloc_common(void *p, size_t n, int is_array, size_t nmemb, size_
     if (!p) {
         void *q = REAL(realloc)(NULL, n);
         ALLOC_LEAVE(g);
-        counted_alloc(g, q, call, c);
+        counted_alloc(g, q, call);
         return q;
     }
     size_t old = counted_free_prepare(g, p);
@@ -365,7 +366,7 @@ static void *realloc_common(void *p, size_t n, int is_array, size_t nmemb, size_
         /* Moved or resized: the old block is gone either way. */
         size_t now = usable_size(g, q);
         preoom_account_malloc((int64_t)now - (int64_t)old, call);
-        sample(q, now, c);
+        sample(q, now);
     } else if (n == 0) {
         /* glibc's realloc(p, 0) frees p and returns NULL. */
         preoom_account_malloc(-(int64_t)old, call);
@@ -380,12 +381,12 @@ static void *realloc_common(void *p, size_t n, int is_array, size_t nmemb, size_
 
 PREOOM_EXPORT void *realloc(void *p, size_t n)
 {
-    return realloc_common(p, n, 0, 0, 0, CALLER);
+    return realloc_common(p, n, 0, 0, 0);
 }
 
 PREOOM_EXPORT void *reallocarray(void *p, size_t nmemb, size_t size)
 {
-    return realloc_common(p, 0, 1, nmemb, size, CALLER);
+    return realloc_common(p, 0, 1, nmemb, size);
 }
 
 PREOOM_EXPORT int posix_memalign(void **out, size_t align, size_t n)
@@ -407,12 +408,11 @@ PREOOM_EXPORT int posix_memalign(void **out, size_t align, size_t n)
     ALLOC_ENTER(g);
     int rc = f(out, align, n);
     ALLOC_LEAVE(g);
-    counted_alloc(g, rc == 0 ? *out : NULL, PREOOM_CALL_POSIX_MEMALIGN, CALLER);
+    counted_alloc(g, rc == 0 ? *out : NULL, PREOOM_CALL_POSIX_MEMALIGN);
     return rc;
 }
 
-static void *aligned_common(aligned_fn f, size_t align, size_t n, enum preoom_call call,
-                            caller_t c)
+ALWAYS_INLINE void *aligned_common(aligned_fn f, size_t align, size_t n, enum preoom_call call)
 {
     if (PREOOM_UNLIKELY(!f))
         return boot_alloc(n, align);
@@ -420,7 +420,7 @@ static void *aligned_common(aligned_fn f, size_t align, size_t n, enum preoom_ca
     ALLOC_ENTER(g);
     void *p = f(align, n);
     ALLOC_LEAVE(g);
-    counted_alloc(g, p, call, c);
+    counted_alloc(g, p, call);
     return p;
 }
 
@@ -428,14 +428,14 @@ PREOOM_EXPORT void *aligned_alloc(size_t align, size_t n)
 {
     if (!REAL(aligned_alloc))
         resolve();
-    return aligned_common(REAL(aligned_alloc), align, n, PREOOM_CALL_ALIGNED_ALLOC, CALLER);
+    return aligned_common(REAL(aligned_alloc), align, n, PREOOM_CALL_ALIGNED_ALLOC);
 }
 
 PREOOM_EXPORT void *memalign(size_t align, size_t n)
 {
     if (!REAL(memalign))
         resolve();
-    return aligned_common(REAL(memalign), align, n, PREOOM_CALL_MEMALIGN, CALLER);
+    return aligned_common(REAL(memalign), align, n, PREOOM_CALL_MEMALIGN);
 }
 
 PREOOM_EXPORT void *valloc(size_t n)
@@ -450,7 +450,7 @@ PREOOM_EXPORT void *valloc(size_t n)
     ALLOC_ENTER(g);
     void *p = f(n);
     ALLOC_LEAVE(g);
-    counted_alloc(g, p, PREOOM_CALL_VALLOC, CALLER);
+    counted_alloc(g, p, PREOOM_CALL_VALLOC);
     return p;
 }
 
@@ -466,7 +466,7 @@ PREOOM_EXPORT void *pvalloc(size_t n)
     ALLOC_ENTER(g);
     void *p = f(n);
     ALLOC_LEAVE(g);
-    counted_alloc(g, p, PREOOM_CALL_PVALLOC, CALLER);
+    counted_alloc(g, p, PREOOM_CALL_PVALLOC);
     return p;
 }
 
