@@ -182,22 +182,25 @@ int preoom_unwind(uintptr_t *frames, int max_frames, int *truncated)
 
 /* The slow walk (unw_step, a DWARF interpretation per frame: some thirty times the cost of
  * unw_backtrace's cached trace) for what unw_backtrace does not give: each frame's stack
- * pointer, from which stacks.c learns where each return address is kept. */
+ * pointer, from which stacks.c learns where each return address is kept. The frame above a
+ * signal frame was not called: its address comes from the saved context, not from a slot
+ * on the stack, so its stack pointer is given as 0. */
 int preoom_unwind_sp(uintptr_t *ips, uintptr_t *sps, int max_frames)
 {
     unw_context_t uc;
     unw_cursor_t c;
     if (!unwind_enter())
         return 0;
-    int n = 0;
+    int n = 0, after_signal = 0;
     if (unw_getcontext(&uc) == 0 && unw_init_local(&c, &uc) == 0) {
         do {
             unw_word_t ip, sp;
             if (unw_get_reg(&c, UNW_REG_IP, &ip) != 0 || unw_get_reg(&c, UNW_REG_SP, &sp) != 0)
                 break;
             ips[n] = (uintptr_t)ip;
-            sps[n] = (uintptr_t)sp;
+            sps[n] = after_signal ? 0 : (uintptr_t)sp;
             n++;
+            after_signal = unw_is_signal_frame(&c) > 0;
         } while (n < max_frames && unw_step(&c) > 0);
     }
     unwind_leave();
