@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/e2e/mariadb.sh — preoom on a real MySQL-like server: Debian's MariaDB, started in a
 # temporary datadir on a socket file only, once bare and once preloaded, each driven by
-# mariadb-slap (8 clients, 4000 auto-generated queries) and shut down with mariadb-admin.
+# mariadb-slap (8 clients, 4000 auto-generated queries) and shut down with mariadb-admin; a
+# third time with every allocation's call stack recorded and checked (PREOOM_STACK_CACHE=verify).
 # Checks that the preloaded server's registry figures match /proc (touched within 5% of
 # RssAnon + VmSwap), that committed and touched really differ for it (InnoDB maps its buffer
 # pool and log buffer long before it touches them), that both runs exit 0, and that the
@@ -70,6 +71,10 @@ run_server() {
                 --max-connections=32 --innodb-flush-log-at-trx-commit=2)
     if [ "$mode" = bare ]; then
         bg "${args[@]}" 2>"$dir/stderr"
+    elif [ "$mode" = stacks ]; then
+        # Every allocation's call stack, each stack-cache hit checked against the unwinder.
+        PREOOM_STACK_CACHE=verify bg "$PREOOM_CMD" run --stacks all --report "$dir/rep.%p.json" \
+            -- "${args[@]}" 2>"$dir/stderr"
     else
         bg "$PREOOM_CMD" run --interval 50 --report "$dir/rep.%p.json" -- "${args[@]}" 2>"$dir/stderr"
     fi
@@ -104,10 +109,23 @@ run_server() {
     check "mariadb ($mode): log says 'Shutdown complete'" grep -q 'Shutdown complete' "$dir/err.log"
     check "mariadb ($mode): no crash in the log" \
         bash -c '! grep -Eq "got signal|Assertion|mysqld got|mariadbd got|Segmentation" "$1"' _ "$dir/err.log"
+    if [ "$mode" = stacks ]; then
+        local got
+        got=$(python3 -c '
+import glob, json, sys
+d = json.load(open(glob.glob(sys.argv[1] + "/rep.*.json")[0]))["stacks"]
+c = d["stack_cache"]
+print(c["hits"], c["mismatches"], len(d["sites"]))' "$dir" 2>&1)
+        local hits mism sites
+        read -r hits mism sites <<<"$got"
+        check "mariadb (stacks): every allocation's site recorded ($sites sites); no stack-cache hit differed from the unwinder ($mism of $hits)" \
+            test "${mism:-x}" = 0 -a "${hits:-0}" -gt 1000 -a "${sites:-0}" -gt 100
+    fi
 }
 
 run_server bare
 run_server preoom
+run_server stacks
 
 # The exit report of the preloaded server.
 rep=$(ls "$T_TMP"/preoom/rep.*.json 2>/dev/null | head -n1)
