@@ -5,7 +5,7 @@
 # third time with every allocation's call stack recorded and checked (PREOOM_STACK_CACHE=verify).
 # Checks that the preloaded server's registry figures match /proc (touched within 5% of
 # RssAnon + VmSwap), that committed and touched really differ for it (InnoDB maps its buffer
-# pool and log buffer long before it touches them), that both runs exit 0, and that the
+# pool and log buffer long before it touches them), that every run exits 0, and that the
 # preloaded run's log has no error line the bare run lacks. Installs nothing: scripts/deps.sh
 # check does; without mariadbd it skips with the reason. Never listens on TCP.
 . "$(dirname "$0")/lib.sh"
