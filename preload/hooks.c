@@ -189,9 +189,12 @@ int preoom_real_malloc_trim(size_t pad)
     return f ? f(pad) : 0;
 }
 
+static void fd_resolve_all(void);
+
 void preoom_hooks_init(void)
 {
     preoom_hooks_ready();
+    fd_resolve_all();
     stacks_on = preoom_opt.stacks != PREOOM_STACKS_OFF;
 }
 
@@ -638,6 +641,14 @@ static void *fd_fn(int which)
         __atomic_store_n(&fd_real[which], f, __ATOMIC_RELEASE);
     }
     return f;
+}
+
+/* At start-up, not on first use: a child of fork may call close before exec, when dlsym
+ * could wait forever on a loader lock another thread of the parent held. */
+static void fd_resolve_all(void)
+{
+    for (int i = 0; i < 5; i++)
+        fd_fn(i);
 }
 
 /* close_range over [first, last] without libunwind's descriptors: up to three pieces. */
