@@ -343,10 +343,14 @@ typedef struct preoom_pfilter {
 preoom_pfilter_t *preoom_pfilter_new(unsigned bits);
 void preoom_pfilter_add(preoom_pfilter_t *f, uintptr_t p);
 void preoom_pfilter_del(preoom_pfilter_t *f, uintptr_t p);
-int preoom_pfilter_maybe(const preoom_pfilter_t *f, uintptr_t p);
 static inline size_t preoom_pfilter_index(unsigned bits, uintptr_t p)
 {
     return (size_t)(((uint64_t)p * 0x9E3779B97F4A7C15ULL) >> (64 - bits));
+}
+/* 0: p is certainly not in the filter. */
+static inline int preoom_pfilter_maybe(const preoom_pfilter_t *f, uintptr_t p)
+{
+    return __atomic_load_n(&f->counts[preoom_pfilter_index(f->bits, p)], __ATOMIC_RELAXED) != 0;
 }
 /* The pointer map and its filters are split in shards by the 64 MiB region a pointer lies
  * in (stacks.c says why). Each shard's filter (NULL until the shard records a pointer) is read
@@ -366,8 +370,7 @@ static inline int preoom_stacks_maybe_sampled(const void *p)
     uintptr_t u = (uintptr_t)p;
     const preoom_pfilter_t *f =
         __atomic_load_n(&preoom_stacks_pfilters[preoom_stacks_shard(u)], __ATOMIC_ACQUIRE);
-    return f && __atomic_load_n(&f->counts[preoom_pfilter_index(f->bits, u)],
-                                __ATOMIC_RELAXED) != 0;
+    return f && preoom_pfilter_maybe(f, u);
 }
 typedef struct preoom_pmap_entry {
     uintptr_t ptr;      /* 0 = empty slot */

@@ -209,10 +209,6 @@ void preoom_pfilter_del(preoom_pfilter_t *f, uintptr_t p)
         __atomic_store_n(c, (uint8_t)(v - 1), __ATOMIC_RELAXED);
 }
 
-int preoom_pfilter_maybe(const preoom_pfilter_t *f, uintptr_t p)
-{
-    return __atomic_load_n(&f->counts[preoom_pfilter_index(f->bits, p)], __ATOMIC_RELAXED) != 0;
-}
 
 /* ---- pure parts: the pointer map -------------------------------------------------------- */
 /* Open addressing with linear probing and backward-shift deletion (no tombstones, so a
@@ -843,7 +839,6 @@ static int put_record(const preoom_pmap_entry_t *e)
 typedef struct sc_entry {
     uintptr_t ra, cfa;                   /* the key; ra 0: empty */
     site_t *site;                        /* site->frames[0] == ra */
-    uint32_t top;                        /* the slots read lie in [cfa, cfa + top) */
     uint16_t off[];                      /* j >= 1: frame j's return address is at
                                           * cfa + 8 * off[j] (slots are word-aligned) */
 } sc_entry_t;
@@ -894,12 +889,13 @@ static inline unsigned sc_set(uintptr_t ra, uintptr_t cfa)
     return (unsigned)(sc_hash(ra, cfa) >> (64 - SC_SET_BITS));
 }
 
-/* This thread's cache, or NULL. The table hangs off the account block, like the pending
- * counts, so a thread that exits hands it on; the next owner's bounds differ or the slots
- * say no, so what it inherits is either still true or never used. The bounds come from
- * pthread_getattr_np once per thread (for the main thread glibc reads /proc/self/maps, through
- * the hooks, which let it pass: guard is set). */
-static char *sc_table(void)
+/* This thread's cache, or NULL when the cache is off or cfa is not on this thread's own
+ * stack (the one check of it: sc_find and sc_learn rely on it). The table hangs off the
+ * account block, like the pending counts, so a thread that exits hands it on; the next
+ * owner's bounds differ or the slots say no, so what it inherits is either still true or
+ * never used. The bounds come from pthread_getattr_np once per thread (for the main thread
+ * glibc reads /proc/self/maps, through the hooks, which let it pass: guard is set). */
+static char *sc_table(uintptr_t cfa)
 {
     if (sc_mode == PREOOM_CACHE_OFF)
         return NULL;
@@ -922,6 +918,8 @@ static char *sc_table(void)
         if (sc_state < 0)
             return NULL;
     }
+    if (cfa < sc_lo || cfa >= sc_hi)
+        return NULL; /* never cached: a coroutine's or an alternate signal stack */
     preoom_tblock_t *b = preoom_tls.block;
     if (!b)
         return NULL;
@@ -934,17 +932,20 @@ static char *sc_table(void)
     return t;
 }
 
-/* The site of the stack the hook was called from, if the cache holds it and its slots agree. */
+/* The site of the stack the hook was called from, if the cache holds it and its slots agree.
+ * An entry learnt by a thread that owned this table before may reach past this thread's
+ * stack: its slots are read only if the highest lies below the top. */
 static site_t *sc_find(char *t, uintptr_t ra, uintptr_t cfa)
 {
-    if (cfa < sc_lo || cfa >= sc_hi)
-        return NULL;
     unsigned set = sc_set(ra, cfa);
     for (unsigned w = 0; w < SC_WAYS; w++) {
         sc_entry_t *e = sc_at(t, set * SC_WAYS + w);
-        if (e->ra != ra || e->cfa != cfa || e->top > sc_hi - cfa)
+        if (e->ra != ra || e->cfa != cfa)
             continue;
         const site_t *s = e->site;
+        if (s->nframes > 1 &&
+            ((uintptr_t)e->off[s->nframes - 1] + 1) * sizeof(uintptr_t) > sc_hi - cfa)
+            continue;
         int j = 1;
         while (j < s->nframes && *(const uintptr_t *)(cfa + (uintptr_t)e->off[j] *
                                                               sizeof(uintptr_t)) == s->frames[j])
@@ -962,7 +963,7 @@ static site_t *sc_find(char *t, uintptr_t ra, uintptr_t cfa)
  * slot, or nothing is cached. */
 static void sc_build(char *t, uintptr_t ra, uintptr_t cfa, site_t *s)
 {
-    if (cfa < sc_lo || cfa >= sc_hi || s->nframes < 1 || s->frames[0] != ra)
+    if (s->nframes < 1 || s->frames[0] != ra)
         return;
     uintptr_t ips[PREOOM_STACK_MAX_FRAMES + 16], sps[PREOOM_STACK_MAX_FRAMES + 16];
     int m = preoom_unwind_sp(ips, sps, (int)(sizeof ips / sizeof ips[0]));
@@ -1000,7 +1001,6 @@ static void sc_build(char *t, uintptr_t ra, uintptr_t cfa, site_t *s)
     e->ra = 0; /* (only this thread reads it: no ordering needed) */
     e->cfa = cfa;
     e->site = s;
-    e->top = n > 1 ? ((uint32_t)off[n - 1] + 1) * (uint32_t)sizeof(uintptr_t) : 0;
     for (int j = 1; j < n; j++)
         e->off[j] = off[j];
     e->ra = ra;
@@ -1013,8 +1013,6 @@ static void sc_build(char *t, uintptr_t ra, uintptr_t cfa, site_t *s)
  * hit, walking costs an eighth of a trace per miss. */
 static void sc_learn(char *t, uintptr_t ra, uintptr_t cfa, site_t *s)
 {
-    if (cfa < sc_lo || cfa >= sc_hi)
-        return; /* never cached: not this thread's stack */
     sc_head_t *h = (sc_head_t *)(void *)t;
     uint64_t k = sc_hash(ra, cfa);
     /* Two places a key may be remembered in, so that two keys that miss by turns and hash
@@ -1049,7 +1047,7 @@ void preoom_stacks_alloc(void *p, size_t bytes, uintptr_t ra, uintptr_t cfa)
         preoom_sample_weight(bytes, mean_bytes, &wb, &wc);
     }
     /* The site: from the stack cache, else by unwinding (with no lock of ours held). */
-    char *t = sc_table();
+    char *t = sc_table(cfa);
     site_t *s = t ? sc_find(t, ra, cfa) : NULL;
     if (s) {
         sc_count(&((sc_head_t *)(void *)t)->hits);
