@@ -651,6 +651,25 @@ static void fd_resolve_all(void)
         fd_fn(i);
 }
 
+/* libunwind's two descriptors, lower first (-1, -1 when there are none to keep). */
+static void kept_fds(int keep[2])
+{
+    int a = __atomic_load_n(&preoom_unwind_fds[0], __ATOMIC_RELAXED);
+    int b = __atomic_load_n(&preoom_unwind_fds[1], __ATOMIC_RELAXED);
+    keep[0] = a < b ? a : b;
+    keep[1] = a < b ? b : a;
+}
+
+static int sweep_touches_ours(unsigned first, unsigned last)
+{
+    int keep[2];
+    kept_fds(keep);
+    for (int i = 0; i < 2; i++)
+        if (keep[i] >= 0 && (unsigned)keep[i] >= first && (unsigned)keep[i] <= last)
+            return 1;
+    return 0;
+}
+
 /* close_range over [first, last] without libunwind's descriptors: up to three pieces. */
 static int close_range_around(unsigned first, unsigned last, int flags)
 {
@@ -659,13 +678,8 @@ static int close_range_around(unsigned first, unsigned last, int flags)
         errno = ENOSYS;
         return -1;
     }
-    int keep[2] = {preoom_unwind_fds[0], preoom_unwind_fds[1]};
-    if (keep[0] > keep[1]) {
-        int t = keep[0];
-        keep[0] = keep[1];
-        keep[1] = t;
-    }
-    int rc = 0;
+    int keep[2], rc = 0;
+    kept_fds(keep);
     unsigned lo = first;
     for (int i = 0; i < 2 && lo <= last; i++) {
         if (keep[i] < 0 || (unsigned)keep[i] < lo || (unsigned)keep[i] > last)
@@ -679,16 +693,6 @@ static int close_range_around(unsigned first, unsigned last, int flags)
     if (lo <= last && f(lo, last, flags) != 0)
         rc = -1;
     return rc;
-}
-
-static int sweep_touches_ours(unsigned first, unsigned last)
-{
-    for (int i = 0; i < 2; i++) {
-        int fd = __atomic_load_n(&preoom_unwind_fds[i], __ATOMIC_RELAXED);
-        if (fd >= 0 && (unsigned)fd >= first && (unsigned)fd <= last)
-            return 1;
-    }
-    return 0;
 }
 
 PREOOM_EXPORT int close(int fd)
@@ -714,16 +718,15 @@ PREOOM_EXPORT int close_range(unsigned first, unsigned last, int flags)
 
 PREOOM_EXPORT void closefrom(int low)
 {
-    if (PREOOM_UNLIKELY(low >= 0 && sweep_touches_ours((unsigned)low, ~0U)) &&
-        close_range_around((unsigned)low, ~0U, 0) == 0)
-        return;
-    /* (close_range missing, or no descriptor of ours in the way: glibc's own closefrom) */
     if (PREOOM_UNLIKELY(low >= 0 && sweep_touches_ours((unsigned)low, ~0U))) {
-        int top = preoom_unwind_fds[0] > preoom_unwind_fds[1] ? preoom_unwind_fds[0]
-                                                               : preoom_unwind_fds[1];
-        for (int fd = low; fd <= top; fd++)
+        if (close_range_around((unsigned)low, ~0U, 0) == 0)
+            return;
+        /* No close_range: one by one up to ours (close keeps them), glibc's above. */
+        int keep[2];
+        kept_fds(keep);
+        for (int fd = low; fd <= keep[1]; fd++)
             close(fd);
-        low = top + 1;
+        low = keep[1] + 1;
     }
     closefrom_fn f = (closefrom_fn)fd_fn(FD_CLOSEFROM);
     if (f)
