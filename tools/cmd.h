@@ -8,10 +8,22 @@
 #ifndef PREOOM_TOOLS_CMD_H
 #define PREOOM_TOOLS_CMD_H
 
+#include <stdio.h>
+
 int preoom_cmd_ls(const char *reg_name, int argc, char **argv);
 int preoom_cmd_top(const char *reg_name, int argc, char **argv);
 int preoom_cmd_run(const char *reg_name, int argc, char **argv);
 int preoom_cmd_explain(const char *reg_name, int argc, char **argv);
 int preoom_cmd_report(const char *reg_name, int argc, char **argv);
+
+/* Shared by ls and top (cmd_ls.c). */
+int preoom_ls_sort_key(const char *name);
+int preoom_ls_show(const char *reg_name, int sort_key, int json, int max_rows, FILE *out);
+/* The arguments ls and top both take: --sort COL, --registry NAME, -h/--help; anything else
+ * is refused. Called for argv[*i] once the command's own options did not match it; moves *i
+ * past a value taken. 0: taken; 1: help printed (exit 0); 2: a line on stderr (exit 2).
+ * *sort_name (when not NULL) is set to the column asked for. */
+int preoom_ls_common_arg(const char *cmd, int argc, char **argv, int *i, const char **reg_name,
+                         int *sort, const char **sort_name, void (*print_usage)(FILE *));
 
 #endif

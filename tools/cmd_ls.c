@@ -21,10 +21,7 @@
 #include "cmd.h"
 #include "internal.h"
 
-/* Shared with cmd_top.c, which declares them again (cmd.h lists only the commands). */
 enum { SORT_COMMITTED, SORT_TOUCHED, SORT_EXPOSURE, SORT_SLACK, SORT_PEAK, SORT_PID, SORT_NAME };
-int preoom_ls_sort_key(const char *name);
-int preoom_ls_show(const char *reg_name, int sort_key, int json, int max_rows, FILE *out);
 
 typedef struct ls_row {
     uint64_t slot, pid, start_time, registered_ns;
@@ -388,26 +385,42 @@ static void usage(FILE *f)
                "[--sort committed|touched|exposure|slack|peak|pid|name]\n");
 }
 
+int preoom_ls_common_arg(const char *cmd, int argc, char **argv, int *i, const char **reg_name,
+                         int *sort, const char **sort_name, void (*print_usage)(FILE *))
+{
+    const char *a = argv[*i];
+    if (strcmp(a, "--sort") == 0 && *i + 1 < argc) {
+        const char *col = argv[++*i];
+        if ((*sort = preoom_ls_sort_key(col)) < 0) {
+            fprintf(stderr, "preoom: %s: unknown sort column '%s' (see preoom %s --help)\n", cmd,
+                    col, cmd);
+            return 2;
+        }
+        if (sort_name)
+            *sort_name = col;
+    } else if (strcmp(a, "--registry") == 0 && *i + 1 < argc) {
+        *reg_name = argv[++*i];
+    } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+        print_usage(stdout);
+        return 1;
+    } else {
+        fprintf(stderr, "preoom: %s: unknown argument '%s' (see preoom %s --help)\n", cmd, a, cmd);
+        return 2;
+    }
+    return 0;
+}
+
 int preoom_cmd_ls(const char *reg_name, int argc, char **argv)
 {
     int json = 0, sort = SORT_PID;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0) {
             json = 1;
-        } else if (strcmp(argv[i], "--sort") == 0 && i + 1 < argc) {
-            if ((sort = preoom_ls_sort_key(argv[++i])) < 0) {
-                fprintf(stderr, "preoom: ls: unknown sort column '%s' (see preoom ls --help)\n", argv[i]);
-                return 2;
-            }
-        } else if (strcmp(argv[i], "--registry") == 0 && i + 1 < argc) {
-            reg_name = argv[++i];
-        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            usage(stdout);
-            return 0;
-        } else {
-            fprintf(stderr, "preoom: ls: unknown argument '%s' (see preoom ls --help)\n", argv[i]);
-            return 2;
+            continue;
         }
+        int r = preoom_ls_common_arg("ls", argc, argv, &i, &reg_name, &sort, NULL, usage);
+        if (r)
+            return r == 1 ? 0 : 2;
     }
     return preoom_ls_show(reg_name, sort, json, -1, stdout);
 }

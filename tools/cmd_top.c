@@ -16,10 +16,6 @@
 
 #include "cmd.h"
 
-/* Defined in cmd_ls.c (one table for both commands). */
-int preoom_ls_sort_key(const char *name);
-int preoom_ls_show(const char *reg_name, int sort_key, int json, int max_rows, FILE *out);
-
 static void usage(FILE *f)
 {
     fprintf(f, "usage: preoom top [--registry NAME] [-d SECONDS] [-n FRAMES] "
@@ -59,21 +55,11 @@ int preoom_cmd_top(const char *reg_name, int argc, char **argv)
                         argv[i]);
                 return 2;
             }
-        } else if (strcmp(argv[i], "--sort") == 0 && i + 1 < argc) {
-            sort_name = argv[++i];
-            if ((sort = preoom_ls_sort_key(sort_name)) < 0) {
-                fprintf(stderr, "preoom: top: unknown sort column '%s' (see preoom top --help)\n",
-                        argv[i]);
-                return 2;
-            }
-        } else if (strcmp(argv[i], "--registry") == 0 && i + 1 < argc) {
-            reg_name = argv[++i];
-        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            usage(stdout);
-            return 0;
         } else {
-            fprintf(stderr, "preoom: top: unknown argument '%s' (see preoom top --help)\n", argv[i]);
-            return 2;
+            int r = preoom_ls_common_arg("top", argc, argv, &i, &reg_name, &sort, &sort_name,
+                                         usage);
+            if (r)
+                return r == 1 ? 0 : 2;
         }
     }
     int tty = isatty(STDOUT_FILENO);
