@@ -44,18 +44,16 @@ trap 'exit 130' INT TERM
 
 admin() { mariadb-admin --no-defaults --socket="$TMP/$1/sock" --user=root "${@:2}"; }
 
-mariadb-install-db --no-defaults --auth-root-authentication-method=normal --skip-test-db \
-    --skip-name-resolve --datadir="$TMP/template" --user=root >"$TMP/install.log" 2>&1 ||
+. "$TOP/scripts/mariadb.sh"
+mariadb_template "$TMP/template" "$TMP/install.log" ||
     { echo "bench mariadb: mariadb-install-db failed:" >&2; tail -n 20 "$TMP/install.log" >&2; exit 1; }
 
 # start SIDE (bare|preoom): a server from a fresh copy of the template.
 start() {
     local side=$1 dir=$TMP/$1 i
     mkdir -p "$dir" && cp -a "$TMP/template" "$dir/data"
-    local args=(mariadbd --no-defaults --datadir="$dir/data" --socket="$dir/sock" --skip-networking
-                --user=root --pid-file="$dir/pid" --log-error="$dir/err.log" --skip-name-resolve
-                --innodb-buffer-pool-size=128M --innodb-log-buffer-size=16M --key-buffer-size=8M
-                --max-connections=64 --innodb-flush-log-at-trx-commit=2)
+    mariadb_args "$dir" 128M 16M 64
+    local args=("${MARIADB_ARGS[@]}")
     if [ "$side" = bare ]; then
         "${args[@]}" 2>"$dir/stderr" &
     else

@@ -28,8 +28,8 @@ echo "# mariadb: $(mariadbd --version)"
 
 # A datadir made once and copied for each run, so both runs start from the same bytes.
 tmpl=$T_TMP/template
-if ! mariadb-install-db --no-defaults --auth-root-authentication-method=normal --skip-test-db \
-        --skip-name-resolve --datadir="$tmpl" --user=root >"$T_TMP/install.log" 2>&1; then
+. "$TOP/scripts/mariadb.sh"
+if ! mariadb_template "$tmpl" "$T_TMP/install.log"; then
     fail "mariadb-install-db failed"; tail -n 20 "$T_TMP/install.log"; t_done
 fi
 
@@ -65,10 +65,8 @@ check_live() {
 run_server() {
     local mode=$1 dir=$T_TMP/$1 srv rc i mpid
     mkdir -p "$dir" && cp -a "$tmpl" "$dir/data"
-    local args=(mariadbd --no-defaults --datadir="$dir/data" --socket="$dir/sock" --skip-networking
-                --user=root --pid-file="$dir/pid" --log-error="$dir/err.log" --skip-name-resolve
-                --innodb-buffer-pool-size=64M --innodb-log-buffer-size=8M --key-buffer-size=8M
-                --max-connections=32 --innodb-flush-log-at-trx-commit=2)
+    mariadb_args "$dir" 64M 8M 32
+    local args=("${MARIADB_ARGS[@]}")
     if [ "$mode" = bare ]; then
         bg "${args[@]}" 2>"$dir/stderr"
     elif [ "$mode" = stacks ]; then
