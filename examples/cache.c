@@ -195,6 +195,14 @@ int main(int argc, char **argv)
         }
         if (cache_bytes >= want)
             refill_credit = 0;
+        if (callback && !useless) {
+            /* Say what we could give (preoom API 2): preoomd asks the processes that can
+             * give first, largest first, and sizes each ask by it. */
+            pthread_mutex_lock(&lock);
+            size_t held = cache_bytes;
+            pthread_mutex_unlock(&lock);
+            preoom_reclaimable(held);
+        }
         int level = (int)preoom_pressure();
         if (level != last_level) {
             printf("cache: pressure level %d, %.1f MiB cached\n", level,

@@ -25,7 +25,7 @@
 extern "C" {
 #endif
 
-#define PREOOM_API_VERSION 1
+#define PREOOM_API_VERSION 2
 
 /* How hard the arbiter asks, in the spirit of Android's onTrimMemory. */
 typedef enum preoom_level {
@@ -59,6 +59,7 @@ extern int preoom_impl_pressure(void) __attribute__((weak));
 extern int preoom_impl_stats(preoom_stats_t *out) __attribute__((weak));
 extern int preoom_impl_hint(int adj) __attribute__((weak));
 extern int preoom_impl_api_version(void) __attribute__((weak));
+extern int preoom_impl_reclaimable(size_t bytes) __attribute__((weak)); /* API 2 */
 
 /* Register fn(ctx). Callbacks run in the order registered. Returns 0, -EEXIST if the same
  * (fn, ctx) pair is registered already, -ENOSPC past 64 callbacks, -EINVAL for a NULL fn,
@@ -103,6 +104,15 @@ static inline int preoom_stats(preoom_stats_t *out)
 static inline int preoom_hint(int adj)
 {
     return preoom_impl_hint ? preoom_impl_hint(adj) : -ENOSYS;
+}
+
+/* Say how much this process could free if asked (a cache's size, say), 0 for "do not know".
+ * preoomd asks the processes that can give first, largest first, and sizes each ask by it;
+ * keep it roughly current (call it when the cache grows or shrinks by a lot). Returns 0, or
+ * -ENOSYS without the preload (or with a preload older than API 2). Since API 2. */
+static inline int preoom_reclaimable(size_t bytes)
+{
+    return preoom_impl_reclaimable ? preoom_impl_reclaimable(bytes) : -ENOSYS;
 }
 
 /* The loaded library's API version, or 0 without the preload. */

@@ -85,8 +85,17 @@ static void publish(void)
     preoom_totals_t t;
     preoom_agent_measure(&t);
     pthread_mutex_lock(&publish_lock);
-    if (slot_idx >= 0 && !atomic_load(&stopping))
+    if (slot_idx >= 0 && !atomic_load(&stopping)) {
         preoom_reg_publish(&reg, slot_idx, &t, __atomic_load_n(&preoom_opt.adj, __ATOMIC_RELAXED));
+        /* What the arbiter needs to ask well: whether asking can free anything, how much the
+         * app thinks it could, and how long it needs to stop. Single words, no snapshot. */
+        uint64_t ncb, bytes;
+        preoom_api_offer(&ncb, &bytes);
+        struct preoom_slot *s = preoom_reg_slot(&reg, (uint64_t)slot_idx);
+        __atomic_store_n(&s->callbacks, ncb, __ATOMIC_RELEASE);
+        __atomic_store_n(&s->reclaimable, bytes, __ATOMIC_RELEASE);
+        __atomic_store_n(&s->term_grace_ms, preoom_opt.term_grace_ms, __ATOMIC_RELEASE);
+    }
     pthread_mutex_unlock(&publish_lock);
 }
 

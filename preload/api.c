@@ -127,6 +127,24 @@ PREOOM_EXPORT int preoom_impl_hint(int adj)
     return 0;
 }
 
+/* What the app says it could give if asked: published in the slot by the agent, so the
+ * arbiter sizes its asks and asks the processes that can give first. */
+static _Atomic uint64_t reclaimable;
+
+PREOOM_EXPORT int preoom_impl_reclaimable(size_t bytes)
+{
+    atomic_store(&reclaimable, (uint64_t)bytes);
+    return 0;
+}
+
+void preoom_api_offer(uint64_t *ncb, uint64_t *bytes)
+{
+    pthread_mutex_lock(&cb_lock);
+    *ncb = (uint64_t)ncallbacks;
+    pthread_mutex_unlock(&cb_lock);
+    *bytes = atomic_load(&reclaimable);
+}
+
 PREOOM_EXPORT int preoom_impl_api_version(void)
 {
     return PREOOM_API_VERSION;

@@ -60,6 +60,7 @@ typedef struct preoom_options {
     uint64_t stack_depth;      /* PREOOM_STACK_DEPTH: frames recorded per stack */
     int stack_cache;           /* PREOOM_STACK_CACHE: off|on|verify (stacks.c) */
     uint64_t adj;              /* PREOOM_ADJ: 0..1000, more willing to be chosen */
+    uint64_t term_grace_ms;    /* PREOOM_TERM_GRACE_MS: our shutdown time after SIGTERM */
     int trim;                  /* PREOOM_TRIM: run malloc_trim(0) on every release request */
     int secure;                /* set when the environment was not trusted (setuid) */
 } preoom_options_t;
@@ -293,6 +294,8 @@ int preoom_agent_pressure(void);
 /* ---- api.c: the public API's state ------------------------------------------------------ */
 /* Run the registered callbacks in order; returns the sum they reported. */
 uint64_t preoom_api_run_callbacks(int level, uint64_t target_bytes);
+/* How many release callbacks are registered, and what the app says it could free. */
+void preoom_api_offer(uint64_t *callbacks, uint64_t *reclaimable_bytes);
 
 /* ---- stacks.c: sampled call sites (PREOOM_STACKS) -------------------------------------- */
 #define PREOOM_STACK_MAX_FRAMES 128     /* upper bound of PREOOM_STACK_DEPTH */

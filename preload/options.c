@@ -175,6 +175,8 @@ static const struct option_def defs[] = {
     {"PREOOM_STACK_DEPTH", K_INT, OFF(stack_depth), 1, 128, "32", "a frame count 1..128"},
     {"PREOOM_STACK_CACHE", K_CACHE, OFF(stack_cache), 0, 0, "on", "off, on or verify"},
     {"PREOOM_ADJ", K_INT, OFF(adj), 0, 1000, "0", "0..1000 (only ever more willing to be chosen)"},
+    {"PREOOM_TERM_GRACE_MS", K_MS, OFF(term_grace_ms), 0, 3600000, "0",
+     "a time in ms (0..3600000): how long this process needs after SIGTERM (0: preoomd's default)"},
     {"PREOOM_TRIM", K_BOOL, OFF(trim), 0, 0, "1", "a boolean (1/0, yes/no, on/off)"},
 };
 

@@ -77,17 +77,18 @@ run_in_cgroup "$TMP/cache.out" "$B/examples/cache" --mib 200 --refill-mib-per-s 
 sleep 2
 run_in_cgroup "$TMP/batch.out" "$TMP/batch-job" 70 5 100 $(( (SECONDS_TOTAL - 8) * 1000 ))
 sleep 1
-run_in_cgroup "$TMP/leaker.out" "$TMP/leaker" 400 2 200 $(( SECONDS_TOTAL * 1000 ))
+run_in_cgroup "$TMP/leaker.out" "$TMP/leaker" 400 4 100 $(( SECONDS_TOTAL * 1000 ))
 
 # What the daemon did, in plain words.
 story() {
+    local P='^preoomd [0-9-]+T([0-9:]+)\.[0-9]+ [a-z]+: '
     sed -n -E \
-        -e 's/^preoomd ([0-9:]+)\.[0-9]+: ask pid ([0-9]+) \(([^)]*)\) to release ([0-9.]+MiB) at level ([a-z]+).*/\1  asked \3 (pid \2) to give back \4 (pressure \5)/p' \
-        -e 's/^preoomd ([0-9:]+)\.[0-9]+: pid ([0-9]+) \(([^)]*)\) answered in ([0-9]+ms): touched memory fell ([0-9.]+MiB).*/\1  \3 (pid \2) answered in \4 and gave back \5/p' \
-        -e 's/^preoomd ([0-9:]+)\.[0-9]+: pid ([0-9]+) \(([^)]*)\) did not answer.*/\1  \3 (pid \2) did not answer in time/p' \
-        -e 's/^preoomd ([0-9:]+)\.[0-9]+: SIGTERM pid ([0-9]+) \(([^)]*)\).*/\1  stopped \3 (pid \2) with SIGTERM: it could not give back enough/p' \
-        -e 's/^preoomd ([0-9:]+)\.[0-9]+: SIGKILL pid ([0-9]+) \(([^)]*)\).*/\1  killed \3 (pid \2) with SIGKILL: it ignored SIGTERM/p' \
-        -e 's/^preoomd ([0-9:]+)\.[0-9]+: pressure relieved.*/\1  pressure relieved/p' \
+        -e "s/${P}ask pid ([0-9]+) \(([^)]*)\) uid [0-9]+ to release ([0-9.]+MiB) at ([a-z]+).*/\1  asked \3 (pid \2) to give back \4 (pressure \5)/p" \
+        -e "s/${P}pid ([0-9]+) \(([^)]*)\) answered in ([0-9]+ms): touched memory fell ([0-9.]+MiB).*/\1  \3 (pid \2) answered in \4 and gave back \5/p" \
+        -e "s/${P}pid ([0-9]+) \(([^)]*)\) did not answer.*/\1  \3 (pid \2) did not answer in time/p" \
+        -e "s/${P}SIGTERM pid ([0-9]+) \(([^)]*)\).*/\1  stopped \3 (pid \2) with SIGTERM: memory still falling below the term line/p" \
+        -e "s/${P}SIGKILL pid ([0-9]+) \(([^)]*)\).*/\1  killed \3 (pid \2) with SIGKILL: it ignored SIGTERM/p" \
+        -e "s/${P}relieved.*/\1  pressure relieved/p" \
         "$TMP/preoomd.log"
 }
 

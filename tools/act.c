@@ -99,7 +99,8 @@ int preoom_act_open(const preoom_procfs_t *fs, int32_t pid, uint64_t start_time,
         close(fd);
         return -EPERM;
     }
-    if (preoom_maps_registry(fs, pid, dev, ino) != 1) {
+    /* ino 0: a process found in the watched cgroup, not through a slot (--scope). */
+    if (ino != 0 && preoom_maps_registry(fs, pid, dev, ino) != 1) {
         close(fd);
         return -EACCES;
     }

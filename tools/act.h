@@ -26,7 +26,8 @@ int preoom_act_answered(const preoom_reg_t *reg, uint64_t idx, int32_t pid, uint
                         uint64_t *released, uint64_t *callback_bytes, uint64_t *trim_bytes);
 
 /* Open a pidfd for pid and prove it names the process that started at start_time and maps
- * the registry (dev, ino). Returns the fd, or -ESRCH (gone), -ESTALE (pid reused), -EACCES
+ * the registry (dev, ino; ino 0 skips that check, for a process of the watched cgroup that
+ * has no slot). Returns the fd, or -ESRCH (gone), -ESTALE (pid reused), -EACCES
  * (does not map this registry), -EPERM (pid 1, self or oom_score_adj -1000), -errno. */
 int preoom_act_open(const preoom_procfs_t *fs, int32_t pid, uint64_t start_time, dev_t dev,
                     ino_t ino);

@@ -77,6 +77,7 @@ void preoom_badness_defaults(preoom_badness_ctx_t *ctx)
     ctx->exposure_permille = 250;
     ctx->growth_horizon_ms = 5000;
     ctx->prefer_permille = 300;
+    ctx->flat_protect_ms = 120000;
 }
 
 static const char *const policy_names[] = {
@@ -316,9 +317,19 @@ static void score_preoom(const preoom_badness_ctx_t *ctx, const preoom_candidate
     uint64_t pb = page_bytes(ctx), total = total_pages(ctx);
     int64_t per_mille = u2i(total / 1000);
 
-    /* Base: what the kernel counts, so with no registry data our ranking is the kernel's and
-     * an administrator's oom_score_adj settings keep their meaning (goals 1 and 4). */
-    int64_t points = touched_terms(ctx, c, r);
+    /* Base: what a kill gives back. Where the daemon measured private memory (Pss_Anon +
+     * SwapPss), that, so a prefork parent whose pages its children share does not look as
+     * big as all of them together; else what the kernel counts, so with no measurement our
+     * ranking is the kernel's and oom_score_adj keeps its meaning (goals 1 and 4). */
+    int64_t points;
+    if (c->private_bytes) {
+        points = u2i(c->private_bytes / pb);
+        add_term(r, "private", '=', points, points);
+        points = sat_add(points, u2i(c->pgtables_bytes / pb));
+        add_term(r, "pgtables", '+', u2i(c->pgtables_bytes / pb), points);
+    } else {
+        points = touched_terms(ctx, c, r);
+    }
     int64_t adj = kernel_adj(ctx, c->oom_score_adj);
     points = sat_add(points, adj);
     add_term(r, "oom_score_adj", '+', adj, points);
@@ -350,6 +361,32 @@ static void score_preoom(const preoom_badness_ctx_t *ctx, const preoom_candidate
     }
     points = sat_add(points, g);
     add_term(r, "growth", '+', g, points);
+
+    /* Blame: the process's share of how fast the domain grows now (touched, over the
+     * daemon's last two seconds of dense samples), times the memory there is. A slow leak is
+     * the commonest cause of memory trouble, and the leaker is rarely the biggest process: a
+     * sidecar growing 10 MiB/s while a database of 200 MiB holds still has all of the blame
+     * and outranks the database of any size that fits (goal 3: do not choose an innocent).
+     * What grew long ago is not blamed: a cache that filled at start-up and holds is not the
+     * cause of this pressure. Only the daemon's own measurements feed it, never a slot. */
+    int64_t b = 0;
+    if (ctx->domain_growth_bytes > 0 && c->touched_growth_bytes_per_s > 0) {
+        uint64_t mine = (uint64_t)c->touched_growth_bytes_per_s;
+        if (mine > ctx->domain_growth_bytes)
+            mine = ctx->domain_growth_bytes;
+        b = u2i((uint64_t)((double)total * (double)mine / (double)ctx->domain_growth_bytes));
+    }
+    points = sat_add(points, b);
+    add_term(r, "blame", '+', b, points);
+
+    /* A long-flat service (touched steady for flat_protect_ms, nothing grown): its size is
+     * its job, not a fault. Half its points, so it goes after any process of half its size
+     * that is to blame, and still first when it is alone or far the biggest. */
+    if (ctx->flat_protect_ms && c->flat_ms >= ctx->flat_protect_ms && b == 0 && g == 0 &&
+        points > 0) {
+        points /= 2;
+        add_term(r, "steady", '/', 2, points);
+    }
 
     /* The process's own hint, on the oom_score_adj scale but only upward: the slot is shared
      * memory the process writes, so it may volunteer (its work is cheap to lose, goal 2) but
@@ -411,8 +448,13 @@ void preoom_badness_score(const preoom_badness_ctx_t *ctx, const preoom_candidat
 int preoom_badness_compare(const preoom_candidate_t *a, const preoom_badness_t *sa,
                            const preoom_candidate_t *b, const preoom_badness_t *sb)
 {
-    /* Higher score first; then more touched memory, since that is what a kill frees; then
-     * the lower pid, only so that the answer never depends on the order we read /proc. */
+    /* --avoid: not while any other candidate remains (a bias alone let a big avoided
+     * process still be chosen over a small culprit). Then higher score first; then more
+     * touched memory, since that is what a kill frees; then the lower pid, only so that the
+     * answer never depends on the order we read /proc. */
+    bool va = a->preference == PREOOM_AVOID, vb = b->preference == PREOOM_AVOID;
+    if (va != vb && sa->score != PREOOM_BADNESS_NEVER && sb->score != PREOOM_BADNESS_NEVER)
+        return va ? 1 : -1;
     if (sa->score != sb->score)
         return sa->score > sb->score ? -1 : 1;
     if (a->touched_bytes != b->touched_bytes)

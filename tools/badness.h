@@ -84,6 +84,9 @@ typedef struct {
     uint64_t committed_bytes;
     uint64_t touched_bytes;    /* RssAnon + VmSwap; also the first tie-break */
     int64_t touched_growth_bytes_per_s; /* from the daemon's history, over its last window */
+    /* From the daemon's history and /proc (trusted). */
+    uint64_t private_bytes;    /* what a kill frees: Pss_Anon + SwapPss (smaps_rollup); 0 unknown */
+    uint64_t flat_ms;          /* how long touched has stayed within a few percent */
     uint64_t slot_adj;         /* the process's own hint, 0..1000; more is clamped */
 } preoom_candidate_t;
 
@@ -98,6 +101,10 @@ typedef struct {
     uint32_t exposure_permille;
     uint32_t growth_horizon_ms;
     uint32_t prefer_permille;
+    /* How fast the domain grows: the sum of the candidates' positive growth rates (bytes/s).
+     * Below 1 MiB/s nobody is blamed: that is noise, not a cause. */
+    uint64_t domain_growth_bytes;
+    uint32_t flat_protect_ms;  /* flat this long and not growing: a steady service */
 } preoom_badness_ctx_t;
 
 /* One step of a score: "+ rss 1200" or "÷ isqrt(cpu) 3". `op` is one of + - * / < > (the
@@ -135,7 +142,8 @@ preoom_ineligible_t preoom_badness_eligible(const preoom_badness_ctx_t *ctx,
                                             const preoom_candidate_t *c);
 void preoom_badness_score(const preoom_badness_ctx_t *ctx, const preoom_candidate_t *c,
                           preoom_badness_t *out);
-/* < 0 when a should be chosen before b, > 0 after, 0 only for the same pid. */
+/* < 0 when a should be chosen before b, > 0 after, 0 only for the same pid. A process the
+ * operator said to avoid comes after every other eligible one, whatever the scores. */
 int preoom_badness_compare(const preoom_candidate_t *a, const preoom_badness_t *sa,
                            const preoom_candidate_t *b, const preoom_badness_t *sb);
 /* Scores all n (into scores[n]) and returns the victim's index, or -1 if none may be chosen. */

@@ -11,11 +11,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "candidates.h"
+#include "engine.h"
 
 void preoom_rank_ctx(preoom_badness_ctx_t *ctx, preoom_policy_t policy, int32_t arbiter_pid,
                      uint64_t total_bytes)
@@ -146,6 +149,63 @@ static int64_t growth(preoom_history_entry_t *e, uint64_t now_ms, uint64_t windo
     return ((int64_t)touched - (int64_t)e->touched0) * 1000 / (int64_t)dt;
 }
 
+/* The blame window: touched now against the oldest sample no older than the window, from a
+ * ring that takes one sample every PREOOM_BLAME_STEP_MS. Also how long touched has stayed
+ * within max(4 MiB, 5%) of a reference. */
+static int64_t window_growth(preoom_history_entry_t *e, uint64_t now_ms, uint64_t window_ms,
+                             uint64_t touched, uint64_t *flat_ms)
+{
+    *flat_ms = 0;
+    if (!e)
+        return 0;
+    uint32_t now_s = (uint32_t)(now_ms / 1000);
+    size_t last = (e->b_head + e->b_n + PREOOM_BLAME_SAMPLES - 1) % PREOOM_BLAME_SAMPLES;
+    if (e->b_n == 0 || (uint64_t)(now_s - e->b_t_s[last]) * 1000 >= PREOOM_BLAME_STEP_MS) {
+        size_t i = (e->b_head + e->b_n) % PREOOM_BLAME_SAMPLES;
+        if (e->b_n == PREOOM_BLAME_SAMPLES) {
+            i = e->b_head;
+            e->b_head = (uint8_t)((e->b_head + 1) % PREOOM_BLAME_SAMPLES);
+        } else {
+            e->b_n++;
+        }
+        e->b_t_s[i] = now_s;
+        e->b_touched[i] = touched;
+    }
+    uint64_t band = e->flat_ref / 20 > (4ULL << 20) ? e->flat_ref / 20 : 4ULL << 20;
+    if (e->flat_since_ms == 0 || touched > e->flat_ref + band || touched + band < e->flat_ref) {
+        e->flat_ref = touched;
+        e->flat_since_ms = now_ms;
+    }
+    *flat_ms = now_ms - e->flat_since_ms;
+    for (size_t k = 0; k < e->b_n; k++) {
+        size_t i = (e->b_head + k) % PREOOM_BLAME_SAMPLES;
+        if ((uint64_t)(now_s - e->b_t_s[i]) * 1000 <= window_ms)
+            return (int64_t)touched - (int64_t)e->b_touched[i];
+    }
+    return 0;
+}
+
+int preoom_read_private(const preoom_procfs_t *fs, int32_t pid, uint64_t *bytes)
+{
+    char path[128], buf[4096];
+    size_t len = 0;
+    snprintf(path, sizeof path, "%s/%d/smaps_rollup", fs->proc_root, (int)pid);
+    int rc = preoom_read_file(path, buf, sizeof buf, &len, true);
+    if (rc != 0)
+        return rc;
+    uint64_t anon, swap;
+    /* Values are in kB. Pss_Anon (5.x+) splits shared anonymous pages (a prefork server's
+     * copy-on-write heap) between their sharers: a kill frees only its own share. */
+    if (preoom_parse_keyed_u64(buf, len, "Pss_Anon:", &anon) != 0 &&
+        preoom_parse_keyed_u64(buf, len, "Private_Dirty:", &anon) != 0)
+        return -ENOENT;
+    if (preoom_parse_keyed_u64(buf, len, "SwapPss:", &swap) != 0 &&
+        preoom_parse_keyed_u64(buf, len, "Swap:", &swap) != 0)
+        swap = 0;
+    *bytes = (anon + swap) * 1024;
+    return 0;
+}
+
 /* total_vm of the children of `pid` that have their own mm (the classic policy's term). */
 static size_t children_vm(const preoom_procfs_t *fs, int32_t pid, uint64_t *out, size_t cap)
 {
@@ -167,6 +227,78 @@ static size_t children_vm(const preoom_procfs_t *fs, int32_t pid, uint64_t *out,
     return n;
 }
 
+/* Fill p->c (and name, start time) from /proc for pid, whose stat is st. Returns 0, or
+ * -ESRCH when its status cannot be read. */
+static int fill_proc(const preoom_procfs_t *fs, const preoom_gather_opts_t *o,
+                     preoom_history_t *h, uint64_t now_ms, uint64_t uptime_ms, long tck,
+                     int32_t pid, const preoom_pid_stat_t *st, preoom_proc_t *p,
+                     preoom_history_entry_t **he)
+{
+    preoom_pid_status_t ss;
+    if (preoom_read_pid_status(fs, pid, &ss) != 0)
+        return -ESRCH;
+    memset(&p->c, 0, sizeof p->c);
+    p->rejected_now = false;
+    p->start_time = st->starttime_ticks;
+    snprintf(p->name, sizeof p->name, "%s", st->comm);
+    preoom_candidate_t *c = &p->c;
+    c->pid = pid;
+    c->kthread = st->kthread;
+    int adj = 0;
+    preoom_read_oom_score_adj(fs, pid, &adj);
+    c->oom_score_adj = adj;
+    uint64_t M = PREOOM_VALUE_MISSING;
+    c->rss_bytes = ss.vm_rss_bytes == M ? 0 : ss.vm_rss_bytes;
+    c->swap_bytes = ss.vm_swap_bytes == M ? 0 : ss.vm_swap_bytes;
+    c->pgtables_bytes = ss.vm_pte_bytes == M ? 0 : ss.vm_pte_bytes;
+    c->vm_bytes = st->vsize_bytes;
+    c->cpu_ticks = st->utime_ticks + st->stime_ticks;
+    uint64_t start_ms = st->starttime_ticks * 1000 / (uint64_t)tck;
+    c->run_ticks = uptime_ms > start_ms ? (uptime_ms - start_ms) * (uint64_t)tck / 1000 : 0;
+    c->nice = st->nice;
+    c->uid = ss.has_uid ? ss.uid_real : 0;
+    c->euid = ss.has_uid ? ss.uid_effective : 0;
+    c->cap_eff = ss.has_cap_eff ? ss.cap_eff : 0;
+    uint64_t anon = ss.rss_anon_bytes == M ? 0 : ss.rss_anon_bytes;
+    c->touched_bytes = anon + c->swap_bytes;
+    preoom_history_entry_t *e = h ? history_of(h, pid, p->start_time, now_ms, c->touched_bytes) : NULL;
+    c->touched_growth_bytes_per_s = growth(e, now_ms, h ? h->window_ms : 0, c->touched_bytes);
+    window_growth(e, now_ms, o->blame_window_ms ? o->blame_window_ms : 30000, c->touched_bytes,
+                  &c->flat_ms);
+    if (o->want_private) {
+        if (e && e->private_at_ms && now_ms - e->private_at_ms < 1000) {
+            c->private_bytes = e->private_bytes;
+        } else if (preoom_read_private(fs, pid, &c->private_bytes) == 0 && e) {
+            e->private_bytes = c->private_bytes;
+            e->private_at_ms = now_ms;
+        }
+    }
+    c->protected_by_flag = in_protect(o, pid);
+    c->preference = PREOOM_PREFER_NONE;
+    if (o->avoid && regexec(o->avoid, p->name, 0, NULL, 0) == 0)
+        c->preference = PREOOM_AVOID;
+    else if (o->prefer && regexec(o->prefer, p->name, 0, NULL, 0) == 0)
+        c->preference = PREOOM_PREFER;
+    if (o->want_children) {
+        c->n_children = children_vm(fs, pid, p->child_vm, PREOOM_MAX_CHILDREN);
+        c->child_vm_bytes = p->child_vm;
+    }
+    *he = e;
+    return 0;
+}
+
+static void note_biggest(preoom_gathered_t *out, const preoom_proc_t *p)
+{
+    uint64_t size = p->c.rss_bytes + p->c.swap_bytes;
+    if (size <= out->biggest_bytes)
+        return;
+    out->biggest_bytes = size;
+    out->biggest_pid = p->c.pid;
+    snprintf(out->biggest_name, sizeof out->biggest_name, "%s", p->name);
+    out->biggest_in_scope = p->c.maps_registry && p->c.uid_matches && !p->c.protected_by_flag &&
+                            p->c.oom_score_adj > PREOOM_OOM_SCORE_ADJ_MIN;
+}
+
 int preoom_gather(const preoom_procfs_t *fs, const preoom_reg_t *reg,
                   const preoom_gather_opts_t *o, preoom_history_t *h, uint64_t now_ms,
                   preoom_gathered_t *out)
@@ -174,6 +306,10 @@ int preoom_gather(const preoom_procfs_t *fs, const preoom_reg_t *reg,
     out->n = 0;
     out->exposure_bytes = out->committed_bytes = out->touched_bytes = 0;
     out->skipped = 0;
+    out->biggest_pid = 0;
+    out->biggest_bytes = 0;
+    out->biggest_name[0] = '\0';
+    out->biggest_in_scope = false;
     uint64_t uptime_ms = 0;
     preoom_read_uptime(fs, &uptime_ms);
     long tck = sysconf(_SC_CLK_TCK);
@@ -190,44 +326,27 @@ int preoom_gather(const preoom_procfs_t *fs, const preoom_reg_t *reg,
             out->skipped++; /* gone or recycled: never a candidate; the slot is reaped */
             continue;
         }
-        preoom_pid_status_t ss;
-        if (preoom_read_pid_status(fs, pid, &ss) != 0) {
+        /* Two slots naming one process: the second is not believed. */
+        bool dup = false;
+        for (size_t j = 0; j < out->n; j++)
+            dup |= out->procs[j].c.pid == pid;
+        if (dup) {
             out->skipped++;
             continue;
         }
-        memset(&p->c, 0, sizeof p->c);
-        p->rejected_now = false;
-        p->slot_index = i;
-        p->start_time = st.starttime_ticks;
-        snprintf(p->name, sizeof p->name, "%s", st.comm);
+        preoom_history_entry_t *e;
+        if (fill_proc(fs, o, h, now_ms, uptime_ms, tck, pid, &st, p, &e) != 0) {
+            out->skipped++;
+            continue;
+        }
         preoom_candidate_t *c = &p->c;
-        c->pid = pid;
-        c->kthread = st.kthread;
-        int adj = 0;
-        preoom_read_oom_score_adj(fs, pid, &adj);
-        c->oom_score_adj = adj;
-        uint64_t M = PREOOM_VALUE_MISSING;
-        c->rss_bytes = ss.vm_rss_bytes == M ? 0 : ss.vm_rss_bytes;
-        c->swap_bytes = ss.vm_swap_bytes == M ? 0 : ss.vm_swap_bytes;
-        c->pgtables_bytes = ss.vm_pte_bytes == M ? 0 : ss.vm_pte_bytes;
-        c->vm_bytes = st.vsize_bytes;
-        c->cpu_ticks = st.utime_ticks + st.stime_ticks;
-        uint64_t start_ms = st.starttime_ticks * 1000 / (uint64_t)tck;
-        c->run_ticks = uptime_ms > start_ms ? (uptime_ms - start_ms) * (uint64_t)tck / 1000 : 0;
-        c->nice = st.nice;
-        c->uid = ss.has_uid ? ss.uid_real : 0;
-        c->euid = ss.has_uid ? ss.uid_effective : 0;
-        c->cap_eff = ss.has_cap_eff ? ss.cap_eff : 0;
-        /* touched from the kernel; committed from the slot, because only the process knows
-         * it, but never more than the address space the kernel says it has mapped. */
-        uint64_t anon = ss.rss_anon_bytes == M ? 0 : ss.rss_anon_bytes;
-        c->touched_bytes = anon + c->swap_bytes;
+        p->slot_index = i;
+        p->registered = true;
+        /* committed from the slot, because only the process knows it, but never more than
+         * the address space the kernel says it has mapped. */
         c->committed_bytes = p->slot.committed < st.vsize_bytes ? p->slot.committed : st.vsize_bytes;
         c->slot_adj = p->slot.adj > 1000 ? 1000 : p->slot.adj;
-        preoom_history_entry_t *e = h ? history_of(h, pid, p->start_time, now_ms, c->touched_bytes) : NULL;
-        c->touched_growth_bytes_per_s = growth(e, now_ms, h ? h->window_ms : 0, c->touched_bytes);
-        c->uid_matches = o->allow_any_uid || (ss.has_uid && ss.uid_effective == o->registry_uid);
-        c->protected_by_flag = in_protect(o, pid);
+        c->uid_matches = o->allow_any_uid || c->euid == o->registry_uid;
         /* A process maps the registry once, at start: one read of its maps per lifetime. */
         if (e && !o->check_maps && e->maps_registry >= 0) {
             c->maps_registry = e->maps_registry == 1;
@@ -237,15 +356,6 @@ int preoom_gather(const preoom_procfs_t *fs, const preoom_reg_t *reg,
                 e->maps_registry = c->maps_registry ? 1 : 0;
             p->rejected_now = !c->maps_registry;
         }
-        c->preference = PREOOM_PREFER_NONE;
-        if (o->avoid && regexec(o->avoid, p->name, 0, NULL, 0) == 0)
-            c->preference = PREOOM_AVOID;
-        else if (o->prefer && regexec(o->prefer, p->name, 0, NULL, 0) == 0)
-            c->preference = PREOOM_PREFER;
-        if (o->want_children) {
-            c->n_children = children_vm(fs, pid, p->child_vm, PREOOM_MAX_CHILDREN);
-            c->child_vm_bytes = p->child_vm;
-        }
         if (c->maps_registry && c->uid_matches) {
             uint64_t exposure = c->committed_bytes > c->touched_bytes
                                     ? c->committed_bytes - c->touched_bytes : 0;
@@ -253,7 +363,174 @@ int preoom_gather(const preoom_procfs_t *fs, const preoom_reg_t *reg,
             out->committed_bytes += c->committed_bytes;
             out->touched_bytes += c->touched_bytes;
         }
+        if (c->maps_registry)
+            note_biggest(out, p); /* a forged slot's process is not of this domain */
         out->n++;
     }
     return 0;
+}
+
+/* Every pid of a cgroup directory tree (cgroup.procs of it and its children), or of /proc
+ * when dir is NULL, handed to fn. getdents64 on stack buffers: nothing is allocated. */
+typedef void (*pid_fn)(void *ctx, int32_t pid);
+
+static void each_pid_in_file(const char *path, pid_fn fn, void *ctx)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    char buf[8192];
+    size_t have = 0;
+    for (;;) {
+        ssize_t r = read(fd, buf + have, sizeof buf - 1 - have);
+        if (r <= 0)
+            break;
+        have += (size_t)r;
+        buf[have] = '\0';
+        char *line = buf, *nl;
+        while ((nl = strchr(line, '\n')) != NULL) {
+            long v = strtol(line, NULL, 10);
+            if (v > 0 && v <= 0x7fffffff)
+                fn(ctx, (int32_t)v);
+            line = nl + 1;
+        }
+        have = (size_t)(buf + have - line);
+        memmove(buf, line, have);
+    }
+    close(fd);
+}
+
+struct linux_dirent64_ {
+    uint64_t d_ino;
+    int64_t d_off;
+    unsigned short d_reclen;
+    unsigned char d_type;
+    char d_name[];
+};
+
+static void each_pid(const char *dir, int depth, pid_fn fn, void *ctx)
+{
+    char path[PREOOM_CGROUP_PATH_MAX + 64];
+    if (dir) {
+        snprintf(path, sizeof path, "%s/cgroup.procs", dir);
+        each_pid_in_file(path, fn, ctx);
+        if (depth >= 8)
+            return;
+    }
+    int fd = open(dir ? dir : "/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    char buf[8192] __attribute__((aligned(8)));
+    for (;;) {
+        long n = syscall(SYS_getdents64, fd, buf, sizeof buf);
+        if (n <= 0)
+            break;
+        for (long off = 0; off < n;) {
+            struct linux_dirent64_ *d = (struct linux_dirent64_ *)(buf + off);
+            off += d->d_reclen;
+            if (d->d_name[0] == '.')
+                continue;
+            if (!dir) {
+                char *end;
+                long v = strtol(d->d_name, &end, 10);
+                if (*end == '\0' && v > 0 && v <= 0x7fffffff)
+                    fn(ctx, (int32_t)v);
+            } else if (d->d_type == DT_DIR) {
+                snprintf(path, sizeof path, "%s/%s", dir, d->d_name);
+                each_pid(path, depth + 1, fn, ctx);
+            }
+        }
+    }
+    close(fd);
+}
+
+struct unreg_ctx {
+    const preoom_procfs_t *fs;
+    const preoom_gather_opts_t *o;
+    preoom_history_t *h;
+    uint64_t now_ms, uptime_ms;
+    long tck;
+    size_t n_registered;
+    preoom_gathered_t *out;
+};
+
+static void add_unregistered(void *vctx, int32_t pid)
+{
+    struct unreg_ctx *u = vctx;
+    preoom_gathered_t *out = u->out;
+    for (size_t j = 0; j < u->n_registered; j++)
+        if (out->procs[j].c.pid == pid)
+            return;
+    if (out->n >= out->cap)
+        return;
+    preoom_pid_stat_t st;
+    if (preoom_read_pid_stat(u->fs, pid, &st) != 0 || st.kthread || st.state == 'Z')
+        return;
+    preoom_proc_t *p = &out->procs[out->n];
+    preoom_history_entry_t *e;
+    memset(&p->slot, 0, sizeof p->slot);
+    if (fill_proc(u->fs, u->o, u->h, u->now_ms, u->uptime_ms, u->tck, pid, &st, p, &e) != 0)
+        return;
+    if (p->c.rss_bytes == 0)
+        return; /* no memory of its own (a zombie's last moments, a thread of a kthread) */
+    p->registered = false;
+    p->slot_index = UINT64_MAX;
+    /* In scope, the operator handed this cgroup (or host) to preoomd: any process in it may
+     * be signalled, as the kernel's OOM killer would. Out of scope it is only looked at. */
+    bool in_scope = u->o->scope == PREOOM_SCOPE_ALL ||
+                    (u->o->scope == PREOOM_SCOPE_CGROUP && u->o->cgroup_dir && *u->o->cgroup_dir);
+    p->c.maps_registry = in_scope;
+    p->c.uid_matches = in_scope;
+    note_biggest(out, p);
+    if (in_scope)
+        out->n++;
+}
+
+int preoom_gather_unregistered(const preoom_procfs_t *fs, const preoom_gather_opts_t *o,
+                               preoom_history_t *h, uint64_t now_ms, preoom_gathered_t *out)
+{
+    struct unreg_ctx u = {fs, o, h, now_ms, 0, sysconf(_SC_CLK_TCK), out->n, out};
+    if (u.tck <= 0)
+        u.tck = 100;
+    preoom_read_uptime(fs, &u.uptime_ms);
+    if (o->cgroup_dir && *o->cgroup_dir) {
+        char dir[PREOOM_CGROUP_PATH_MAX + 64];
+        if (o->cgroup_dir[0] == '/')
+            snprintf(dir, sizeof dir, "%s", o->cgroup_dir);
+        else
+            snprintf(dir, sizeof dir, "%s/%s", fs->cgroup_root, o->cgroup_dir);
+        each_pid(dir, 0, add_unregistered, &u);
+    }
+    else if (o->scope == PREOOM_SCOPE_ALL)
+        each_pid(NULL, 0, add_unregistered, &u);
+    return 0;
+}
+
+void preoom_gathered_to_engine(const preoom_gathered_t *g, preoom_engine_proc_t *out)
+{
+    for (size_t i = 0; i < g->n; i++) {
+        const preoom_proc_t *p = &g->procs[i];
+        preoom_engine_proc_t *e = &out[i];
+        memset(e, 0, sizeof *e);
+        e->pid = p->c.pid;
+        e->start_time = p->start_time;
+        e->uid = p->c.uid;
+        snprintf(e->name, sizeof e->name, "%s", p->name);
+        e->registered = p->registered;
+        e->slot_index = p->slot_index;
+        if (p->registered) {
+            /* The slot's words are the process's own claims: held to what the kernel says
+             * it holds, so a forged figure cannot steer the asks. */
+            e->callbacks = p->slot.callbacks > 64 ? 64 : (uint32_t)p->slot.callbacks;
+            e->reclaimable_bytes = p->slot.reclaimable < p->c.touched_bytes ? p->slot.reclaimable
+                                                                              : p->c.touched_bytes;
+            e->slack_bytes = p->slot.slack < p->c.touched_bytes ? p->slot.slack : p->c.touched_bytes;
+            e->term_grace_ms = p->slot.term_grace_ms > 3600000 ? 3600000 : (uint32_t)p->slot.term_grace_ms;
+            e->answer_serial = p->slot.answer_serial;
+            e->answer_bytes = p->slot.answer_bytes;
+            e->answer_callback_bytes = p->slot.answer_callback_bytes;
+            e->answer_trim_bytes = p->slot.answer_trim_bytes;
+        }
+        e->c = p->c;
+    }
 }

@@ -15,6 +15,7 @@
 #include <sys/types.h>
 
 #include "badness.h"
+#include "engine.h"
 #include "internal.h"
 #include "procfs.h"
 
@@ -28,6 +29,7 @@ typedef struct {
     uint64_t start_time;             /* ticks after boot, from /proc (checked) */
     char name[PREOOM_COMM_MAX];      /* comm from /proc, printable */
     uint64_t child_vm[PREOOM_MAX_CHILDREN];
+    bool registered;                 /* from a slot (else found in the cgroup or /proc) */
     bool rejected_now;               /* its maps were read just now and lack the registry:
                                       * the daemon says so once */
 } preoom_proc_t;
@@ -40,21 +42,33 @@ typedef struct {
     const char *registry_path;       /* "/dev/shm/preoom.NAME" */
     bool check_maps;                 /* read /proc/PID/maps for every slot, uncached (explain) */
     bool want_children;              /* fill child_vm (the classic policy) */
+    bool want_private;               /* read smaps_rollup (at most once a second a process) */
+    uint32_t blame_window_ms;        /* 0: 30 s */
+    /* --scope: a cgroup's processes beyond the registry's (cgroup_dir set), or the host's. */
+    int scope;                       /* preoom_scope_t */
+    const char *cgroup_dir;          /* the watched memory cgroup, "" or NULL for none */
     int32_t protect[PREOOM_MAX_PROTECT];
     size_t n_protect;
     const regex_t *prefer;           /* on the process name; NULL = none */
     const regex_t *avoid;
 } preoom_gather_opts_t;
 
-/* Touched-memory history per process, for the growth term. */
+/* Touched-memory history per process, for the growth, blame and steadiness terms. */
 #define PREOOM_HISTORY_MAX 4096
+#define PREOOM_BLAME_SAMPLES 16      /* one every 2 s at most: a 30 s blame window */
+#define PREOOM_BLAME_STEP_MS 2000
 typedef struct {
     int32_t pid;
     uint64_t start_time;
-    uint64_t t0_ms, touched0;        /* the oldest sample inside the window */
+    uint64_t t0_ms, touched0;        /* the oldest sample inside the short window */
     uint64_t t1_ms, touched1;        /* the newest */
     uint64_t seen_ms;
     int8_t maps_registry;            /* cached: -1 not checked yet, 0 no, 1 yes */
+    uint8_t b_head, b_n;             /* the blame ring */
+    uint32_t b_t_s[PREOOM_BLAME_SAMPLES]; /* seconds of now_ms, enough for 136 years */
+    uint64_t b_touched[PREOOM_BLAME_SAMPLES];
+    uint64_t flat_ref, flat_since_ms;
+    uint64_t private_bytes, private_at_ms;
 } preoom_history_entry_t;
 typedef struct {
     preoom_history_entry_t e[PREOOM_HISTORY_MAX];
@@ -70,6 +84,12 @@ typedef struct {
                                       * must not be able to fake pressure */
     uint64_t committed_bytes, touched_bytes;
     size_t skipped;                  /* slots that named no live process (reaped next) */
+    /* The biggest process of the domain by the kernel's view (rss + swap), and whether it is
+     * one preoomd may act on. */
+    int32_t biggest_pid;
+    uint64_t biggest_bytes;
+    char biggest_name[PREOOM_COMM_MAX];
+    bool biggest_in_scope;
 } preoom_gathered_t;
 
 /* Fill `out` from the registry and /proc. `now_ms` is CLOCK_MONOTONIC. Returns 0 or -errno
@@ -77,6 +97,18 @@ typedef struct {
 int preoom_gather(const preoom_procfs_t *fs, const preoom_reg_t *reg,
                   const preoom_gather_opts_t *o, preoom_history_t *h, uint64_t now_ms,
                   preoom_gathered_t *out);
+
+/* Add the processes of the watched cgroup (or of the host) that no slot named: candidates
+ * when o->scope says so, else only looked at for the biggest. Call after preoom_gather. */
+int preoom_gather_unregistered(const preoom_procfs_t *fs, const preoom_gather_opts_t *o,
+                               preoom_history_t *h, uint64_t now_ms, preoom_gathered_t *out);
+
+/* The engine's view of what was gathered (out has room for g->n). */
+void preoom_gathered_to_engine(const preoom_gathered_t *g, preoom_engine_proc_t *out);
+
+/* Private memory of a process, what a kill frees: Pss_Anon + SwapPss from smaps_rollup
+ * (Private_Dirty + Swap on kernels without them). 0 or -errno. */
+int preoom_read_private(const preoom_procfs_t *fs, int32_t pid, uint64_t *bytes);
 
 /* Does PID map the registry file (dev, inode)? 1 yes, 0 no, -errno when it cannot say. */
 int preoom_maps_registry(const preoom_procfs_t *fs, int32_t pid, dev_t dev, ino_t ino);

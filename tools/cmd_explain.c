@@ -1,33 +1,32 @@
 /* tools/cmd_explain.c — `preoom explain`: who preoomd would choose right now, and why.
  *
- * Reads the registry (read-only) and /proc exactly as the daemon does (candidates.c,
- * readings.c, pressure.c, badness.c), then prints the pressure assessment and the ranking,
- * each process's score broken into its terms, ineligible ones with the reason. Changes
- * nothing.
+ * Decides as the daemon does: with the settings the running preoomd published beside its
+ * registry (dconf.c; the defaults when none runs, and --policy overrides), from the same
+ * gathering (candidates.c, readings.c) and through the same engine (engine.c) with no hands.
+ * Prints the pressure against the three lines, the forecast, the asks the engine would send
+ * and the ranking, each process's score broken into its terms, ineligible ones with the
+ * reason. Changes nothing.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "badness.h"
 #include "candidates.h"
 #include "cmd.h"
+#include "dconf.h"
+#include "engine.h"
 #include "pressure.h"
 #include "readings.h"
 
 static preoom_gathered_t g;
-static preoom_badness_t *scores;
-static size_t *order;
-
-static int cmp_rank(const void *pa, const void *pb)
-{
-    size_t a = *(const size_t *)pa, b = *(const size_t *)pb;
-    return preoom_badness_compare(&g.procs[a].c, &scores[a], &g.procs[b].c, &scores[b]);
-}
 
 static void json_str(const char *s)
 {
@@ -36,7 +35,7 @@ static void json_str(const char *s)
         unsigned char c = (unsigned char)*s;
         if (c == '"' || c == '\\')
             printf("\\%c", c);
-        else if (c < 0x20)
+        else if (c < 0x20 || c >= 0x7f)
             printf("\\u%04x", c);
         else
             putchar(c);
@@ -44,28 +43,68 @@ static void json_str(const char *s)
     putchar('"');
 }
 
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The running daemon's settings, when a live preoomd of the registry's owner published
+ * them: 1 loaded, 0 none, -1 a bad file (said on stderr). */
+static int load_published(const preoom_reg_t *reg, const char *reg_path, preoom_dconf_t *d,
+                          char *from, size_t cap)
+{
+    int32_t arbiter = (int32_t)__atomic_load_n(&reg->hdr->arbiter_pid, __ATOMIC_RELAXED);
+    if (arbiter <= 0 || (kill(arbiter, 0) != 0 && errno == ESRCH))
+        return 0;
+    preoom_dconf_path(reg_path, from, cap);
+    int fd = open(from, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    struct stat st, rst;
+    char text[8192];
+    ssize_t n = -1;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && fstat(reg->fd, &rst) == 0 &&
+        (st.st_uid == rst.st_uid || st.st_uid == 0))
+        n = read(fd, text, sizeof text - 1);
+    close(fd);
+    if (n < 0) {
+        fprintf(stderr, "preoom: %s is not preoomd's (not a regular file of the registry's "
+                        "owner): ignored\n", from);
+        return -1;
+    }
+    char err[512];
+    if (preoom_dconf_load(d, text, (size_t)n, err, sizeof err) != 0) {
+        fprintf(stderr, "preoom: %s: %s: ignored\n", from, err);
+        return -1;
+    }
+    return 1;
+}
+
 int preoom_cmd_explain(const char *reg_name, int argc, char **argv)
 {
     static const struct option lo[] = {{"policy", 1, 0, 'p'}, {"cgroup", 1, 0, 'c'},
-                                       {"json", 0, 0, 'j'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
-    preoom_policy_t policy = PREOOM_POLICY_PREOOM;
-    const char *cgroup = NULL;
-    int json = 0, c;
+                                       {"json", 0, 0, 'j'}, {"defaults", 0, 0, 'd'},
+                                       {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    const char *policy_name = NULL, *cgroup = NULL;
+    int json = 0, defaults = 0, c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (c) {
-        case 'p':
-            if (preoom_policy_from_name(optarg, &policy) != 0) {
-                fprintf(stderr, "preoom: --policy '%s' is not preoom, kernel or classic\n", optarg);
-                return 2;
-            }
-            break;
+        case 'p': policy_name = optarg; break;
         case 'c': cgroup = optarg; break;
         case 'j': json = 1; break;
+        case 'd': defaults = 1; break;
         case 'h':
-            printf("usage: preoom explain [--policy preoom|kernel|classic] [--cgroup PATH] [--json]\n");
+            printf("usage: preoom explain [--policy preoom|kernel|classic] [--cgroup PATH] "
+                   "[--defaults] [--json]\n"
+                   "  decides with the settings the running preoomd published (--defaults: "
+                   "preoomd's defaults)\n");
             return 0;
-        default: return 2;
+        default:
+            fprintf(stderr, "preoom: explain: unknown option '%s'\n", argv[optind - 1]);
+            return 2;
         }
     }
     preoom_procfs_t fs;
@@ -79,71 +118,130 @@ int preoom_cmd_explain(const char *reg_name, int argc, char **argv)
     }
     preoom_gather_opts_t o;
     memset(&o, 0, sizeof o);
-    char path[128];
+    char path[128], from[200] = "";
     preoom_gather_opts_for(&reg, reg_name, &o, path, sizeof path);
+    static preoom_dconf_t d;
+    preoom_dconf_defaults(&d);
+    int published = defaults ? 0 : load_published(&reg, path, &d, from, sizeof from);
+    if (published <= 0) {
+        char err[256];
+        preoom_dconf_finish(&d, err, sizeof err);
+    }
+    if (policy_name) {
+        char err[256];
+        if (preoom_dconf_set(&d, "policy", policy_name, err, sizeof err) != 0) {
+            fprintf(stderr, "preoom: %s\n", err);
+            return 2;
+        }
+    }
+    if (cgroup)
+        snprintf(d.cgroup, sizeof d.cgroup, "%s", cgroup);
     o.check_maps = true;
-    o.want_children = policy == PREOOM_POLICY_CLASSIC;
-    g.cap = reg.slot_count;
+    o.want_children = d.eng.policy == PREOOM_POLICY_CLASSIC;
+    o.want_private = d.eng.policy == PREOOM_POLICY_PREOOM;
+    o.allow_any_uid = d.allow_uid;
+    memcpy(o.protect, d.protect, sizeof d.protect);
+    o.n_protect = d.n_protect;
+    o.prefer = d.prefer_set ? &d.prefer_re : NULL;
+    o.avoid = d.avoid_set ? &d.avoid_re : NULL;
+    g.cap = reg.slot_count + 4096;
     g.procs = calloc(g.cap, sizeof *g.procs);
-    scores = calloc(g.cap, sizeof *scores);
-    order = calloc(g.cap, sizeof *order);
-    preoom_candidate_t *cands = calloc(g.cap, sizeof *cands);
-    if (!g.procs || !scores || !order || !cands) {
+    preoom_badness_t *scores = calloc(g.cap, sizeof *scores);
+    size_t *order = calloc(g.cap, sizeof *order);
+    preoom_engine_proc_t *ep = calloc(g.cap, sizeof *ep);
+    preoom_history_t *h = calloc(1, sizeof *h);
+    if (!g.procs || !scores || !order || !ep || !h) {
         fprintf(stderr, "preoom: out of memory\n");
         return 1;
     }
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    preoom_gather(&fs, &reg, &o, NULL, (uint64_t)ts.tv_sec * 1000, &g);
+    h->window_ms = 2000;
     char cgdir[PREOOM_CGROUP_PATH_MAX] = "";
-    if (cgroup)
-        snprintf(cgdir, sizeof cgdir, "%s", cgroup);
-    else
-        preoom_detect_cgroup(&fs, &g, cgdir, sizeof cgdir);
-    preoom_readings_t r;
-    if (preoom_read_readings(&fs, cgdir, g.exposure_bytes, &r, NULL) == -ENOENT && cgroup) {
-        fprintf(stderr, "preoom: --cgroup %s: not a memory cgroup this machine has\n", cgroup);
-        return 1;
+    /* Two looks 300 ms apart, so growth and the forecast have something to go on (the daemon
+     * looks back 30 s; explain can only see what happens while it runs). */
+    preoom_engine_t e;
+    preoom_engine_init(&e, &d.eng, scores, g.cap);
+    preoom_engine_input_t in;
+    preoom_decision_t dec;
+    for (int look = 0; look < 2; look++) {
+        if (look)
+            usleep(300000);
+        uint64_t now = mono_ms();
+        preoom_gather(&fs, &reg, &o, h, now, &g);
+        if (!cgdir[0]) {
+            if (d.cgroup[0])
+                snprintf(cgdir, sizeof cgdir, "%s", d.cgroup);
+            else
+                preoom_detect_cgroup(&fs, &g, cgdir, sizeof cgdir);
+        }
+        o.cgroup_dir = cgdir;
+        o.scope = (int)d.scope;
+        if (cgdir[0] || o.scope == PREOOM_SCOPE_ALL)
+            preoom_gather_unregistered(&fs, &o, h, now, &g);
+        preoom_readings_t r;
+        if (preoom_read_readings(&fs, cgdir, g.exposure_bytes, &r, NULL) == -ENOENT && cgroup) {
+            fprintf(stderr, "preoom: --cgroup %s: not a memory cgroup this machine has\n", cgroup);
+            return 1;
+        }
+        preoom_gathered_to_engine(&g, ep);
+        memset(&in, 0, sizeof in);
+        in.now_ms = now;
+        in.r = r;
+        in.procs = ep;
+        in.n = g.n;
+        int32_t arbiter = (int32_t)__atomic_load_n(&reg.hdr->arbiter_pid, __ATOMIC_RELAXED);
+        in.self_pid = arbiter > 0 ? arbiter : getpid();
+        in.biggest_pid = g.biggest_pid;
+        in.biggest_bytes = g.biggest_bytes;
+        snprintf(in.biggest_name, sizeof in.biggest_name, "%s", g.biggest_name);
+        in.biggest_is_candidate = g.biggest_in_scope;
+        preoom_engine_step(&e, &in, NULL, &dec);
     }
-    preoom_thresholds_t th;
-    preoom_thresholds_defaults(&th);
-    preoom_assessment_t a;
-    preoom_pressure_assess(&th, &r, &a);
-    preoom_badness_ctx_t ctx;
-    /* Rank as the daemon would: it is the one process never chosen. */
-    int32_t arbiter = (int32_t)__atomic_load_n(&reg.hdr->arbiter_pid, __ATOMIC_RELAXED);
-    preoom_rank_ctx(&ctx, policy, arbiter > 0 ? arbiter : getpid(), a.total_bytes);
-    for (size_t i = 0; i < g.n; i++)
-        cands[i] = g.procs[i].c;
-    long victim = preoom_badness_select(&ctx, cands, g.n, scores);
-    for (size_t i = 0; i < g.n; i++)
-        order[i] = i;
-    if (g.n > 1)
-        qsort(order, g.n, sizeof *order, cmp_rank);
+    size_t eligible = preoom_engine_rank(&e, &in, dec.shortfall_bytes, order);
+    long victim = eligible ? (long)order[0] : -1;
+    const char *lvl = preoom_pressure_name((enum preoom_pressure)dec.level);
 
     if (json) {
-        printf("{\"registry\": ");
+        printf("{\"schema\": 2, \"registry\": ");
         json_str(reg_name);
-        printf(", \"policy\": \"%s\", \"pressure\": \"%s\", \"reason\": ",
-               preoom_policy_name(policy), preoom_pressure_name(a.level));
-        json_str(a.reason);
-        printf(", \"total\": %llu, \"available\": %llu, \"exposure\": %llu, \"cgroup\": ",
-               (unsigned long long)a.total_bytes, (unsigned long long)a.available_bytes,
-               (unsigned long long)g.exposure_bytes);
-        json_str(a.in_cgroup ? cgdir : "");
-        printf(", \"victim\": %d, \"ranking\": [", victim >= 0 ? (int)g.procs[victim].c.pid : 0);
-        for (size_t k = 0; k < g.n; k++) {
+        printf(", \"settings\": ");
+        json_str(published > 0 ? from : "defaults");
+        printf(", \"policy\": \"%s\", \"scope\": \"%s\", \"pressure\": \"%s\", \"reason\": ",
+               preoom_policy_name(d.eng.policy), preoom_scope_name(d.scope), lvl);
+        json_str(dec.reason ? dec.reason : "");
+        printf(", \"total\": %llu, \"available\": %llu, \"effective\": %llu, \"exposure\": %llu, "
+               "\"ask_line\": %llu, \"term_line\": %llu, \"kill_line\": %llu, "
+               "\"fall_bytes_per_s\": %lld, \"time_to_kill_ms\": %lld, \"shortfall\": %llu, "
+               "\"cgroup\": ",
+               (unsigned long long)dec.total_bytes, (unsigned long long)dec.available_bytes,
+               (unsigned long long)dec.effective_bytes, (unsigned long long)g.exposure_bytes,
+               (unsigned long long)dec.ask_bytes, (unsigned long long)dec.term_bytes,
+               (unsigned long long)dec.kill_bytes, (long long)dec.fall_bytes_per_s,
+               (long long)dec.time_to_kill_ms, (unsigned long long)dec.shortfall_bytes);
+        json_str(dec.in_cgroup ? cgdir : "");
+        printf(", \"would_ask\": [");
+        int first = 1;
+        for (size_t i = 0; i < dec.n_events; i++)
+            if (dec.ev[i].kind == PREOOM_EV_ASK) {
+                printf("%s{\"pid\": %d, \"bytes\": %llu}", first ? "" : ", ", (int)dec.ev[i].pid,
+                       (unsigned long long)dec.ev[i].bytes);
+                first = 0;
+            }
+        printf("], \"victim\": %d, \"ranking\": [", victim >= 0 ? (int)ep[victim].pid : 0);
+        for (size_t k = 0; k < in.n; k++) {
             size_t i = order[k];
             const preoom_badness_t *s = &scores[i];
             printf("%s{\"rank\": %zu, \"pid\": %d, \"name\": ", k ? ", " : "", k + 1,
-                   (int)g.procs[i].c.pid);
-            json_str(g.procs[i].name);
-            printf(", \"eligible\": %s, \"why\": \"%s\", \"score\": %lld, \"touched\": %llu, "
-                   "\"committed\": %llu, \"terms\": [",
+                   (int)ep[i].pid);
+            json_str(ep[i].name);
+            printf(", \"registered\": %s, \"eligible\": %s, \"why\": \"%s\", \"score\": %lld, "
+                   "\"touched\": %llu, \"committed\": %llu, \"private\": %llu, \"callbacks\": %u, "
+                   "\"terms\": [",
+                   ep[i].registered ? "true" : "false",
                    s->why == PREOOM_ELIGIBLE ? "true" : "false", preoom_ineligible_name(s->why),
                    s->why == PREOOM_ELIGIBLE ? (long long)s->score : -1LL,
-                   (unsigned long long)g.procs[i].c.touched_bytes,
-                   (unsigned long long)g.procs[i].c.committed_bytes);
+                   (unsigned long long)ep[i].c.touched_bytes,
+                   (unsigned long long)ep[i].c.committed_bytes,
+                   (unsigned long long)ep[i].c.private_bytes, ep[i].callbacks);
             for (size_t t = 0; t < s->n_terms; t++)
                 printf("%s{\"term\": \"%s\", \"op\": \"%c\", \"value\": %lld, \"total\": %lld}",
                        t ? ", " : "", s->terms[t].name, s->terms[t].op,
@@ -154,17 +252,32 @@ int preoom_cmd_explain(const char *reg_name, int argc, char **argv)
         preoom_reg_close(&reg);
         return 0;
     }
+    printf("settings: %s\n", published > 0 ? from : "preoomd's defaults (no running preoomd "
+                                                    "published its own)");
     printf("pressure: %s (%s): %.1f MiB available of %.1f MiB (%.1f%%)%s%s, exposure %.1f MiB\n",
-           preoom_pressure_name(a.level), a.reason, (double)a.available_bytes / 1048576.0,
-           (double)a.total_bytes / 1048576.0,
-           a.total_bytes ? 100.0 * (double)a.available_bytes / (double)a.total_bytes : 0.0,
-           a.in_cgroup ? " in cgroup " : "", a.in_cgroup ? cgdir : "",
+           lvl, dec.reason, (double)dec.available_bytes / 1048576.0,
+           (double)dec.total_bytes / 1048576.0,
+           dec.total_bytes ? 100.0 * (double)dec.available_bytes / (double)dec.total_bytes : 0.0,
+           dec.in_cgroup ? " in cgroup " : "", dec.in_cgroup ? cgdir : "",
            (double)g.exposure_bytes / 1048576.0);
-    printf("policy: %s; %zu registered process%s%s\n\n", preoom_policy_name(policy), g.n,
-           g.n == 1 ? "" : "es", g.skipped ? " (and stale slots, reaped by the daemon)" : "");
+    printf("lines: ask %.1f MiB, SIGTERM %.1f MiB (and still falling), SIGKILL %.1f MiB\n",
+           (double)dec.ask_bytes / 1048576.0, (double)dec.term_bytes / 1048576.0,
+           (double)dec.kill_bytes / 1048576.0);
+    if (dec.fall_bytes_per_s > 0)
+        printf("forecast: falling %.1f MiB/s, kill line in %.1f s\n",
+               (double)dec.fall_bytes_per_s / 1048576.0, (double)dec.time_to_kill_ms / 1000.0);
+    else
+        printf("forecast: not falling (time to the limit: none)\n");
+    for (size_t i = 0; i < dec.n_events; i++)
+        if (dec.ev[i].kind == PREOOM_EV_ASK)
+            printf("would ask pid %d (%s) for %.1f MiB\n", (int)dec.ev[i].pid, dec.ev[i].name,
+                   (double)dec.ev[i].bytes / 1048576.0);
+    printf("policy: %s, scope %s; %zu process%s%s\n\n", preoom_policy_name(d.eng.policy),
+           preoom_scope_name(d.scope), in.n, in.n == 1 ? "" : "es",
+           g.skipped ? " (and stale slots, reaped by the daemon)" : "");
     printf("%4s %7s %-16s %12s %10s %10s  %s\n", "rank", "pid", "name", "score", "touched",
            "committed", "terms / why not");
-    for (size_t k = 0; k < g.n; k++) {
+    for (size_t k = 0; k < in.n; k++) {
         size_t i = order[k];
         const preoom_badness_t *s = &scores[i];
         char terms[1024];
@@ -177,12 +290,12 @@ int preoom_cmd_explain(const char *reg_name, int argc, char **argv)
             snprintf(sc, sizeof sc, "%lld", (long long)s->score);
         else
             snprintf(sc, sizeof sc, "-");
-        printf("%4zu %7d %-16.16s %12s %9.1fM %9.1fM  %s%s\n", k + 1, (int)g.procs[i].c.pid,
-               g.procs[i].name, sc, (double)g.procs[i].c.touched_bytes / 1048576.0,
-               (double)g.procs[i].c.committed_bytes / 1048576.0, terms,
-               (long)i == victim ? "  <- would be chosen" : "");
+        printf("%4zu %7d %-16.16s %12s %9.1fM %9.1fM  %s%s%s\n", k + 1, (int)ep[i].pid,
+               ep[i].name, sc, (double)ep[i].c.touched_bytes / 1048576.0,
+               (double)ep[i].c.committed_bytes / 1048576.0, ep[i].registered ? "" : "(unregistered) ",
+               terms, (long)i == victim ? "  <- would be chosen" : "");
     }
-    if (g.n == 0)
+    if (in.n == 0)
         printf("(no registered process)\n");
     preoom_reg_close(&reg);
     return 0;

@@ -39,6 +39,7 @@ size_t preoom_metrics_format(const preoom_metrics_t *m, char *buf, size_t cap)
     METRIC("preoom_registered_processes", "gauge", "Live, verified registry slots.", "%llu", (unsigned long long)m->registered);
     METRIC("preoom_psi_some_avg10_percent", "gauge", "Memory PSI some avg10.", "%u.%02u", m->psi_some_x100 / 100, m->psi_some_x100 % 100);
     METRIC("preoom_psi_full_avg10_percent", "gauge", "Memory PSI full avg10.", "%u.%02u", m->psi_full_x100 / 100, m->psi_full_x100 % 100);
+    METRIC("preoom_time_to_kill_line_seconds", "gauge", "Time until available memory reaches the kill line at its recent fall; -1 when it is not falling.", "%s%lld.%03lld", m->time_to_kill_ms < 0 ? "-" : "", m->time_to_kill_ms < 0 ? 1LL : (long long)(m->time_to_kill_ms / 1000), m->time_to_kill_ms < 0 ? 0LL : (long long)(m->time_to_kill_ms % 1000));
     METRIC("preoom_poll_interval_seconds", "gauge", "Current polling interval.", "%u.%03u", m->poll_ms / 1000, m->poll_ms % 1000);
     LINE("# HELP preoom_actions_total Actions taken, by rung.\n# TYPE preoom_actions_total counter\n");
     LINE("preoom_actions_total{action=\"ask\"} %llu\n", (unsigned long long)m->asks);

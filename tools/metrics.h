@@ -16,6 +16,7 @@ typedef struct {
     uint32_t poll_ms;
     uint32_t psi_some_x100, psi_full_x100;
     int in_cgroup;
+    int64_t time_to_kill_ms;        /* at the recent fall; -1 when memory is not falling */
 } preoom_metrics_t;
 
 /* Format into buf; returns the length (truncated output is cut at a line). */

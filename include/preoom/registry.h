@@ -128,7 +128,11 @@ struct preoom_slot {
     uint64_t answer_trim_bytes;     /* what malloc_trim gave back (touched before - after) */
     uint64_t answer_ns;      /* CLOCK_MONOTONIC when the answer was written */
     uint64_t calls[PREOOM_CALL_COUNT];
-    uint64_t reserved[64 - 30 - PREOOM_CALL_COUNT];
+    /* Added in ABI 1 without a version change: older writers leave them 0 ("unknown"). */
+    uint64_t callbacks;      /* release callbacks registered: asking it can free memory */
+    uint64_t reclaimable;    /* bytes the app says it could free if asked; 0 = unknown */
+    uint64_t term_grace_ms;  /* its own shutdown time after SIGTERM (PREOOM_TERM_GRACE_MS) */
+    uint64_t reserved[64 - 33 - PREOOM_CALL_COUNT];
 };
 
 /* The futex the arbiter wakes and the agent waits on: the 32-bit half of `request` that

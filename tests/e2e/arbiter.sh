@@ -23,7 +23,7 @@ scene() {
     S_LOG=$T_TMP/preoomd.$n.log
     : >"$S_LOG"
     if [ "$mode" = with ]; then
-        bg "$D" --registry "$T_REG" --cgroup "$cg" --no-mlock --cooldown 500 2>"$S_LOG"
+        bg "$D" --registry "$T_REG" --cgroup "$cg" --no-mlock --log-format json 2>"$S_LOG"
         dpid=$BG_PID
         for _ in $(seq 50); do grep -q watching "$S_LOG" && break; sleep 0.05; done
     fi
@@ -48,15 +48,20 @@ for n in 1 2 3 4 5 6 7 8 9 10; do
     why=""
     [ "$S_KILLS" -eq 0 ] || why="$why kernel oom_kill=$S_KILLS;"
     [ "$S_B" -eq 0 ] && [ "$S_C" -eq 0 ] || why="$why the others did not finish ($S_B, $S_C);"
-    grep -Eq "(SIGTERM|SIGKILL) pid $S_APID " "$S_LOG" || why="$why the largest grower was not signalled;"
+    [ "$(signalled "$S_LOG" | tr '\n' ' ')" = "$S_APID " ] || why="$why signalled $(signalled "$S_LOG" | tr '\n' ' ')instead of only the largest grower $S_APID;"
     [ "$S_A" -ne 0 ] || why="$why the largest grower finished (no pressure?);"
-    if grep -Eq "(ask|SIGTERM|SIGKILL) pid ($S_BPID|$S_CPID) " "$S_LOG"; then why="$why acted on another process;"; fi
+    [ "$(ev_count "$S_LOG" ask)" -eq 0 ] || why="$why asked processes that have nothing to give;"
     if [ -z "$why" ]; then good=$((good + 1)); else
         echo "# trial $n:$why"; sed 's/^/#   /' "$S_LOG" | head -20
     fi
 done
 check "10 trials in a row: kernel kills nobody, preoomd acts on its first choice only, the others finish ($good/10)" [ "$good" -eq 10 ]
 # What a decision line says (the last trial's).
-check "each decision is logged with the pressure and the score's terms" \
-    grep -Eq "ask pid $S_APID \(grow\) .*cgroup memory available: available .* policy preoom score=[0-9]+ \[rss=" "$S_LOG"
+check "each decision is one JSON object with the pressure, the lines, the forecast and the score's terms" \
+    python3 -c '
+import json, sys
+ds = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+t = [d for d in ds if d["event"] == "sigterm"][0]
+need = ["pid", "uid", "name", "available", "total", "ask_line", "term_line", "kill_line", "time_to_kill_ms", "score", "terms"]
+sys.exit(0 if all(k in t for k in need) and t["available"] <= t["term_line"] + 64 * 2**20 and "blame=" in t["terms"] else 1)' "$S_LOG"
 t_done

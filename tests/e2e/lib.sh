@@ -31,7 +31,7 @@ t_cleanup() {
     if [ -f "$T_TMP/cgroups" ]; then
         while read -r cg; do cg_remove "$cg"; done <"$T_TMP/cgroups"
     fi
-    rm -f "/dev/shm/preoom.$T_REG"
+    rm -f "/dev/shm/preoom.$T_REG" "/dev/shm/preoom.$T_REG.preoomd"*
     [ "$T_HAD_DEFAULT" -eq 1 ] || rm -f /dev/shm/preoom.default
     rm -rf "$T_TMP"
 }
@@ -104,5 +104,25 @@ within() {
         d = a - b; if (d < 0) d = -d; tol = b * pct / 100; if (tol < min) tol = min;
         exit !(d <= tol) }'
 }
+
+# preoomd's decisions (--log-format json: one object a line). ev_pids LOG EVENT: the pids of
+# every decision of that kind ("ask", "sigterm", "sigkill", "answer", "exited", "hog", ...),
+# one a line, in order; ev_count LOG EVENT [PID]: how many there are (for that pid).
+ev_pids() {
+    python3 -c '
+import json, sys
+for line in open(sys.argv[1], errors="replace"):
+    line = line.strip()
+    if not line.startswith("{"): continue
+    try: d = json.loads(line)
+    except ValueError: print("bad-json", file=sys.stderr); continue
+    if d.get("event") == sys.argv[2]: print(d.get("pid", 0))
+' "$1" "$2"
+}
+ev_count() {
+    if [ $# -ge 3 ]; then ev_pids "$1" "$2" | grep -cx "$3"; else ev_pids "$1" "$2" | grep -c .; fi
+}
+# signalled LOG: every pid that got SIGTERM or SIGKILL, sorted, unique.
+signalled() { { ev_pids "$1" sigterm; ev_pids "$1" sigkill; } | sort -un; }
 
 t_done() { exit "$T_FAILED"; }

@@ -37,7 +37,7 @@ int main(int argc, char **argv)
         T("without the preload: hint says -ENOSYS", preoom_hint(10) == -ENOSYS);
         return failed;
     }
-    T("API version 1", preoom_api_version() == PREOOM_API_VERSION);
+    T("API version", preoom_api_version() == PREOOM_API_VERSION);
     T("on_release(NULL) is -EINVAL", preoom_on_release(NULL, NULL) == -EINVAL);
     T("on_release registers", preoom_on_release(cb_a, NULL) == 0);
     T("the same pair twice is -EEXIST", preoom_on_release(cb_a, NULL) == -EEXIST);

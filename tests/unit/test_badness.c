@@ -683,7 +683,7 @@ static void format_lines(void)
     preoom_badness_score(&ctx, &c, &r);
     preoom_badness_format(&r, line, sizeof line);
     CHECK_STR(line, "score=-197900 [rss=100000 +swap=2000 +pgtables=100 +oom_score_adj=0 "
-                    "+exposure=0 +growth=0 +slot_adj=0 -avoid=300000]");
+                    "+exposure=0 +growth=0 +blame=0 +slot_adj=0 -avoid=300000]");
 }
 
 int main(void)
