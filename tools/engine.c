@@ -5,13 +5,15 @@
  *     domain's total), and "available" as pressure.c measures it: limit − usage in a cgroup,
  *     MemAvailable + SwapFree on the host. Every decision carries these figures.
  *  2. A forecast from more than one sample: the fall of available memory by least squares over
- *     the last FAST_WINDOW_MS (the gate) and SLOW_WINDOW_MS (the sizes). One low sample is
- *     never a trend, and a spike that has stopped falling has a fall of zero.
+ *     the last NOW_WINDOW_MS (is it falling now), TREND_WINDOW_MS (the time to the kill line)
+ *     and SLOW_WINDOW_MS (asks' sizes when nothing else moves). One low sample is never a
+ *     trend, and a spike that has stopped falling is seen to stop within a few samples.
  *  3. The cooperative phase comes first. Below the ask line (or when exposure, local PSI or
  *     the forecast say trouble is coming) the processes that can give — release callbacks,
  *     or slack for malloc_trim — are asked, largest first, the shortfall split between them,
- *     several at once. Each ask is sized to the shortfall plus what the recent fall would eat
- *     during the grace, never a fixed fraction. What each gave (its touched memory fell) is
+ *     several at once. Each ask is sized to the shortfall plus what the recent fall (or the
+ *     candidates' growth) would eat in RESERVE_MS, never a fixed fraction: asked again as
+ *     often as needed, a cache gives what the grower takes and no more. What each gave (its touched memory fell) is
  *     counted; a process that gave nothing is not asked again in the same episode, and the
  *     next episode starts with a clean slate.
  *  4. Thresholds gate signals. SIGTERM only when memory is below the term line AND still
@@ -41,8 +43,15 @@
 #include <stdio.h>
 #include <string.h>
 
-#define FAST_WINDOW_MS 300
-#define SLOW_WINDOW_MS 3000
+#define NOW_WINDOW_MS 30      /* is memory falling right now (6 samples near the lines) */
+#define TREND_WINDOW_MS 1000  /* the fall a forecast is made from */
+#define SLOW_WINDOW_MS 3000   /* asks' sizes when nothing falls now */
+#define FAST_FALL (16LL << 20) /* bytes/s: below this "falling now" is noise */
+#define DROP_STALE_MS 250     /* a trend whose last real drop is older has stopped */
+#define FAST_CONFIRM_MS 100
+/* Asks keep what would be eaten in this long in reserve, not a whole grace: a cache is asked
+ * again as often as it takes (each answer comes in milliseconds), never drained ahead. */
+#define RESERVE_MS 250
 #define MIN_ASK_BYTES (1ULL << 20)
 #define KILL_WAIT_MS 5000
 /* A fill rate assumed when nothing falls, for the poll interval only: 256 MiB/s. */
@@ -58,7 +67,7 @@ void preoom_engine_conf_defaults(preoom_engine_conf_t *c)
     c->max_term_grace_ms = 60000;
     c->kill_grace_ms = 250;
     c->horizon_ms = 5000;
-    c->lead_ms = 100;
+    c->lead_ms = 200;
     c->calm_ms = 2000;
     c->min_poll_ms = 5;
     c->max_poll_ms = 1000;
@@ -552,6 +561,8 @@ static bool follow_victim(preoom_engine_t *e, const preoom_engine_input_t *in,
         /* The victim's memory came back at once: the old trend says nothing of the others. */
         e->s_n = 0;
         e->s_head = 0;
+        e->drop_ref = 0;
+        e->last_drop_ms = 0;
         return true;
     }
     if (e->rung == PREOOM_RUNG_TERMED) {
@@ -614,12 +625,34 @@ void preoom_engine_step(preoom_engine_t *e, const preoom_engine_input_t *in,
 
     /* Forecast. */
     push_sample(e, now, A);
-    int64_t fast = fall_rate(e, now, FAST_WINDOW_MS);
+    int64_t fast = fall_rate(e, now, NOW_WINDOW_MS);
+    int64_t trend = fall_rate(e, now, TREND_WINDOW_MS);
     int64_t slow = fall_rate(e, now, SLOW_WINDOW_MS);
-    d->fall_bytes_per_s = fast;
+    /* The last real drop: a trend whose memory has not fallen for DROP_STALE_MS is a spike
+     * that stopped, not a fall. A drop is a fall of max(1 MiB, total/256) from the highest
+     * level since the last drop. */
+    uint64_t step = total / 256 > (1ULL << 20) ? total / 256 : 1ULL << 20;
+    if (!e->drop_ref || A > e->drop_ref)
+        e->drop_ref = A;
+    if (A + step <= e->drop_ref) {
+        e->drop_ref = A;
+        e->last_drop_ms = now;
+    }
+    bool dropping = e->last_drop_ms && now - e->last_drop_ms <= DROP_STALE_MS;
+    d->fall_bytes_per_s = trend;
     d->time_to_kill_ms = -1;
-    if (fast > 0)
-        d->time_to_kill_ms = (int64_t)(sub0(A, d->kill_bytes) * 1000 / (uint64_t)fast);
+    if (trend > 0)
+        d->time_to_kill_ms = (int64_t)(sub0(A, d->kill_bytes) * 1000 / (uint64_t)trend);
+    bool forecast_ask = false;
+    if (trend > 0 && dropping && A > d->ask_bytes &&
+        sub0(A, d->ask_bytes) * 1000 / (uint64_t)trend < RESERVE_MS) {
+        forecast_ask = true; /* the ask line is reached before an ask could be answered */
+        if (d->level < PREOOM_PRESSURE_MODERATE) {
+            d->level = PREOOM_PRESSURE_MODERATE;
+            d->reason = "forecast (the ask line is near at the recent fall)";
+        }
+    }
+
     /* Asks are sized by what would be eaten during their grace: the fall now, or the
      * candidates' own growth when that is more (while a cache gives, memory holds still and
      * only the growth shows the demand); the slow window only when nothing else moves. A
@@ -628,24 +661,19 @@ void preoom_engine_step(preoom_engine_t *e, const preoom_engine_input_t *in,
     for (size_t k = 0; k < in->n; k++)
         if (in->procs[k].c.touched_growth_bytes_per_s > 0)
             grow += in->procs[k].c.touched_growth_bytes_per_s;
-    int64_t fall = fast > 0 ? fast : slow;
+    int64_t fall = fast > 0 ? fast : trend > 0 ? trend : slow;
     if (grow > fall)
         fall = grow;
-    bool forecast_ask = false;
-    if (slow > 0 && A > d->ask_bytes &&
-        sub0(A, d->ask_bytes) * 1000 / (uint64_t)slow < e->conf.horizon_ms) {
-        forecast_ask = true; /* the ask line is reached within the horizon at this fall */
-        if (d->level < PREOOM_PRESSURE_MODERATE) {
-            d->level = PREOOM_PRESSURE_MODERATE;
-            d->reason = "forecast (the ask line is near at the recent fall)";
-        }
-    }
 
-    /* What it takes to get back over the ask line and stay there through one grace. */
-    uint64_t want_level = d->ask_bytes + (fall > 0 ? (uint64_t)fall * e->conf.ask_grace_ms / 1000 : 0) +
+    /* What it takes to get back over the ask line and stay there for RESERVE_MS. */
+    uint64_t want_level = d->ask_bytes + (fall > 0 ? (uint64_t)fall * RESERVE_MS / 1000 : 0) +
                           total / 100;
     uint64_t eff = a.effective_bytes < A ? a.effective_bytes : A;
     d->shortfall_bytes = sub0(want_level, eff);
+    /* PSI or the forecast may ask while memory is still over the line: ask for a token
+     * amount (the smallest ask), enough to wake the caches. */
+    if (d->level >= PREOOM_PRESSURE_MODERATE && d->shortfall_bytes == 0)
+        d->shortfall_bytes = total / 64 > (1ULL << 20) ? total / 64 : 1ULL << 20;
 
     bool victim_left = follow_victim(e, in, hands, d);
     follow_answers(e, in, d);
@@ -671,24 +699,36 @@ void preoom_engine_step(preoom_engine_t *e, const preoom_engine_input_t *in,
         }
     }
 
-    /* The signal gate: memory, never exposure or PSI. */
+    /* The signal gate: memory, never exposure or PSI. Two ways in besides the kill line:
+     *  - fast: memory falls right now (NOW_WINDOW_MS) so fast that from the kill line the
+     *    limit is less than a tenth of a second away (no time to act there), the term line
+     *    moved up by what falls during lead_ms, the kill line within the horizon; held for
+     *    FAST_CONFIRM_MS, so a burst that stops at once (a spike) is not punished;
+     *  - slow: below the term line, the trend falling with a real drop in the last
+     *    DROP_STALE_MS, the kill line within the horizon; held for two thirds of the time
+     *    that was left, and never less than it takes to see a fall stop (a creep that stops
+     *    short of the kill line is not punished, a leak that goes on is stopped with a third
+     *    of its time to spare, or at the kill line). */
     bool below_kill = A <= d->kill_bytes;
-    uint64_t term_eff = d->term_bytes + (fast > 0 ? (uint64_t)fast * e->conf.lead_ms / 1000 : 0);
-    bool due_now = below_kill ||
-                   (A <= term_eff && fast > 0 && d->time_to_kill_ms >= 0 &&
-                    (uint64_t)d->time_to_kill_ms <= e->conf.horizon_ms);
-    if (due_now) {
+    int64_t tk_fast = fast > 0 ? (int64_t)(sub0(A, d->kill_bytes) * 1000 / (uint64_t)fast) : -1;
+    uint64_t fast_floor = d->kill_bytes * 10 > (uint64_t)FAST_FALL ? d->kill_bytes * 10 : (uint64_t)FAST_FALL;
+    bool fast_due = fast > 0 && (uint64_t)fast >= fast_floor &&
+                    A <= d->term_bytes + (uint64_t)fast * e->conf.lead_ms / 1000 &&
+                    tk_fast >= 0 && (uint64_t)tk_fast <= e->conf.horizon_ms;
+    bool slow_due = A <= d->term_bytes && trend > 0 && dropping && d->time_to_kill_ms >= 0 &&
+                    (uint64_t)d->time_to_kill_ms <= e->conf.horizon_ms;
+    if (below_kill || fast_due || slow_due) {
         if (!e->due_since_ms)
             e->due_since_ms = now;
-        uint64_t confirm = 0;
-        if (!below_kill) {
-            confirm = (uint64_t)d->time_to_kill_ms / 2;
-            if (confirm < 2ULL * e->conf.min_poll_ms)
-                confirm = 2ULL * e->conf.min_poll_ms;
-            if (confirm > 500)
-                confirm = 500;
+        uint64_t tau = FAST_CONFIRM_MS;
+        if (!fast_due) {
+            tau = d->time_to_kill_ms > 0 ? (uint64_t)d->time_to_kill_ms * 2 / 3 : 0;
+            if (tau < DROP_STALE_MS + 200)
+                tau = DROP_STALE_MS + 200;
+            if (tau > 2000)
+                tau = 2000;
         }
-        d->signal_due = now - e->due_since_ms >= confirm;
+        d->signal_due = below_kill || now - e->due_since_ms >= tau;
     } else {
         e->due_since_ms = 0;
     }
@@ -701,8 +741,7 @@ void preoom_engine_step(preoom_engine_t *e, const preoom_engine_input_t *in,
     if (d->signal_due && e->rung == PREOOM_RUNG_NONE && !victim_left) {
         size_t nout;
         outstanding(e, now, &nout);
-        bool urgent = below_kill ||
-                      (d->time_to_kill_ms >= 0 && (uint64_t)d->time_to_kill_ms <= e->conf.lead_ms);
+        bool urgent = below_kill || (tk_fast >= 0 && (uint64_t)tk_fast <= e->conf.lead_ms);
         if (nout == 0 || urgent)
             choose_and_signal(e, in, hands, d, below_kill);
     }

@@ -40,7 +40,7 @@ typedef struct {
     uint32_t max_term_grace_ms; /* cap on a process's own shutdown time */
     uint32_t kill_grace_ms;     /* SIGTERM → SIGKILL below the kill line */
     uint32_t horizon_ms;        /* signal only when the kill line is this close in time */
-    uint32_t lead_ms;           /* how long acting takes: fast falls move the term line up */
+    uint32_t lead_ms;           /* fast falls move the term line up by what falls in this time */
     uint32_t calm_ms;           /* above the ask line this long ends an episode */
     uint32_t min_poll_ms, max_poll_ms;
     bool psi_local;             /* PSI describes this domain (v2 cgroup, or the host) */
@@ -159,6 +159,7 @@ typedef struct {
     bool episode;
     uint64_t episode_start_ms, calm_since_ms;
     uint64_t due_since_ms;     /* the signal gate has been open since (0: closed) */
+    uint64_t drop_ref, last_drop_ms; /* the last real drop of available memory */
     preoom_engine_ask_t asks[PREOOM_ENGINE_MAX_ASKS];
     size_t n_asks;
     bool hog_said;

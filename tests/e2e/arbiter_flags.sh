@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/e2e/arbiter_flags.sh — protection and preference come from preoomd's own flags.
-# In a 256 MiB memory cgroup, "big" holds 130 MiB and "small" grows to 100 MiB, past the ask
-# line. Under the kernel policy, which ranks by size alone (the preoom policy would weigh
+# In a 256 MiB memory cgroup, "big" holds 130 MiB and "small" grows to 130 MiB: together past
+# the limit, so someone must go (preoomd signals nobody where the kernel would kill nobody). Under the kernel policy, which ranks by size alone (the preoom policy would weigh
 # small's growth too), big goes first: the control. With --protect <big's pid> the daemon
 # must act on small instead and leave big alone; with --prefer small, small goes first.
 # --prefer is a bias of 30% of the limit, not an exclusion: it flips the choice here because
@@ -29,7 +29,7 @@ scene() {
     esac
     bg "$D" --registry "$T_REG" --cgroup "$cg" --no-mlock --policy kernel "${flags[@]}" 2>"$LOG"; dp=$BG_PID
     for _ in $(seq 50); do grep -q watching "$LOG" && break; sleep 0.05; done
-    cg_run "$cg" "${pre[@]}" "$T_TMP/small" 100 4 60 3000; SMALL=$BG_PID
+    cg_run "$cg" "${pre[@]}" "$T_TMP/small" 130 4 60 3000; SMALL=$BG_PID
     wait "$SMALL"; SS=$?
     wait "$BIG"; BS=$?
     KILLS=$(cg_oom_kills "$cg")

@@ -48,7 +48,7 @@ for _ in $(seq 50); do grep -q watching "$log" && break; sleep 0.05; done
 "$PROG/forge" "$T_REG" "$DP" auto >/dev/null || fail "forge a slot for the daemon"
 
 # 5. Real pressure from a registered hog.
-cg_run "$cg" "${pre[@]}" "$PROG/grow" 235 5 40 4000; H=$BG_PID
+cg_run "$cg" "${pre[@]}" "$PROG/grow" 300 5 40 4000; H=$BG_PID
 wait "$H"; hs=$?
 check "the real hog was acted on (exit status $hs)" [ "$hs" -ne 0 ]
 check "the hog was signalled by preoomd" [ "$(signalled "$log" | tr '\n' ' ')" = "$H " ]
