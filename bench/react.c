@@ -1,8 +1,14 @@
 /* bench/react.c — how fast preoomd reacts: grows its touched memory in 1 MiB steps inside
  * a memory cgroup, notes the moment the cgroup's usage crosses the ask line, and the moment
- * its release callback runs. Prints "REACTION_MS" (callback time - crossing time).
+ * its release callback runs. Prints "REACTION_MS" (callback time - crossing time; negative
+ * when preoomd's forecast asked before the line was crossed).
  *
- *   react USAGE_FILE ASK_LINE_BYTES
+ *   react USAGE_FILE ASK_LINE_BYTES [jump]
+ *
+ * ramp (the default): 1 MiB every 2 ms, so preoomd's forecast sees the line coming and asks
+ * ahead of it (a negative figure: how far ahead). jump: one allocation takes usage from far
+ * below the line to just past it, which no forecast can see: the figure is preoomd's
+ * detection (its poll, or the cgroup's usage threshold waking it) plus the agent's wake-up.
  *
  * USAGE_FILE is the cgroup's memory.usage_in_bytes (v1) or memory.current (v2).
  */
@@ -52,12 +58,28 @@ int main(int argc, char **argv)
     int fd = open(argv[1], O_RDONLY);
     uint64_t line = strtoull(argv[2], NULL, 10);
     uint64_t crossed_ns = 0, start = now_ns();
-    while (!asked_ns && now_ns() - start < 10000000000ULL) {
+    if (argc > 3 && strcmp(argv[3], "jump") == 0) {
+        uint64_t u = usage(fd);
+        size_t need = line > u ? (size_t)(line - u) + (4u << 20) : (4u << 20);
+        struct timespec settle = {0, 300000000};
+        nanosleep(&settle, NULL); /* let preoomd see a flat line first */
+        char *p = malloc(need);
+        memset(p, 1, need);
+        crossed_ns = now_ns(); /* at the latest: the usage is past the line now */
+        while (!asked_ns && now_ns() - start < 10000000000ULL) {
+            struct timespec ts = {0, 200000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    /* Until both moments are known: the forecast may ask before the line is crossed. */
+    while ((!asked_ns || !crossed_ns) && now_ns() - start < 10000000000ULL) {
         char *p = malloc(1 << 20);
         memset(p, 1, 1 << 20);
         if (!crossed_ns && usage(fd) >= line)
             crossed_ns = now_ns();
-        struct timespec ts = {0, crossed_ns ? 200000 : 2000000}; /* slow near the line */
+        /* Slow near the line; slower still once asked (the forecast may ask before the
+         * line), so the line is reached without running into the signal gate. */
+        struct timespec ts = {0, asked_ns ? 20000000 : crossed_ns ? 200000 : 2000000};
         nanosleep(&ts, NULL);
     }
     if (!asked_ns || !crossed_ns) {

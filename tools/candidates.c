@@ -524,7 +524,12 @@ void preoom_gathered_to_engine(const preoom_gathered_t *g, preoom_engine_proc_t 
             e->callbacks = p->slot.callbacks > 64 ? 64 : (uint32_t)p->slot.callbacks;
             e->reclaimable_bytes = p->slot.reclaimable < p->c.touched_bytes ? p->slot.reclaimable
                                                                               : p->c.touched_bytes;
-            e->slack_bytes = p->slot.slack < p->c.touched_bytes ? p->slot.slack : p->c.touched_bytes;
+            /* What malloc_trim could give: touched beyond the live malloc bytes and the
+             * program's own mappings (the slot's "slack" counts those mappings too). */
+            uint64_t held = p->slot.malloc_bytes + p->slot.mmap_bytes;
+            e->slack_bytes = p->c.touched_bytes > held ? p->c.touched_bytes - held : 0;
+            if (e->slack_bytes > p->slot.slack)
+                e->slack_bytes = p->slot.slack;
             e->term_grace_ms = p->slot.term_grace_ms > 3600000 ? 3600000 : (uint32_t)p->slot.term_grace_ms;
             e->answer_serial = p->slot.answer_serial;
             e->answer_bytes = p->slot.answer_bytes;

@@ -48,7 +48,7 @@
 #define SLOW_WINDOW_MS 3000   /* asks' sizes when nothing falls now */
 #define FAST_FALL (16LL << 20) /* bytes/s: below this "falling now" is noise */
 #define DROP_STALE_MS 250     /* a trend whose last real drop is older has stopped */
-#define FAST_CONFIRM_MS 100
+#define FAST_CONFIRM_MS 150
 /* Asks keep what would be eaten in this long in reserve, not a whole grace: a cache is asked
  * again as often as it takes (each answer comes in milliseconds), never drained ahead. */
 #define RESERVE_MS 250
@@ -305,12 +305,12 @@ static uint64_t capacity(const preoom_engine_proc_t *p)
     return p->slack_bytes;
 }
 
-static bool may_ask(const preoom_engine_t *e, const preoom_engine_proc_t *p)
+static bool may_ask(const preoom_engine_t *e, const preoom_engine_proc_t *p, uint64_t min_ask)
 {
     if (!p->registered || p->pid == e->v_pid)
         return false;
-    if (p->callbacks == 0 && p->slack_bytes < MIN_ASK_BYTES && p->reclaimable_bytes == 0)
-        return false; /* nothing it could give: an ask would only cost it time */
+    if (p->callbacks == 0 && p->slack_bytes < min_ask && p->reclaimable_bytes == 0)
+        return false; /* nothing worth asking for: an ask would only cost it time */
     if (p->c.oom_score_adj <= PREOOM_OOM_SCORE_ADJ_MIN && p->callbacks == 0)
         return false;
     for (size_t i = 0; i < e->n_asks; i++) {
@@ -417,9 +417,15 @@ static void cooperative(preoom_engine_t *e, const preoom_engine_input_t *in,
     /* No ask smaller than 1/64 of the domain: a trickle of tiny asks costs the app a wake-up
      * each and gives nothing the next allocation does not eat. */
     uint64_t min_ask = d->total_bytes / 64 > MIN_ASK_BYTES ? d->total_bytes / 64 : MIN_ASK_BYTES;
-    if (d->shortfall_bytes <= pending + MIN_ASK_BYTES / 2)
+    uint64_t shortfall = d->shortfall_bytes;
+    /* Over the ask line (the forecast, exposure or PSI asked): a token ask wakes the caches;
+     * what they give in earnest waits for memory to really fall below the line, so a burst
+     * that stops (a service filling at start) does not drain them. */
+    if (d->available_bytes > d->ask_bytes && shortfall > min_ask)
+        shortfall = min_ask;
+    if (shortfall <= pending + MIN_ASK_BYTES / 2)
         return;
-    uint64_t remaining = d->shortfall_bytes - pending;
+    uint64_t remaining = shortfall - pending;
     size_t picked[PREOOM_ENGINE_MAX_ASKS], n_picked = 0;
     while (remaining >= MIN_ASK_BYTES / 2 && e->n_asks < PREOOM_ENGINE_MAX_ASKS) {
         /* The largest giver not yet picked. */
@@ -430,7 +436,7 @@ static void cooperative(preoom_engine_t *e, const preoom_engine_input_t *in,
             bool seen = false;
             for (size_t j = 0; j < n_picked; j++)
                 seen |= picked[j] == k;
-            if (seen || !may_ask(e, p))
+            if (seen || !may_ask(e, p, min_ask))
                 continue;
             uint64_t cap = capacity(p);
             /* Unknown capacities rank by what they hold. */
@@ -609,6 +615,7 @@ void preoom_engine_step(preoom_engine_t *e, const preoom_engine_input_t *in,
     memset(d, 0, sizeof *d);
     d->victim = -1;
     d->now_ms = in->now_ms;
+    d->dry_run = e->conf.dry_run || !hands;
     uint64_t now = in->now_ms;
     preoom_assessment_t a;
     uint64_t total = last_total(in, &e->conf, &a);
@@ -703,7 +710,7 @@ void preoom_engine_step(preoom_engine_t *e, const preoom_engine_input_t *in,
      *  - fast: memory falls right now (NOW_WINDOW_MS) so fast that from the kill line the
      *    limit is less than a tenth of a second away (no time to act there), the term line
      *    moved up by what falls during lead_ms, the kill line within the horizon; held for
-     *    FAST_CONFIRM_MS, so a burst that stops at once (a spike) is not punished;
+     *    FAST_CONFIRM_MS, so a burst that stops within it (a spike) is not punished;
      *  - slow: below the term line, the trend falling with a real drop in the last
      *    DROP_STALE_MS, the kill line within the horizon; held for two thirds of the time
      *    that was left, and never less than it takes to see a fall stop (a creep that stops
@@ -867,6 +874,9 @@ int preoom_engine_format_event(const preoom_decision_t *d, size_t i,
         preoom_badness_format(&scores[ev->proc], terms, sizeof terms);
     if (json) {
         put(buf, cap, &len, "{\"event\":\"%s\"", preoom_event_name(ev->kind));
+        if (d->dry_run && (ev->kind == PREOOM_EV_ASK || ev->kind == PREOOM_EV_TERM ||
+                           ev->kind == PREOOM_EV_KILL))
+            put(buf, cap, &len, ",\"dry_run\":true");
         if (ev->pid) {
             put(buf, cap, &len, ",\"pid\":%d,\"uid\":%u,\"name\":", (int)ev->pid, ev->uid);
             put_json_str(buf, cap, &len, ev->name);

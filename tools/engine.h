@@ -123,6 +123,7 @@ typedef struct {
     int64_t time_to_kill_ms;   /* at that rate; -1 when not falling */
     uint64_t shortfall_bytes;  /* what it takes to get back over the ask line */
     bool signal_due;           /* the signal gate is open */
+    bool dry_run;              /* nothing was sent: the events say what would have been */
     uint32_t next_poll_ms;
     size_t n_events;
     preoom_event_t ev[PREOOM_ENGINE_MAX_EVENTS];
