@@ -708,7 +708,7 @@ void preoom_engine_step(preoom_engine_t *e, const preoom_engine_input_t *in,
 
     /* The signal gate: memory, never exposure or PSI. Two ways in besides the kill line:
      *  - fast: memory falls right now (NOW_WINDOW_MS) so fast that from the kill line the
-     *    limit is less than a tenth of a second away (no time to act there), the term line
+     *    limit is less than 40 ms away (no time to act there) or at 512 MiB/s, the term line
      *    moved up by what falls during lead_ms, the kill line within the horizon; held for
      *    FAST_CONFIRM_MS, so a burst that stops within it (a spike) is not punished;
      *  - slow: below the term line, the trend falling with a real drop in the last
@@ -718,7 +718,12 @@ void preoom_engine_step(preoom_engine_t *e, const preoom_engine_input_t *in,
      *    of its time to spare, or at the kill line). */
     bool below_kill = A <= d->kill_bytes;
     int64_t tk_fast = fast > 0 ? (int64_t)(sub0(A, d->kill_bytes) * 1000 / (uint64_t)fast) : -1;
-    uint64_t fast_floor = d->kill_bytes * 10 > (uint64_t)FAST_FALL ? d->kill_bytes * 10 : (uint64_t)FAST_FALL;
+    /* "Fast": from the kill line the limit would be less than 40 ms away (too little to act
+     * there), or 512 MiB/s whatever the size. Slower falls are met at the kill line if they
+     * get that far, so a burst that stops short of it is never punished. */
+    uint64_t fast_floor = d->kill_bytes * 25 < (512ULL << 20) ? d->kill_bytes * 25 : 512ULL << 20;
+    if (fast_floor < (uint64_t)FAST_FALL)
+        fast_floor = (uint64_t)FAST_FALL;
     bool fast_due = fast > 0 && (uint64_t)fast >= fast_floor &&
                     A <= d->term_bytes + (uint64_t)fast * e->conf.lead_ms / 1000 &&
                     tk_fast >= 0 && (uint64_t)tk_fast <= e->conf.horizon_ms;
