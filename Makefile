@@ -45,6 +45,8 @@ TOOL_LIB_SRC = $(filter-out $(TOOL_MAINS),$(wildcard tools/*.c))
 TOOL_LIB_OBJ = $(TOOL_LIB_SRC:%.c=$(BUILD)/%.o)
 TOOL_BINS = $(patsubst tools/%.c,$(BUILD)/%,$(wildcard $(TOOL_MAINS)))
 TOOL_LIBS = -lpthread -lm -ldw -lelf
+# `preoom top` draws with ncurses (libncurses-dev); only the preoom command links it.
+CURSES_LIBS ?= $(shell pkg-config --libs ncurses 2>/dev/null || echo -lncurses -ltinfo)
 
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
 UNIT_BINS = $(UNIT_SRC:%.c=$(BUILD)/%)
@@ -87,6 +89,7 @@ $(BUILD)/libpreoom-tools.a: $(TOOL_LIB_OBJ)
 # not pull a member out of an archive: `preoom` links the tools/cmd_*.o objects directly.
 CMD_OBJ = $(patsubst tools/%.c,$(BUILD)/tools/%.o,$(wildcard tools/cmd_*.c))
 $(BUILD)/preoom: $(CMD_OBJ)
+$(BUILD)/preoom: TOOL_LIBS += $(CURSES_LIBS)
 
 $(BUILD)/%: $(BUILD)/tools/%.o $(BUILD)/libpreoom-tools.a $(BUILD)/libpreoom-core.a
 	$(CC) $(SANFLAGS) -o $@ $< $(filter $(BUILD)/tools/cmd_%.o,$^) $(BUILD)/libpreoom-tools.a $(BUILD)/libpreoom-core.a $(TOOL_LIBS) $(PRELOAD_LIBS) $(LDFLAGS)
