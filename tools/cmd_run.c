@@ -31,12 +31,17 @@ static void usage(FILE *f)
                "[--stacks off|sample|all] [--verbose] [--version] -- CMD [ARGS...]\n");
 }
 
-/* libpreoom.so: $PREOOM_LIB, else beside the executable as ../lib/libpreoom.so (installed)
- * or ./libpreoom.so (the build tree). The path must be absolute: CMD may change directory. */
+/* libpreoom.so: $PREOOM_LIB, else relative to the executable: ./libpreoom.so (the build
+ * tree), then LIBDIR as seen from BINDIR (built in by the Makefile: ../lib by default,
+ * ../lib/x86_64-linux-gnu for a Debian multiarch LIBDIR), so a staged DESTDIR tree finds its
+ * own library. The path must be absolute: CMD may change directory. */
+#ifndef PREOOM_LIBDIR_FROM_BINDIR
+#define PREOOM_LIBDIR_FROM_BINDIR "../lib"
+#endif
 static int find_lib(char *out, size_t size)
 {
     const char *env = getenv("PREOOM_LIB");
-    char exe[PATH_MAX], cand[PATH_MAX + 32];
+    char exe[PATH_MAX], cand[PATH_MAX + 64];
     if (env && *env) {
         if (!realpath(env, exe) || access(exe, R_OK) != 0) {
             fprintf(stderr, "preoom: run: PREOOM_LIB=%s: %s\n", env, strerror(errno));
@@ -55,7 +60,7 @@ static int find_lib(char *out, size_t size)
     char *slash = strrchr(exe, '/');
     if (slash)
         *slash = '\0';
-    static const char *const rel[] = {"../lib/libpreoom.so", "libpreoom.so"};
+    static const char *const rel[] = {"libpreoom.so", PREOOM_LIBDIR_FROM_BINDIR "/libpreoom.so"};
     for (size_t k = 0; k < sizeof rel / sizeof rel[0]; k++) {
         snprintf(cand, sizeof cand, "%s/%s", exe, rel[k]);
         char real[PATH_MAX];
@@ -64,8 +69,8 @@ static int find_lib(char *out, size_t size)
             return 0;
         }
     }
-    fprintf(stderr, "preoom: run: no libpreoom.so in %s/../lib or %s; set PREOOM_LIB\n", exe,
-            exe);
+    fprintf(stderr, "preoom: run: no libpreoom.so in %s or %s/%s; set PREOOM_LIB\n", exe, exe,
+            PREOOM_LIBDIR_FROM_BINDIR);
     return -1;
 }
 
