@@ -44,8 +44,9 @@ static void title(const top_opts_t *o, int paused, char *buf, size_t size)
     char clock[16] = "";
     if (localtime_r(&now, &tm))
         strftime(clock, sizeof clock, "%H:%M:%S", &tm);
-    snprintf(buf, size, "preoom top: /dev/shm/preoom.%s, %s, every %gs, sorted by %s%s",
-             o->reg_name, clock, o->delay_s, o->sort_name, paused ? " [paused]" : "");
+    /* What changes with the keys comes first: a narrow terminal cuts the end. */
+    snprintf(buf, size, "preoom top%s: sorted by %s, every %gs, %s, /dev/shm/preoom.%s",
+             paused ? " [paused]" : "", o->sort_name, o->delay_s, clock, o->reg_name);
 }
 
 /* One frame of the table into a string (malloc'ed): 0, or 1 with the error in *err_text. */
