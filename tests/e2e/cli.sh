@@ -67,7 +67,7 @@ check "explain --registry NAME reads that registry ($(head -c 120 "$T_TMP/err"))
 
 # ---- ls --json: the documented schema ---------------------------------------------------------
 bg env LD_PRELOAD="$LIB" "$PROG/hold" -m 4 -t 2 -s 30 -r "$T_TMP/ready"; held=$BG_PID
-wait_files "$T_TMP/ready"
+for _ in $(seq 100); do [ -e "$T_TMP/ready" ] && break; sleep 0.05; done
 sleep 0.3
 "$PREOOM" ls --json >"$T_TMP/ls.json" 2>"$T_TMP/ls.err"
 check "ls --json: exit 0" [ $? -eq 0 ]
