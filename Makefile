@@ -213,7 +213,7 @@ install: all
 	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' systemd/preoomd.service \
 	    >$(DESTDIR)$(SYSTEMDUNITDIR)/preoomd.service
 	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/preoomd.service
-	sed -e 's|@LIBDIR@|$(LIBDIR)|g' systemd/mariadb.service.d/preoom.conf \
+	sed -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' systemd/mariadb.service.d/preoom.conf \
 	    >$(DESTDIR)$(DOCDIR)/examples/mariadb.service.d/preoom.conf
 	chmod 0644 $(DESTDIR)$(DOCDIR)/examples/mariadb.service.d/preoom.conf
 	if [ ! -e $(DESTDIR)$(SYSCONFDIR)/default/preoomd ]; then \

@@ -22,7 +22,10 @@ missing=""
 for f in $files; do [ -f "$root/$f" ] || missing="$missing $f"; done
 check "every file installed (missing:${missing:- none})" [ -z "$missing" ]
 check "the tools are executable" [ -x "$root/usr/bin/preoom" -a -x "$root/usr/sbin/preoomd" ]
-check "the unit runs the installed preoomd" grep -qx 'ExecStart=/usr/sbin/preoomd $PREOOMD_ARGS' "$root/usr/lib/systemd/system/preoomd.service"
+check "the unit runs the installed preoomd" grep -qx 'ExecStart=/usr/sbin/preoomd --group ${PREOOM_REGISTRY_GROUP} $PREOOMD_ARGS' "$root/usr/lib/systemd/system/preoomd.service"
+check "the unit and the drop-in read /etc/default/preoomd" \
+    bash -c 'grep -qx "EnvironmentFile=-/etc/default/preoomd" "$1" && grep -qx "EnvironmentFile=-/etc/default/preoomd" "$2"' _ \
+    "$root/usr/lib/systemd/system/preoomd.service" "$root/usr/share/doc/preoom/examples/mariadb.service.d/preoom.conf"
 check "the drop-in preloads the installed library" grep -qx 'Environment=LD_PRELOAD=/usr/lib/libpreoom.so' "$root/usr/share/doc/preoom/examples/mariadb.service.d/preoom.conf"
 check "no @PLACEHOLDER@ left in what was installed" bash -c '! grep -rl "@[A-Z]*@" "$1/usr/lib/systemd" "$1/usr/share/doc" "$1/usr/lib/pkgconfig"' _ "$root"
 
