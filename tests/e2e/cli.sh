@@ -94,4 +94,18 @@ else
     skip "ls --json schema: jq is not installed"
 fi
 kill -TERM "$held"; wait "$held" 2>/dev/null
+
+# ---- the report file of PREOOM_REPORT: every top-level key in preoom(7) ---------------------------
+if command -v jq >/dev/null && command -v python3 >/dev/null; then
+    PREOOM_REGISTRY=off PREOOM_STACKS=sample PREOOM_REPORT="$T_TMP/report.json" LD_PRELOAD="$LIB" \
+        python3 -c 'x = [bytes(1000) for _ in range(20000)]'
+    keys=$(jq -r 'keys_unsorted | join(" ")' "$T_TMP/report.json" 2>/dev/null)
+    doc=$(sed -n '/^\.B PREOOM_REPORT/,/^\.TP/p' "$TOP/man/preoom.7" | tr -d '\\')
+    missing=""
+    for k in $keys; do grep -qw -- "$k" <<<"$doc" || missing="$missing $k"; done
+    check "PREOOM_REPORT: every key ($keys) is in preoom(7) (missing:${missing:- none})" \
+        bash -c '[ -n "$1" ] && [ -z "$2" ]' _ "$keys" "$missing"
+else
+    skip "report keys: jq or python3 is not installed"
+fi
 t_done
