@@ -137,9 +137,8 @@ static void draw(const top_opts_t *o, int paused, const char *text)
     refresh();
 }
 
-static int top_curses(top_opts_t *o, SCREEN *scr)
+static int top_curses(top_opts_t *o)
 {
-    (void)scr;
     cbreak();
     noecho();
     keypad(stdscr, TRUE);
@@ -238,7 +237,7 @@ int preoom_cmd_top(const char *reg_name, int argc, char **argv)
                         "follow\n", getenv("TERM") ? getenv("TERM") : "");
         return top_plain(&o);
     }
-    rc = top_curses(&o, scr);
+    rc = top_curses(&o);
     delscreen(scr);
     return rc;
 }
