@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # tests/e2e/top.sh — `preoom top` on a real pseudo-terminal (tmux), at 80x24 and 40x10: every
 # line fits the width (nothing wraps: tmux's joined capture would show it) and the height,
-# the alternate screen is used and given back, the keys act (sort, pause, quit), a redraw
+# the alternate screen is used and given back, rows that do not fit are counted, the keys act
+# (sort, pause, quit), a registry removed under it ends it with one line after the screen is
+# given back, a redraw
 # never clears the whole screen (ncurses rewrites only what changed), and the table follows a
 # resize. Runs its own tmux server (-L) and kills only that; one small preloaded process in a
 # registry of its own.
@@ -11,10 +13,12 @@ PREOOM=$B/preoom
 if ! command -v tmux >/dev/null; then skip "top in a pty: tmux is not installed"; t_done; fi
 SOCK="preoom-top-$$"
 tm() { tmux -L "$SOCK" "$@"; }
-trap 'tm kill-server 2>/dev/null; t_cleanup' EXIT
+trap 'tm kill-server 2>/dev/null; rm -f "/dev/shm/preoom.$T_REG.away"; t_cleanup' EXIT
 
 bg env LD_PRELOAD="$LIB" "$PROG/hold" -m 4 -t 4 -s 60 -r "$T_TMP/ready"; held=$BG_PID
-for _ in $(seq 100); do [ -e "$T_TMP/ready" ] && break; sleep 0.05; done
+# Five more, so that 40x10 (room for four rows) must leave some out and say so.
+for i in 1 2 3 4 5; do bg env LD_PRELOAD="$LIB" "$PROG/hold" -m 1 -t 1 -s 60 -r "$T_TMP/ready.$i"; done
+for _ in $(seq 100); do [ -e "$T_TMP/ready" ] && [ -e "$T_TMP/ready.5" ] && break; sleep 0.05; done
 sleep 0.3
 
 # wait_for SESSION REGEX: until the pane shows it (5 s).
@@ -37,7 +41,12 @@ for size in 80x24 40x10; do
     check "$size: at most $h lines" [ "$(wc -l <"$T_TMP/pane.$w")" -le "$h" ]
     check "$size: the title on the first line" bash -c 'head -n1 "$1" | grep -q "^preoom top: sorted by touched"' _ "$T_TMP/pane.$w"
     check "$size: the key line on the last line" bash -c 'tail -n1 "$1" | grep -q "^q quit"' _ "$T_TMP/pane.$w"
-    check "$size: the held process is in the table" grep -qE "^ *$held " "$T_TMP/pane.$w"
+    check "$size: the largest process (sorted by touched) is in the table" grep -qE "^ *$held " "$T_TMP/pane.$w"
+    if [ "$h" -lt 12 ]; then
+        check "$size: the rows that do not fit are counted, not drawn" grep -qE '^ +\.\.\. \(2 more\)' "$T_TMP/pane.$w"
+    else
+        check "$size: all six processes shown" [ "$(grep -cE '^ +[0-9]+ ' "$T_TMP/pane.$w")" -eq 6 ]
+    fi
     check "$size: the alternate screen is on" [ "$(tm display -p -t "$s" '#{alternate_on}')" = 1 ]
     # ncurses clears once, at the start; a redraw that cleared the whole screen would flicker.
     clears=$(grep -o $'\e\[2J\|\e\[H\e\[J' "$T_TMP/raw.$w" | wc -l)
@@ -67,6 +76,19 @@ if wait_for resize '^preoom top:'; then
 else
     fail "resize: top draws a frame"
 fi
+
+# The registry removed under a running top: the screen is given back, then one error line.
+tm kill-session -t resize
+tm new-session -d -s gone -x 80 -y 24 "env TERM=xterm-256color PREOOM_REGISTRY=$T_REG $PREOOM top -d 0.2; echo \"top exited \$?\"; sleep 60"
+if wait_for gone '^preoom top:'; then
+    mv "/dev/shm/preoom.$T_REG" "/dev/shm/preoom.$T_REG.away"
+    check "registry removed: top exits 1" wait_for gone '^top exited 1$'
+    check "registry removed: its one error line is on the shell's screen" \
+        bash -c 'tmux -L "$1" capture-pane -p -t gone | grep -q "^preoom: registry /dev/shm/preoom.$2: no such registry"' _ "$SOCK" "$T_REG"
+    mv "/dev/shm/preoom.$T_REG.away" "/dev/shm/preoom.$T_REG"
+else
+    fail "registry removed: top draws a frame"
+fi
 tm kill-server 2>/dev/null
-kill -TERM "$held"; wait "$held" 2>/dev/null
+for p in "${T_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
 t_done
