@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
 # tests/e2e/top.sh — `preoom top` on a real pseudo-terminal (tmux), at 80x24 and 40x10: every
 # line fits the width (nothing wraps: tmux's joined capture would show it) and the height,
-# the alternate screen is used and given back, rows that do not fit are counted, the keys act
-# (sort, pause, quit), a registry removed under it ends it with one line after the screen is
-# given back, a redraw
-# never clears the whole screen (ncurses rewrites only what changed), and the table follows a
-# resize. Runs its own tmux server (-L) and kills only that; one small preloaded process in a
-# registry of its own.
+# rows that do not fit are counted, the alternate screen is used and given back, the keys act
+# (sort, pause, quit), a redraw never clears the whole screen (ncurses rewrites only what
+# changed), the table follows a resize, and a registry removed under it ends it with one line
+# after the screen is given back. Runs its own tmux server (-L) and kills only that; six small
+# preloaded processes in a registry of its own.
 . "$(dirname "$0")/lib.sh"
 
 PREOOM=$B/preoom
