@@ -20,10 +20,14 @@ for i in 1 2 3 4 5; do bg env LD_PRELOAD="$LIB" "$PROG/hold" -m 1 -t 1 -s 60 -r 
 for _ in $(seq 100); do [ -e "$T_TMP/ready" ] && [ -e "$T_TMP/ready.5" ] && break; sleep 0.05; done
 sleep 0.3
 
-# wait_for SESSION REGEX: until the pane shows it (5 s).
+# One session kept for the whole test: without it the server exits between two sessions,
+# and a new-session racing that exit fails.
+tm new-session -d -s keep "sleep 600"
+
+# wait_for SESSION REGEX: until the pane shows it (10 s: the machine is shared).
 wait_for() {
     local _i
-    for _i in $(seq 100); do tm capture-pane -p -t "$1" 2>/dev/null | grep -qE -- "$2" && return 0; sleep 0.05; done
+    for _i in $(seq 200); do tm capture-pane -p -t "$1" 2>/dev/null | grep -qE -- "$2" && return 0; sleep 0.05; done
     return 1
 }
 
