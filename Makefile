@@ -45,6 +45,31 @@ TOOL_LIB_SRC = $(filter-out $(TOOL_MAINS),$(wildcard tools/*.c))
 TOOL_LIB_OBJ = $(TOOL_LIB_SRC:%.c=$(BUILD)/%.o)
 TOOL_BINS = $(patsubst tools/%.c,$(BUILD)/%,$(wildcard $(TOOL_MAINS)))
 TOOL_LIBS = -lpthread -lm -ldw -lelf
+# `preoom top` draws with ncurses (libncurses-dev); only the preoom command links it.
+CURSES_LIBS ?= $(shell pkg-config --libs ncurses 2>/dev/null || echo -lncurses -ltinfo)
+
+# Where install puts things (override any of them). The unit goes under PREFIX so that a
+# /usr/local install stays out of the package manager's /usr/lib (systemd reads both). The
+# environment file goes to SYSCONFDIR/default: SYSCONFDIR follows PREFIX (GNU's
+# $(prefix)/etc, so `make install PREFIX=/tmp/x` writes nothing outside /tmp/x), except that
+# PREFIX=/usr, a distribution's own, has /etc as Debian's services expect.
+BINDIR ?= $(PREFIX)/bin
+SBINDIR ?= $(PREFIX)/sbin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+MANDIR ?= $(PREFIX)/share/man
+DOCDIR ?= $(PREFIX)/share/doc/preoom
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+ifeq ($(PREFIX),/usr)
+SYSCONFDIR ?= /etc
+else
+SYSCONFDIR ?= $(PREFIX)/etc
+endif
+# `preoom run` finds the library relative to its own executable (so a DESTDIR staging tree
+# works as well as the installed one): LIBDIR as seen from BINDIR, built into cmd_run.o. A
+# stamp file holds it, rewritten only when it changes, so that changing LIBDIR rebuilds.
+LIBDIR_FROM_BINDIR = $(shell realpath -m --relative-to=$(BINDIR) $(LIBDIR))
 
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
 UNIT_BINS = $(UNIT_SRC:%.c=$(BUILD)/%)
@@ -83,10 +108,19 @@ $(BUILD)/libpreoom-tools.a: $(TOOL_LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
+$(BUILD)/libdir.stamp: FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(LIBDIR_FROM_BINDIR)' | cmp -s - $@ || echo '$(LIBDIR_FROM_BINDIR)' >$@
+$(BUILD)/tools/cmd_run.o: $(BUILD)/libdir.stamp
+$(BUILD)/tools/cmd_run.o: ALL_CFLAGS += -DPREOOM_LIBDIR_FROM_BINDIR='"$(LIBDIR_FROM_BINDIR)"'
+.PHONY: FORCE
+FORCE:
+
 # tools/preoom.c reaches its subcommands through weak references, and a weak reference does
 # not pull a member out of an archive: `preoom` links the tools/cmd_*.o objects directly.
 CMD_OBJ = $(patsubst tools/%.c,$(BUILD)/tools/%.o,$(wildcard tools/cmd_*.c))
 $(BUILD)/preoom: $(CMD_OBJ)
+$(BUILD)/preoom: TOOL_LIBS += $(CURSES_LIBS)
 
 $(BUILD)/%: $(BUILD)/tools/%.o $(BUILD)/libpreoom-tools.a $(BUILD)/libpreoom-core.a
 	$(CC) $(SANFLAGS) -o $@ $< $(filter $(BUILD)/tools/cmd_%.o,$^) $(BUILD)/libpreoom-tools.a $(BUILD)/libpreoom-core.a $(TOOL_LIBS) $(PRELOAD_LIBS) $(LDFLAGS)
@@ -121,9 +155,10 @@ $(BUILD)/examples/%: examples/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(STD) $(WARN) $(OPT) $(DEBUG) -Iinclude -o $@ $< -lpthread
 
-$(BUILD)/preoom.pc: preoom.pc.in
+PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g'
+$(BUILD)/preoom.pc: preoom.pc.in $(BUILD)/libdir.stamp
 	@mkdir -p $(BUILD)
-	sed -e 's|@PREFIX@|$(PREFIX)|g' $< >$@
+	$(PC_SED) $< >$@
 
 unit: $(UNIT_BINS)
 test-build: all $(UNIT_BINS) $(PROG_BINS) $(PROG_SHLIBS) $(EXAMPLE_BINS)
@@ -149,18 +184,6 @@ bench:
 	$(MAKE) all $(PROG_BINS) $(EXAMPLE_BINS)
 	BUILD=$(BUILD) bench/run.sh
 
-# Where install puts things (override any of them). The unit goes under PREFIX so that a
-# /usr/local install stays out of the package manager's /usr/lib (systemd reads both); the
-# environment file goes to /etc/default whatever PREFIX is, as Debian's services expect.
-BINDIR ?= $(PREFIX)/bin
-SBINDIR ?= $(PREFIX)/sbin
-LIBDIR ?= $(PREFIX)/lib
-INCLUDEDIR ?= $(PREFIX)/include
-PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
-MANDIR ?= $(PREFIX)/share/man
-DOCDIR ?= $(PREFIX)/share/doc/preoom
-SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
-SYSCONFDIR ?= /etc
 INSTALLED = $(LIBDIR)/libpreoom.so $(BINDIR)/preoom $(SBINDIR)/preoomd \
     $(INCLUDEDIR)/preoom.h $(INCLUDEDIR)/preoom/registry.h $(PKGCONFIGDIR)/preoom.pc \
     $(MANDIR)/man1/preoom.1 $(MANDIR)/man3/preoom.3 $(MANDIR)/man7/preoom.7 \
@@ -181,15 +204,16 @@ install: all
 	install -m 0755 $(BUILD)/preoomd $(DESTDIR)$(SBINDIR)/preoomd
 	install -m 0644 include/preoom.h $(DESTDIR)$(INCLUDEDIR)/preoom.h
 	install -m 0644 include/preoom/registry.h $(DESTDIR)$(INCLUDEDIR)/preoom/registry.h
-	sed -e 's|@PREFIX@|$(PREFIX)|g' preoom.pc.in >$(DESTDIR)$(PKGCONFIGDIR)/preoom.pc
+	$(PC_SED) preoom.pc.in >$(DESTDIR)$(PKGCONFIGDIR)/preoom.pc
 	chmod 0644 $(DESTDIR)$(PKGCONFIGDIR)/preoom.pc
 	install -m 0644 man/preoom.1 $(DESTDIR)$(MANDIR)/man1/preoom.1
 	install -m 0644 man/preoom.3 $(DESTDIR)$(MANDIR)/man3/preoom.3
 	install -m 0644 man/preoom.7 $(DESTDIR)$(MANDIR)/man7/preoom.7
 	install -m 0644 man/preoomd.8 $(DESTDIR)$(MANDIR)/man8/preoomd.8
-	sed -e 's|@SBINDIR@|$(SBINDIR)|g' systemd/preoomd.service >$(DESTDIR)$(SYSTEMDUNITDIR)/preoomd.service
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' systemd/preoomd.service \
+	    >$(DESTDIR)$(SYSTEMDUNITDIR)/preoomd.service
 	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/preoomd.service
-	sed -e 's|@LIBDIR@|$(LIBDIR)|g' systemd/mariadb.service.d/preoom.conf \
+	sed -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' systemd/mariadb.service.d/preoom.conf \
 	    >$(DESTDIR)$(DOCDIR)/examples/mariadb.service.d/preoom.conf
 	chmod 0644 $(DESTDIR)$(DOCDIR)/examples/mariadb.service.d/preoom.conf
 	if [ ! -e $(DESTDIR)$(SYSCONFDIR)/default/preoomd ]; then \

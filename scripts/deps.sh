@@ -4,7 +4,8 @@
 # `make bench`; does nothing when everything is there. Needs root only when it installs.
 #   scripts/deps.sh build|check|demo|bench
 set -u
-want_build="gcc g++ make pkg-config libunwind-dev uthash-dev libdw-dev"
+# libncurses-dev: `preoom top` draws with ncurses.
+want_build="gcc g++ make pkg-config libunwind-dev uthash-dev libdw-dev libncurses-dev"
 # check: real programs for the test matrix, clang for the fuzz target, servers for the
 # integration tests, setpriv (util-linux) for the setuid test, jq to read `preoom ls --json`,
 # xmllint for the flame graph SVG, setcap for the file-capability warning, groff and man for

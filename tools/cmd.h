@@ -18,11 +18,17 @@ int preoom_cmd_report(const char *reg_name, int argc, char **argv);
 
 /* Shared by ls and top (cmd_ls.c). */
 int preoom_ls_sort_key(const char *name);
-int preoom_ls_show(const char *reg_name, int sort_key, int json, int max_rows, FILE *out);
-/* The arguments ls and top both take: --sort COL, --registry NAME, -h/--help; anything else
- * is refused. Called for argv[*i] once the command's own options did not match it; moves *i
- * past a value taken. 0: taken; 1: help printed (exit 0); 2: a line on stderr (exit 2).
- * *sort_name (when not NULL) is set to the column asked for. */
+/* The schema of `preoom ls --json`, its "schema" key (documented in preoom(1)). */
+#define PREOOM_LS_JSON_SCHEMA 1
+/* The table (or JSON) of the registry's live processes into `out`: at most max_rows rows
+ * (< 0: all), and only the columns that fit in `width` characters, every line cut there
+ * (< 0: all columns, no cut). 0, or 1 with one line on `err`. */
+int preoom_ls_show(const char *reg_name, int sort_key, int json, int max_rows, int width,
+                   FILE *out, FILE *err);
+/* The arguments ls and top both take: --sort COL, --registry NAME, -h/--help, -V/--version;
+ * anything else is refused. Called for argv[*i] once the command's own options did not match
+ * it; moves *i onto a value taken. 0: taken; 1: help or version printed (exit 0); 2: a line
+ * on stderr (exit 2). *sort_name (when not NULL) is set to the column asked for. */
 int preoom_ls_common_arg(const char *cmd, int argc, char **argv, int *i, const char **reg_name,
                          int *sort, const char **sort_name, void (*print_usage)(FILE *));
 

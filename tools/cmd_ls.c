@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "cmd.h"
 #include "internal.h"
 
@@ -281,12 +282,14 @@ static void print_json(const char *reg_name, const ls_table_t *t, FILE *out)
 {
     uint64_t now = preoom_now_ns(CLOCK_REALTIME);
     uint64_t sum_c = 0, sum_t = 0, sum_e = 0, sum_s = 0;
-    fprintf(out, "{\"registry\": ");
+    /* schema: bumped whenever a key changes meaning or type; keys are only ever added
+     * within one schema. preoom(1) lists them. */
+    fprintf(out, "{\"schema\": %d, \"registry\": ", PREOOM_LS_JSON_SCHEMA);
     json_string(out, reg_name);
     fprintf(out, ", \"slot_count\": %llu, \"slots_in_use\": %llu, \"reaped\": %ld, "
-                 "\"pressure\": %llu, \"processes\": [",
+                 "\"pressure\": \"%s\", \"processes\": [",
             (unsigned long long)t->slot_count, (unsigned long long)t->in_use, t->reaped,
-            (unsigned long long)t->pressure);
+            pressure_name(t->pressure));
     for (size_t i = 0; i < t->n; i++) {
         const ls_row_t *r = &t->rows[i];
         /* One process a line: shell tests can grep it. */
@@ -316,13 +319,81 @@ static void print_json(const char *reg_name, const ls_table_t *t, FILE *out)
             (unsigned long long)sum_e, (unsigned long long)sum_s);
 }
 
-static void print_table(const ls_table_t *t, int max_rows, FILE *out)
+/* The table's columns, in the order they are shown, and how much each is worth when the
+ * terminal is too narrow for all: the pid names the process, the sort column says why it is
+ * where it is, touched and committed are what preoom is for, the rest follows. */
+enum { C_PID, C_NAME, C_COMMITTED, C_TOUCHED, C_EXPOSURE, C_SLACK, C_PEAKC, C_PEAKT, C_AGE,
+       C_N };
+static const struct {
+    const char *title;
+    int width, rank, sort; /* rank: 0 is kept first */
+} cols[C_N] = {
+    [C_PID] = {"PID", 8, 0, SORT_PID},
+    [C_NAME] = {"NAME", 15, 4, SORT_NAME},
+    [C_COMMITTED] = {"COMMITTED", 11, 2, SORT_COMMITTED},
+    [C_TOUCHED] = {"TOUCHED", 11, 1, SORT_TOUCHED},
+    [C_EXPOSURE] = {"EXPOSURE", 11, 3, SORT_EXPOSURE},
+    [C_SLACK] = {"SLACK", 11, 5, SORT_SLACK},
+    [C_PEAKC] = {"PEAK-COMM", 11, 7, -1},
+    [C_PEAKT] = {"PEAK-TOUCH", 11, 6, SORT_PEAK},
+    [C_AGE] = {"AGE", 8, 8, -1},
+};
+
+/* Which columns fit in `width` (< 0: all): by rank, the sort column right after the pid,
+ * each with the space before it. */
+static void choose_columns(int width, int sort_key, int show[C_N])
+{
+    for (int c = 0; c < C_N; c++)
+        show[c] = width < 0;
+    if (width < 0)
+        return;
+    int used = cols[C_PID].width;
+    show[C_PID] = 1;
+    for (int pass = 0; pass < 2; pass++)
+        for (int rank = 1; rank < C_N; rank++)
+            for (int c = 0; c < C_N; c++) {
+                if (cols[c].rank != rank || show[c] || (pass == 0 && cols[c].sort != sort_key))
+                    continue;
+                if (used + 1 + cols[c].width <= width) {
+                    show[c] = 1;
+                    used += 1 + cols[c].width;
+                }
+            }
+}
+
+/* One line, cut at `width` (< 0: not cut): a row never wraps on a terminal. */
+static void put_line(FILE *out, const char *line, int width)
+{
+    size_t n = strlen(line);
+    if (width >= 0 && n > (size_t)width)
+        n = (size_t)width;
+    fwrite(line, 1, n, out);
+    fputc('\n', out);
+}
+
+static void add_cell(char *line, size_t size, size_t *len, int first, int w, int left,
+                     const char *text)
+{
+    if (*len >= size)
+        return;
+    int n = snprintf(line + *len, size - *len, "%s%*s", first ? "" : " ", left ? -w : w, text);
+    if (n > 0)
+        *len += (size_t)n < size - *len ? (size_t)n : size - *len - 1;
+}
+
+static void print_table(const ls_table_t *t, int max_rows, int width, int sort_key, FILE *out)
 {
     uint64_t now = preoom_now_ns(CLOCK_REALTIME);
     uint64_t sum_c = 0, sum_t = 0, sum_e = 0, sum_s = 0;
-    char a[32], b[32], c[32], d[32], e[32], f[32], g[32], nm[16];
-    fprintf(out, "%8s %-15s %11s %11s %11s %11s %11s %11s %8s\n", "PID", "NAME", "COMMITTED",
-            "TOUCHED", "EXPOSURE", "SLACK", "PEAK-COMM", "PEAK-TOUCH", "AGE");
+    int show[C_N];
+    choose_columns(width, sort_key, show);
+    char line[256], cell[32], nm[16];
+    size_t len = 0;
+    for (int c = 0; c < C_N; c++)
+        if (show[c])
+            add_cell(line, sizeof line, &len, c == C_PID, cols[c].width, c == C_NAME,
+                     cols[c].title);
+    put_line(out, line, width);
     for (size_t i = 0; i < t->n; i++) {
         const ls_row_t *r = &t->rows[i];
         sum_c = sat_add(sum_c, r->committed);
@@ -331,24 +402,56 @@ static void print_table(const ls_table_t *t, int max_rows, FILE *out)
         sum_s = sat_add(sum_s, r->slack);
         if (max_rows >= 0 && (long)i >= max_rows)
             continue;
-        printable(r->name, nm, sizeof nm);
-        fprintf(out, "%8llu %-15s %11s %11s %11s %11s %11s %11s %8s\n",
-                (unsigned long long)r->pid, nm, human(r->committed, a, sizeof a),
-                human(r->touched, b, sizeof b), human(r->exposure, c, sizeof c),
-                human(r->slack, d, sizeof d), human(r->peak_committed, e, sizeof e),
-                human(r->peak_touched, f, sizeof f), human_age(age_s(r, now), g, sizeof g));
+        len = 0;
+        for (int c = 0; c < C_N; c++) {
+            if (!show[c])
+                continue;
+            const char *v = cell;
+            switch (c) {
+            case C_PID: snprintf(cell, sizeof cell, "%llu", (unsigned long long)r->pid); break;
+            case C_NAME: printable(r->name, nm, sizeof nm); v = nm; break;
+            case C_COMMITTED: human(r->committed, cell, sizeof cell); break;
+            case C_TOUCHED: human(r->touched, cell, sizeof cell); break;
+            case C_EXPOSURE: human(r->exposure, cell, sizeof cell); break;
+            case C_SLACK: human(r->slack, cell, sizeof cell); break;
+            case C_PEAKC: human(r->peak_committed, cell, sizeof cell); break;
+            case C_PEAKT: human(r->peak_touched, cell, sizeof cell); break;
+            case C_AGE: human_age(age_s(r, now), cell, sizeof cell); break;
+            }
+            add_cell(line, sizeof line, &len, c == C_PID, cols[c].width, c == C_NAME, v);
+        }
+        put_line(out, line, width);
     }
-    if (max_rows >= 0 && t->n > (size_t)max_rows)
-        fprintf(out, "%8s (%zu more)\n", "...", t->n - (size_t)max_rows);
-    char label[64];
-    snprintf(label, sizeof label, "%zu process%s", t->n, t->n == 1 ? "" : "es");
-    fprintf(out, "%-24s %11s %11s %11s %11s   slots %llu/%llu, pressure %s\n", label,
-            human(sum_c, a, sizeof a), human(sum_t, b, sizeof b), human(sum_e, c, sizeof c),
-            human(sum_s, d, sizeof d), (unsigned long long)t->in_use,
-            (unsigned long long)t->slot_count, pressure_name(t->pressure));
+    if (max_rows >= 0 && t->n > (size_t)max_rows) {
+        snprintf(line, sizeof line, "%8s (%zu more)", "...", t->n - (size_t)max_rows);
+        put_line(out, line, width);
+    }
+    /* The sums under their columns, then what the registry says of itself. */
+    len = 0;
+    for (int c = 0; c < C_N; c++) {
+        if (!show[c])
+            continue;
+        const char *v = "";
+        switch (c) {
+        case C_PID: v = "total"; break;
+        case C_COMMITTED: v = human(sum_c, cell, sizeof cell); break;
+        case C_TOUCHED: v = human(sum_t, cell, sizeof cell); break;
+        case C_EXPOSURE: v = human(sum_e, cell, sizeof cell); break;
+        case C_SLACK: v = human(sum_s, cell, sizeof cell); break;
+        }
+        add_cell(line, sizeof line, &len, c == C_PID, cols[c].width, c == C_NAME, v);
+    }
+    while (len > 0 && line[len - 1] == ' ')
+        line[--len] = '\0';
+    put_line(out, line, width);
+    snprintf(line, sizeof line, "%zu process%s, slots %llu/%llu, pressure %s", t->n,
+             t->n == 1 ? "" : "es", (unsigned long long)t->in_use,
+             (unsigned long long)t->slot_count, pressure_name(t->pressure));
+    put_line(out, line, width);
 }
 
-int preoom_ls_show(const char *reg_name, int sort_key, int json, int max_rows, FILE *out)
+int preoom_ls_show(const char *reg_name, int sort_key, int json, int max_rows, int width,
+                   FILE *out, FILE *err)
 {
     ls_table_t t;
     const char *why = "";
@@ -356,9 +459,9 @@ int preoom_ls_show(const char *reg_name, int sort_key, int json, int max_rows, F
     if (rc != 0) {
         /* EPROTO only says "bad contents", which `why` already says better. */
         if (rc == -EPROTO)
-            fprintf(stderr, "preoom: registry /dev/shm/preoom.%s: %s\n", reg_name, why);
+            fprintf(err, "preoom: registry /dev/shm/preoom.%s: %s\n", reg_name, why);
         else
-            fprintf(stderr, "preoom: registry /dev/shm/preoom.%s: %s (%s)\n", reg_name, why,
+            fprintf(err, "preoom: registry /dev/shm/preoom.%s: %s (%s)\n", reg_name, why,
                     strerror(-rc));
         free(t.rows);
         return 1;
@@ -370,10 +473,10 @@ int preoom_ls_show(const char *reg_name, int sort_key, int json, int max_rows, F
     if (json)
         print_json(reg_name, &t, out);
     else
-        print_table(&t, max_rows, out);
+        print_table(&t, max_rows, width, sort_key, out);
     free(t.rows);
     if (fflush(out) != 0 || ferror(out)) {
-        fprintf(stderr, "preoom: cannot write the output: %s\n", strerror(errno));
+        fprintf(err, "preoom: cannot write the output: %s\n", strerror(errno));
         return 1;
     }
     return 0;
@@ -382,30 +485,34 @@ int preoom_ls_show(const char *reg_name, int sort_key, int json, int max_rows, F
 static void usage(FILE *f)
 {
     fprintf(f, "usage: preoom ls [--registry NAME] [--json] "
-               "[--sort committed|touched|exposure|slack|peak|pid|name]\n");
+               "[--sort committed|touched|exposure|slack|peak|pid|name] [--version]\n");
 }
 
 int preoom_ls_common_arg(const char *cmd, int argc, char **argv, int *i, const char **reg_name,
                          int *sort, const char **sort_name, void (*print_usage)(FILE *))
 {
-    const char *a = argv[*i];
-    if (strcmp(a, "--sort") == 0 && *i + 1 < argc) {
-        const char *col = argv[++*i];
-        if ((*sort = preoom_ls_sort_key(col)) < 0) {
-            fprintf(stderr, "preoom: %s: unknown sort column '%s' (see preoom %s --help)\n", cmd,
-                    col, cmd);
+    const char *a = argv[*i], *v;
+    int r;
+    if ((r = preoom_cli_value(cmd, "--sort", argc, argv, i, &v)) != 0) {
+        if (r == 2)
             return 2;
-        }
+        if ((*sort = preoom_ls_sort_key(v)) < 0)
+            return preoom_cli_error(cmd, "--sort wants a column (committed, touched, exposure, "
+                                         "slack, peak, pid or name), not '%s'", v);
         if (sort_name)
-            *sort_name = col;
-    } else if (strcmp(a, "--registry") == 0 && *i + 1 < argc) {
-        *reg_name = argv[++*i];
+            *sort_name = v;
+    } else if ((r = preoom_cli_value(cmd, "--registry", argc, argv, i, &v)) != 0) {
+        if (r == 2)
+            return 2;
+        *reg_name = v;
     } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
         print_usage(stdout);
         return 1;
+    } else if (preoom_cli_is_version(a)) {
+        preoom_cli_print_version(cmd);
+        return 1;
     } else {
-        fprintf(stderr, "preoom: %s: unknown argument '%s' (see preoom %s --help)\n", cmd, a, cmd);
-        return 2;
+        return preoom_cli_error(cmd, "unknown option '%s'", a);
     }
     return 0;
 }
@@ -422,5 +529,5 @@ int preoom_cmd_ls(const char *reg_name, int argc, char **argv)
         if (r)
             return r == 1 ? 0 : 2;
     }
-    return preoom_ls_show(reg_name, sort, json, -1, stdout);
+    return preoom_ls_show(reg_name, sort, json, -1, -1, stdout, stderr);
 }

@@ -21,21 +21,27 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "cmd.h"
 #include "internal.h"
 
 static void usage(FILE *f)
 {
     fprintf(f, "usage: preoom run [--registry NAME] [--interval MS] [--report PATH] "
-               "[--stacks off|sample|all] [--verbose] -- CMD [ARGS...]\n");
+               "[--stacks off|sample|all] [--verbose] [--version] -- CMD [ARGS...]\n");
 }
 
-/* libpreoom.so: $PREOOM_LIB, else beside the executable as ../lib/libpreoom.so (installed)
- * or ./libpreoom.so (the build tree). The path must be absolute: CMD may change directory. */
+/* libpreoom.so: $PREOOM_LIB, else relative to the executable: ./libpreoom.so (the build
+ * tree), then LIBDIR as seen from BINDIR (built in by the Makefile: ../lib by default,
+ * ../lib/x86_64-linux-gnu for a Debian multiarch LIBDIR), so a staged DESTDIR tree finds its
+ * own library. The path must be absolute: CMD may change directory. */
+#ifndef PREOOM_LIBDIR_FROM_BINDIR
+#define PREOOM_LIBDIR_FROM_BINDIR "../lib"
+#endif
 static int find_lib(char *out, size_t size)
 {
     const char *env = getenv("PREOOM_LIB");
-    char exe[PATH_MAX], cand[PATH_MAX + 32];
+    char exe[PATH_MAX], cand[PATH_MAX + 64];
     if (env && *env) {
         if (!realpath(env, exe) || access(exe, R_OK) != 0) {
             fprintf(stderr, "preoom: run: PREOOM_LIB=%s: %s\n", env, strerror(errno));
@@ -54,7 +60,7 @@ static int find_lib(char *out, size_t size)
     char *slash = strrchr(exe, '/');
     if (slash)
         *slash = '\0';
-    static const char *const rel[] = {"../lib/libpreoom.so", "libpreoom.so"};
+    static const char *const rel[] = {"libpreoom.so", PREOOM_LIBDIR_FROM_BINDIR "/libpreoom.so"};
     for (size_t k = 0; k < sizeof rel / sizeof rel[0]; k++) {
         snprintf(cand, sizeof cand, "%s/%s", exe, rel[k]);
         char real[PATH_MAX];
@@ -63,8 +69,8 @@ static int find_lib(char *out, size_t size)
             return 0;
         }
     }
-    fprintf(stderr, "preoom: run: no libpreoom.so in %s/../lib or %s; set PREOOM_LIB\n", exe,
-            exe);
+    fprintf(stderr, "preoom: run: no libpreoom.so in %s or %s/%s; set PREOOM_LIB\n", exe, exe,
+            PREOOM_LIBDIR_FROM_BINDIR);
     return -1;
 }
 
@@ -222,54 +228,54 @@ int preoom_cmd_run(const char *reg_name, int argc, char **argv)
     const char *interval = NULL, *report = NULL, *stacks = NULL;
     int verbose = 0, i = 1;
     for (; i < argc; i++) {
-        const char *a = argv[i];
+        const char *a = argv[i], *v;
         if (strcmp(a, "--") == 0) {
             i++;
             break;
         }
         if (a[0] != '-')
             break;
-        int has = i + 1 < argc;
-        if (strcmp(a, "--registry") == 0 && has) {
-            reg_name = argv[++i];
-        } else if (strcmp(a, "--interval") == 0 && has) {
-            interval = argv[++i];
-        } else if (strcmp(a, "--report") == 0 && has) {
-            report = argv[++i];
-        } else if (strcmp(a, "--stacks") == 0 && has) {
-            stacks = argv[++i];
-        } else if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
+        int r = 0;
+        if ((r = preoom_cli_value("run", "--registry", argc, argv, &i, &v)) == 1)
+            reg_name = v;
+        else if (r == 0 && (r = preoom_cli_value("run", "--interval", argc, argv, &i, &v)) == 1)
+            interval = v;
+        else if (r == 0 && (r = preoom_cli_value("run", "--report", argc, argv, &i, &v)) == 1)
+            report = v;
+        else if (r == 0 && (r = preoom_cli_value("run", "--stacks", argc, argv, &i, &v)) == 1)
+            stacks = v;
+        if (r == 2)
+            return 2;
+        if (r == 1)
+            continue;
+        if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
             verbose++;
         } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             usage(stdout);
             return 0;
+        } else if (preoom_cli_is_version(a)) {
+            preoom_cli_print_version("run");
+            return 0;
         } else {
-            fprintf(stderr, "preoom: run: unknown option '%s' (see preoom run --help)\n", a);
-            return 2;
+            return preoom_cli_error("run", "unknown option '%s'", a);
         }
     }
-    if (i >= argc) {
-        fprintf(stderr, "preoom: run: no command given (preoom run [OPTIONS] -- CMD ARGS...)\n");
-        return 2;
-    }
+    if (i >= argc)
+        return preoom_cli_error("run", "no command given (preoom run [OPTIONS] -- CMD ARGS...)");
     /* Refuse here what the preload would only warn about and replace with a default. */
     char name[64];
     uint64_t u;
     int mode;
-    if (strcmp(reg_name, "off") != 0 && preoom_parse_name(reg_name, name, sizeof name) != 0) {
-        fprintf(stderr, "preoom: run: bad registry name '%s' (letters, digits, '.', '_', '-')\n",
-                reg_name);
-        return 2;
-    }
-    if (interval && preoom_parse_u64(interval, 1, 60000, &u) != 0) {
-        fprintf(stderr, "preoom: run: --interval wants milliseconds 1..60000, not '%s'\n",
-                interval);
-        return 2;
-    }
-    if (stacks && preoom_parse_stacks(stacks, &mode) != 0) {
-        fprintf(stderr, "preoom: run: --stacks wants off, sample or all, not '%s'\n", stacks);
-        return 2;
-    }
+    if (strcmp(reg_name, "off") != 0 && preoom_parse_name(reg_name, name, sizeof name) != 0)
+        return preoom_cli_error("run", "--registry wants a name of letters, digits, '.', '_' "
+                                       "and '-', or off, not '%s'", reg_name);
+    if (interval && preoom_parse_u64(interval, 1, 60000, &u) != 0)
+        return preoom_cli_error("run", "--interval wants milliseconds from 1 to 60000, not '%s'",
+                                interval);
+    if (stacks && preoom_parse_stacks(stacks, &mode) != 0)
+        return preoom_cli_error("run", "--stacks wants off, sample or all, not '%s'", stacks);
+    if (report && !*report)
+        return preoom_cli_error("run", "--report wants a path, not ''");
     char lib[PATH_MAX];
     if (find_lib(lib, sizeof lib) != 0 || set_preload(lib) != 0)
         return 1;

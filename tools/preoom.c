@@ -2,13 +2,14 @@
  *
  *   preoom [--registry NAME] ls|top|run|explain|report ...
  *
- * Global options come before the subcommand; the registry name defaults to $PREOOM_REGISTRY,
- * then "default". A subcommand not linked into this build says so instead of failing to link.
+ * Global options come before the subcommand, and every subcommand takes --registry and
+ * --version too; the registry name defaults to $PREOOM_REGISTRY, then "default". A subcommand not linked into this build says so instead of failing to link.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "cmd.h"
 
 /* Weak so that each subcommand lives in its own file and the command still builds while one
@@ -25,6 +26,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: preoom [--registry NAME] COMMAND [ARGS]\n"
+            "       preoom --version\n"
             "\n"
             "commands:\n"
             "  ls [--json]               the registered processes and their memory\n"
@@ -34,7 +36,38 @@ static void usage(FILE *f)
             "  report FILE|PID [OPTIONS] call sites: leaks, peaks, flame graphs\n"
             "\n"
             "The registry is /dev/shm/preoom.NAME (default: $PREOOM_REGISTRY or \"default\").\n"
-            "See preoom(1).\n");
+            "Every command takes --registry NAME, --help and --version (-V). See preoom(1).\n");
+}
+
+/* explain and report parse their own options without --registry (and --version): the
+ * dispatcher takes those out of their arguments, before any "--", so that every command
+ * takes them as preoom(1) says. 0, or 2 after an error line. */
+static int take_common(const char *cmd, int *argc, char **argv, const char **reg, int *version)
+{
+    int k = 1;
+    for (int i = 1; i < *argc; i++) {
+        const char *v;
+        if (strcmp(argv[i], "--") == 0) {
+            while (i < *argc)
+                argv[k++] = argv[i++];
+            break;
+        }
+        int r = preoom_cli_value(cmd, "--registry", *argc, argv, &i, &v);
+        if (r == 2)
+            return 2;
+        if (r == 1) {
+            *reg = v;
+            continue;
+        }
+        if (preoom_cli_is_version(argv[i])) {
+            *version = 1;
+            continue;
+        }
+        argv[k++] = argv[i];
+    }
+    *argc = k;
+    argv[k] = NULL;
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -44,16 +77,20 @@ int main(int argc, char **argv)
         reg = "default";
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
-        if (strcmp(argv[i], "--registry") == 0 && i + 1 < argc) {
-            reg = argv[++i];
-        } else if (strncmp(argv[i], "--registry=", 11) == 0) {
-            reg = argv[i] + 11;
+        const char *v;
+        int r = preoom_cli_value(NULL, "--registry", argc, argv, &i, &v);
+        if (r == 2)
+            return 2;
+        if (r == 1) {
+            reg = v;
         } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             usage(stdout);
             return 0;
+        } else if (preoom_cli_is_version(argv[i])) {
+            preoom_cli_print_version(NULL);
+            return 0;
         } else {
-            fprintf(stderr, "preoom: unknown option %s (see preoom --help)\n", argv[i]);
-            return 2;
+            return preoom_cli_error(NULL, "unknown option '%s'", argv[i]);
         }
     }
     if (i >= argc) {
@@ -70,8 +107,17 @@ int main(int argc, char **argv)
             fprintf(stderr, "preoom: '%s' is not available in this build\n", names[k]);
             return 1;
         }
-        return fns[k](reg, argc - i, argv + i);
+        int sub_argc = argc - i;
+        if (k >= 3) { /* explain, report */
+            int version = 0;
+            if (take_common(names[k], &sub_argc, argv + i, &reg, &version) != 0)
+                return 2;
+            if (version) {
+                preoom_cli_print_version(names[k]);
+                return 0;
+            }
+        }
+        return fns[k](reg, sub_argc, argv + i);
     }
-    fprintf(stderr, "preoom: unknown command '%s' (see preoom --help)\n", argv[i]);
-    return 2;
+    return preoom_cli_error(NULL, "unknown command '%s'", argv[i]);
 }

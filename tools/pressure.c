@@ -32,6 +32,9 @@ uint64_t preoom_threshold_bytes(const preoom_threshold_t *t, uint64_t total)
     return pct > t->bytes ? pct : t->bytes;
 }
 
+/* A percent ("15", "15.5", "15%") or a size ("200M", "1.5GiB"). A size may have a fraction,
+ * as earlyoom's users write "1.5G"; it is rounded down to a whole byte. A percent of 100 or
+ * more is refused: that rung would be past at once, on any machine. */
 static int parse_one(const char *s, size_t n, preoom_threshold_t *out)
 {
     if (n == 0)
@@ -41,7 +44,7 @@ static int parse_one(const char *s, size_t n, preoom_threshold_t *out)
         return -ERANGE;
     memcpy(buf, s, n);
     buf[n] = '\0';
-    uint64_t whole = 0, frac = 0;
+    uint64_t whole = 0, frac = 0, frac_div = 1;
     size_t i = 0;
     int digits = 0, fdigits = 0;
     for (; buf[i] >= '0' && buf[i] <= '9'; i++, digits++) {
@@ -50,24 +53,24 @@ static int parse_one(const char *s, size_t n, preoom_threshold_t *out)
         whole = whole * 10 + (uint64_t)(buf[i] - '0');
     }
     if (buf[i] == '.') {
+        /* Six decimals are finer than a byte of a terabyte's millionth: the rest is noise. */
         for (i++; buf[i] >= '0' && buf[i] <= '9'; i++, fdigits++)
-            if (fdigits < 2)
+            if (fdigits < 6) {
                 frac = frac * 10 + (uint64_t)(buf[i] - '0');
-        if (fdigits == 1)
-            frac *= 10;
+                frac_div *= 10;
+            }
+        if (fdigits == 0)
+            return -EINVAL; /* "15." */
     }
-    if (!digits && !fdigits)
-        return -EINVAL;
+    if (!digits)
+        return -EINVAL; /* ".5": write 0.5 */
     const char *u = buf + i;
     if (*u == '\0' || (u[0] == '%' && u[1] == '\0')) {
-        uint64_t p = whole * 100 + frac;
-        if (p > 10000)
+        if (whole >= 100)
             return -ERANGE;
-        out->percent_x100 = (uint32_t)p;
+        out->percent_x100 = (uint32_t)(whole * 100 + frac * 100 / frac_div);
         return 0;
     }
-    if (fdigits)
-        return -EINVAL; /* no fractional byte amounts */
     unsigned shift;
     switch (*u | 0x20) {
     case 'k': shift = 10; break;
@@ -83,9 +86,10 @@ static int parse_one(const char *s, size_t n, preoom_threshold_t *out)
         u++;
     if (*u != '\0')
         return -EINVAL;
-    if (whole > (UINT64_MAX >> shift))
+    if (whole > (UINT64_MAX >> shift) - 1)
         return -ERANGE;
-    out->bytes = whole << shift;
+    /* frac < frac_div <= 10^6 and shift <= 40: the product fits in 64 bits. */
+    out->bytes = (whole << shift) + (frac << shift) / frac_div;
     return 0;
 }
 
@@ -119,25 +123,73 @@ void preoom_thresholds_defaults(preoom_thresholds_t *t)
     t->psi_full_x100 = 4000;
 }
 
+/* The rungs are compared on what they stand for, not on how they were written: "--ask 20%
+ * --term 10,200M" is in order on any machine of 2 GiB or more, and "--ask 2G" against the
+ * default 10 % term on any of 20 GiB or less. Without a total, only an order that is wrong
+ * on every machine is refused (a percent above a percent, a size above a size, ...); the
+ * total itself is checked by preoom_thresholds_check_at once it is known. Each line is
+ * max(percent × total, bytes): two such lines change order at most once as the total grows,
+ * so trying every power of two from 16 MiB to 1 PiB finds a total where they are in order
+ * if one exists in that range. */
+static const char *order_at(const preoom_thresholds_t *t, uint64_t total)
+{
+    uint64_t a = preoom_threshold_bytes(&t->ask, total);
+    uint64_t s = preoom_threshold_bytes(&t->term, total);
+    uint64_t k = preoom_threshold_bytes(&t->kill, total);
+    if (a < s)
+        return "--ask comes out below --term";
+    if (s < k)
+        return "--term comes out below --kill";
+    return NULL;
+}
+
 int preoom_thresholds_check(const preoom_thresholds_t *t, const char **why)
 {
-    /* Compare on a reference total: the rungs must come in order whatever the size. */
-    static const uint64_t totals[] = {64ULL << 20, 1ULL << 30, 64ULL << 30, 1ULL << 40};
-    for (size_t i = 0; i < sizeof totals / sizeof totals[0]; i++) {
-        uint64_t a = preoom_threshold_bytes(&t->ask, totals[i]);
-        uint64_t s = preoom_threshold_bytes(&t->term, totals[i]);
-        uint64_t k = preoom_threshold_bytes(&t->kill, totals[i]);
-        if (a < s || s < k) {
-            *why = "thresholds out of order: --ask must be at least --term, and --term at "
-                   "least --kill";
-            return -EINVAL;
-        }
-    }
     if (t->ask.percent_x100 == 0 && t->ask.bytes == 0) {
         *why = "the ask threshold is zero: preoomd would act only when memory is gone";
         return -EINVAL;
     }
-    return 0;
+    const char *first = NULL;
+    for (unsigned sh = 24; sh <= 50; sh++) {
+        const char *w = order_at(t, 1ULL << sh);
+        if (!w)
+            return 0;
+        if (!first)
+            first = w;
+    }
+    *why = first[2] == 'a'
+               ? "thresholds out of order: --ask comes out below --term on every total "
+                 "(16 MiB to 1 PiB); the ask rung must be reached first"
+               : "thresholds out of order: --term comes out below --kill on every total "
+                 "(16 MiB to 1 PiB); the SIGTERM rung must be reached before SIGKILL";
+    return -EINVAL;
+}
+
+int preoom_thresholds_check_at(const preoom_thresholds_t *t, uint64_t total, const char **why)
+{
+    const char *w = order_at(t, total);
+    if (!w)
+        return 0;
+    *why = w[2] == 'a' ? "thresholds out of order at this total: --ask comes out below --term"
+                       : "thresholds out of order at this total: --term comes out below --kill";
+    return -EINVAL;
+}
+
+void preoom_thresholds_lines(const preoom_thresholds_t *t, uint64_t total, uint64_t *ask_bytes,
+                             uint64_t *term_bytes, uint64_t *kill_bytes)
+{
+    /* A higher rung is never below a lower one: memory below the SIGTERM line is below the
+     * ask line too, whatever the units say. level_for below ranks the same way. */
+    uint64_t k = preoom_threshold_bytes(&t->kill, total);
+    uint64_t s = preoom_threshold_bytes(&t->term, total);
+    uint64_t a = preoom_threshold_bytes(&t->ask, total);
+    if (s < k)
+        s = k;
+    if (a < s)
+        a = s;
+    *ask_bytes = a;
+    *term_bytes = s;
+    *kill_bytes = k;
 }
 
 static enum preoom_pressure level_for(const preoom_thresholds_t *t, uint64_t avail,

@@ -68,16 +68,27 @@ typedef struct {
 /* The bytes a threshold stands for, out of `total`. */
 uint64_t preoom_threshold_bytes(const preoom_threshold_t *t, uint64_t total);
 
-/* Parse "15" / "15.5" / "15%" (percent) or "200M" / "200MiB" / "1G" (bytes) into a
- * threshold; "15,200M" sets both. 0 or -EINVAL / -ERANGE. */
+/* Parse "15" / "15.5" / "15%" (percent, below 100) or "200M" / "200MiB" / "1.5G" (bytes,
+ * K, M, G or T, a fraction rounded down to a byte) into a threshold; "15,200M" sets both.
+ * 0, or -EINVAL / -ERANGE with *out untouched. */
 int preoom_threshold_parse(const char *s, preoom_threshold_t *out);
 
 /* Defaults: ask 15 %, term 10 %, kill 5 % (earlyoom's 10/5 with an earlier ask rung),
  * exposure at 500 per mille, PSI some 20 % / full 40 %. */
 void preoom_thresholds_defaults(preoom_thresholds_t *t);
 
-/* Checks the rungs are in order (ask ≥ term ≥ kill); 0 or -EINVAL with *why set. */
+/* Checks the rungs can be in order (ask ≥ term ≥ kill, on their bytes at a total): refuses
+ * only an order wrong at every total from 16 MiB to 1 PiB, and a zero ask rung. 0 or -EINVAL
+ * with *why set (a static sentence). */
 int preoom_thresholds_check(const preoom_thresholds_t *t, const char **why);
+
+/* The same at one known total (the cgroup's limit, or RAM + swap): 0 or -EINVAL, *why set. */
+int preoom_thresholds_check_at(const preoom_thresholds_t *t, uint64_t total, const char **why);
+
+/* The effective lines at `total`: each rung at least the one below it (memory under the
+ * SIGTERM line is under the ask line too), which is how the assessment ranks them. */
+void preoom_thresholds_lines(const preoom_thresholds_t *t, uint64_t total, uint64_t *ask_bytes,
+                             uint64_t *term_bytes, uint64_t *kill_bytes);
 
 void preoom_pressure_assess(const preoom_thresholds_t *t, const preoom_readings_t *r,
                             preoom_assessment_t *out);

@@ -22,7 +22,10 @@ missing=""
 for f in $files; do [ -f "$root/$f" ] || missing="$missing $f"; done
 check "every file installed (missing:${missing:- none})" [ -z "$missing" ]
 check "the tools are executable" [ -x "$root/usr/bin/preoom" -a -x "$root/usr/sbin/preoomd" ]
-check "the unit runs the installed preoomd" grep -qx 'ExecStart=/usr/sbin/preoomd $PREOOMD_ARGS' "$root/usr/lib/systemd/system/preoomd.service"
+check "the unit runs the installed preoomd" grep -qx 'ExecStart=/usr/sbin/preoomd --group ${PREOOM_REGISTRY_GROUP} $PREOOMD_ARGS' "$root/usr/lib/systemd/system/preoomd.service"
+check "the unit and the drop-in read /etc/default/preoomd" \
+    bash -c 'grep -qx "EnvironmentFile=-/etc/default/preoomd" "$1" && grep -qx "EnvironmentFile=-/etc/default/preoomd" "$2"' _ \
+    "$root/usr/lib/systemd/system/preoomd.service" "$root/usr/share/doc/preoom/examples/mariadb.service.d/preoom.conf"
 check "the drop-in preloads the installed library" grep -qx 'Environment=LD_PRELOAD=/usr/lib/libpreoom.so' "$root/usr/share/doc/preoom/examples/mariadb.service.d/preoom.conf"
 check "no @PLACEHOLDER@ left in what was installed" bash -c '! grep -rl "@[A-Z]*@" "$1/usr/lib/systemd" "$1/usr/share/doc" "$1/usr/lib/pkgconfig"' _ "$root"
 
@@ -100,4 +103,32 @@ check "make uninstall succeeds" [ $? -eq 0 ]
 left=$(cd "$root" && find . -type f ! -path ./etc/default/preoomd | tr '\n' ' ')
 check "uninstall removes every installed file (left: ${left:-none})" [ -z "$left" ]
 check "uninstall keeps /etc/default/preoomd" [ -f "$root/etc/default/preoomd" ]
+
+# ---- PREFIX alone: nothing outside it (GNU: sysconfdir is $(prefix)/etc) ----------------------
+etc_before=$(stat -c %Y /etc/default/preoomd 2>/dev/null || echo none)
+px=$T_TMP/x
+make -C "$TOP" --no-print-directory BUILD="$BUILD" PREFIX="$px" install >"$T_TMP/px.log" 2>&1
+check "make install PREFIX=$px (no DESTDIR) succeeds" [ $? -eq 0 ]
+check "make install PREFIX=...: the settings file is PREFIX/etc/default/preoomd" [ -f "$px/etc/default/preoomd" ]
+check "make install PREFIX=...: /etc/default/preoomd untouched" \
+    [ "$(stat -c %Y /etc/default/preoomd 2>/dev/null || echo none)" = "$etc_before" ]
+# Every absolute path on the command lines make printed (the log holds nothing else).
+outside=$(grep -oE '(^|[ ;])/[^ ;]+' "$T_TMP/px.log" | sed 's/^[ ;]*//' | grep -v "^$px" | tr '\n' ' ')
+check "make install PREFIX=...: every path it wrote is under PREFIX (others: ${outside:-none})" [ -z "$outside" ]
+check "the unit reads the settings from PREFIX/etc" \
+    grep -qx "EnvironmentFile=-$px/etc/default/preoomd" "$px/lib/systemd/system/preoomd.service"
+
+# ---- a multiarch LIBDIR: preoom run and the .pc file follow it ---------------------------------
+ma=$T_TMP/ma
+make -C "$TOP" --no-print-directory BUILD="$BUILD" DESTDIR="$ma" PREFIX=/usr \
+    LIBDIR=/usr/lib/x86_64-linux-gnu install >"$T_TMP/ma.log" 2>&1
+check "make install LIBDIR=/usr/lib/x86_64-linux-gnu succeeds" [ $? -eq 0 ]
+check "LIBDIR: the library is there" [ -f "$ma/usr/lib/x86_64-linux-gnu/libpreoom.so" ]
+check "LIBDIR: the .pc file is in LIBDIR/pkgconfig and says libdir=LIBDIR" \
+    grep -qx 'libdir=/usr/lib/x86_64-linux-gnu' "$ma/usr/lib/x86_64-linux-gnu/pkgconfig/preoom.pc"
+maps=$(env -u PREOOM_LIB "$ma/usr/bin/preoom" run --registry off -- cat /proc/self/maps 2>"$T_TMP/ma.err")
+check "LIBDIR: the installed preoom run preloads LIBDIR's library ($(head -c 200 "$T_TMP/ma.err"))" \
+    grep -q "$ma/usr/lib/x86_64-linux-gnu/libpreoom.so" <<<"$maps"
+# Put the build tree back as it was for the other tests (cmd_run.o with the default LIBDIR).
+make -C "$TOP" --no-print-directory BUILD="$BUILD" all >/dev/null 2>&1
 t_done

@@ -13,16 +13,24 @@ static void t_parse(void)
 {
     static const struct { const char *s; int rc; uint32_t pct; uint64_t bytes; } t[] = {
         {"15", 0, 1500, 0}, {"15%", 0, 1500, 0}, {"15.5", 0, 1550, 0}, {"0.25%", 0, 25, 0},
-        {"100", 0, 10000, 0}, {"200M", 0, 0, 200 * MiB}, {"1GiB", 0, 0, GiB}, {"512k", 0, 0, 512 << 10},
-        {"15,200M", 0, 1500, 200 * MiB}, {"101", -ERANGE, 0, 0}, {"", -EINVAL, 0, 0},
-        {"abc", -EINVAL, 0, 0}, {"1.5M", -EINVAL, 0, 0}, {"15,", -EINVAL, 0, 0},
-        {"15%%", -EINVAL, 0, 0}, {"-5", -EINVAL, 0, 0}, {"99999999999999999999G", -ERANGE, 0, 0},
+        {"99.99", 0, 9999, 0}, {"200M", 0, 0, 200 * MiB}, {"1GiB", 0, 0, GiB},
+        {"512k", 0, 0, 512 << 10}, {"2G", 0, 0, 2 * GiB}, {"2gb", 0, 0, 2 * GiB},
+        {"1.5G", 0, 0, 3 * GiB / 2}, {"1.5M", 0, 0, 3 * MiB / 2}, {"0.5GiB", 0, 0, GiB / 2},
+        {"1.0000001K", 0, 0, 1024}, {"0.001K", 0, 0, 1}, /* rounded down to a byte */
+        {"15,200M", 0, 1500, 200 * MiB}, {"10,1.5G", 0, 1000, 3 * GiB / 2},
+        {"100", -ERANGE, 0, 0}, {"100%", -ERANGE, 0, 0}, {"101", -ERANGE, 0, 0},
+        {"", -EINVAL, 0, 0}, {"abc", -EINVAL, 0, 0}, {"15,", -EINVAL, 0, 0}, {",15", -EINVAL, 0, 0},
+        {"15%%", -EINVAL, 0, 0}, {"-5", -EINVAL, 0, 0}, {"15.", -EINVAL, 0, 0},
+        {".5G", -EINVAL, 0, 0}, {"1.5X", -EINVAL, 0, 0}, {"2G ", -EINVAL, 0, 0},
+        {"99999999999999999999G", -ERANGE, 0, 0}, {"16777216T", -ERANGE, 0, 0},
+        {"15,200M,5", -EINVAL, 0, 0},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
         preoom_threshold_t th = {7, 7};
         int rc = preoom_threshold_parse(t[i].s, &th);
-        if (rc != t[i].rc)
-            printf("# case '%s'\n", t[i].s);
+        if (rc != t[i].rc || (rc == 0 && (th.percent_x100 != t[i].pct || th.bytes != t[i].bytes)))
+            printf("# case '%s': rc %d, %u, %llu\n", t[i].s, rc, th.percent_x100,
+                   (unsigned long long)th.bytes);
         CHECK_EQ_I64(rc, t[i].rc);
         if (rc == 0) {
             CHECK_EQ_U64(th.percent_x100, t[i].pct);
@@ -36,22 +44,73 @@ static void t_parse(void)
     CHECK_EQ_U64(preoom_threshold_bytes(&th, 256 * MiB), 100 * MiB);      /* 100 MiB > 15% */
 }
 
+/* The rungs as an operator writes them: each row sets some of --ask/--term/--kill over the
+ * defaults (15 %, 10 %, 5 %) and says whether the order can hold, and whether it holds at
+ * a 4 GiB and a 64 GiB total. */
 static void t_check(void)
 {
-    preoom_thresholds_t t;
-    const char *why;
-    preoom_thresholds_defaults(&t);
-    CHECK(preoom_thresholds_check(&t, &why) == 0);
-    t.term.percent_x100 = 2000; /* term above ask */
-    CHECK(preoom_thresholds_check(&t, &why) == -EINVAL);
-    preoom_thresholds_defaults(&t);
-    t.kill.bytes = 10 * GiB; /* kill above term on a small machine */
-    CHECK(preoom_thresholds_check(&t, &why) == -EINVAL);
-    preoom_thresholds_defaults(&t);
-    t.ask.percent_x100 = 0;
-    t.term.percent_x100 = 0;
-    t.kill.percent_x100 = 0;
-    CHECK(preoom_thresholds_check(&t, &why) == -EINVAL);
+    static const struct {
+        const char *ask, *term, *kill;
+        int rc, at4g, at64g;
+    } rows[] = {
+        {NULL, NULL, NULL, 0, 0, 0},                        /* the defaults */
+        {"20%", "10,200M", NULL, 0, 0, 0},                  /* preoomd(8)'s example */
+        {"2G", NULL, NULL, 0, 0, -EINVAL},                  /* earlyoom's habit: 10% of 64G is 6.4G */
+        {"1.5G", "1G", "500M", 0, 0, 0},                    /* sizes only: no total matters */
+        {"15,2G", "10,1G", "5,512M", 0, 0, 0},
+        {"20", "10,3G", NULL, 0, -EINVAL, 0},               /* 3G above 20% of 4G */
+        {NULL, "20%", NULL, -EINVAL, -EINVAL, -EINVAL},     /* term above ask everywhere */
+        {NULL, NULL, "12", -EINVAL, -EINVAL, -EINVAL},      /* kill above term everywhere */
+        {"1G", "2G", "0", -EINVAL, -EINVAL, -EINVAL},       /* sizes out of order */
+        {"5", "3", "4", -EINVAL, -EINVAL, -EINVAL},
+        {"0", "0", "0", -EINVAL, 0, 0},                     /* no ask rung at all */
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        preoom_thresholds_t t;
+        preoom_thresholds_defaults(&t);
+        const char *why = NULL;
+        if (rows[i].ask)
+            CHECK(preoom_threshold_parse(rows[i].ask, &t.ask) == 0);
+        if (rows[i].term)
+            CHECK(preoom_threshold_parse(rows[i].term, &t.term) == 0);
+        if (rows[i].kill)
+            CHECK(preoom_threshold_parse(rows[i].kill, &t.kill) == 0);
+        int rc = preoom_thresholds_check(&t, &why);
+        int r4 = preoom_thresholds_check_at(&t, 4 * GiB, &why);
+        int r64 = preoom_thresholds_check_at(&t, 64 * GiB, &why);
+        if (rc != rows[i].rc || r4 != rows[i].at4g || r64 != rows[i].at64g)
+            printf("# row %zu (ask %s term %s kill %s): %d %d %d\n", i, rows[i].ask,
+                   rows[i].term, rows[i].kill, rc, r4, r64);
+        CHECK_EQ_I64(rc, rows[i].rc);
+        CHECK_EQ_I64(r4, rows[i].at4g);
+        CHECK_EQ_I64(r64, rows[i].at64g);
+        if (rc != 0)
+            CHECK(why != NULL && strncmp(why, "th", 2) == 0);
+        /* The effective lines are ordered whatever the rungs say, and agree with the
+         * assessment: memory just under a line is at least that line's level. */
+        for (uint64_t total = 64 * MiB; total <= 64 * GiB; total *= 4) {
+            uint64_t a, s, k;
+            preoom_thresholds_lines(&t, total, &a, &s, &k);
+            CHECK(a >= s && s >= k);
+            preoom_readings_t r;
+            memset(&r, 0, sizeof r);
+            r.mem_total_bytes = total;
+            preoom_assessment_t as;
+            if (s > 0) {
+                r.mem_available_bytes = s - 1;
+                preoom_pressure_assess(&t, &r, &as);
+                CHECK(as.level >= PREOOM_PRESSURE_CRITICAL);
+            }
+            if (a > 0) {
+                r.mem_available_bytes = a;
+                preoom_pressure_assess(&t, &r, &as);
+                CHECK(as.level >= PREOOM_PRESSURE_MODERATE);
+            }
+            r.mem_available_bytes = a + 1;
+            preoom_pressure_assess(&t, &r, &as);
+            CHECK(as.level == PREOOM_PRESSURE_NONE || a + 1 > total);
+        }
+    }
 }
 
 /* A 256 MiB cgroup on a 16 GiB machine with plenty free. */
