@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "candidates.h" /* preoom_read_private */
 #include "cli.h"
 #include "cmd.h"
 #include "internal.h"
@@ -28,6 +29,7 @@ typedef struct ls_row {
     uint64_t slot, pid, start_time, registered_ns;
     uint64_t committed, touched, exposure, slack, peak_committed, peak_touched;
     uint64_t malloc_bytes, mmap_bytes, brk_bytes, rss_anon, swap, adj;
+    uint64_t pss;      /* Pss_Anon + SwapPss: its share of pages it shares (0: unknown) */
     char name[16];
 } ls_row_t;
 
@@ -176,6 +178,13 @@ static void verify(ls_table_t *t)
             continue;
         if (!preoom_reg_pid_matches((pid_t)r->pid, r->start_time))
             continue;
+        /* A prefork server's workers share its heap copy-on-write: each one's touched
+         * counts all of it. Proportional shares add up to what the memory really holds. */
+        static preoom_procfs_t fs;
+        if (!fs.proc_root)
+            preoom_procfs_init(&fs);
+        if (preoom_read_private(&fs, (int32_t)r->pid, &r->pss) != 0)
+            r->pss = 0;
         t->rows[k++] = *r;
     }
     t->n = k;
@@ -281,7 +290,7 @@ static void json_string(FILE *out, const char *s)
 static void print_json(const char *reg_name, const ls_table_t *t, FILE *out)
 {
     uint64_t now = preoom_now_ns(CLOCK_REALTIME);
-    uint64_t sum_c = 0, sum_t = 0, sum_e = 0, sum_s = 0;
+    uint64_t sum_c = 0, sum_t = 0, sum_e = 0, sum_s = 0, sum_p = 0;
     /* schema: bumped whenever a key changes meaning or type; keys are only ever added
      * within one schema. preoom(1) lists them. */
     fprintf(out, "{\"schema\": %d, \"registry\": ", PREOOM_LS_JSON_SCHEMA);
@@ -300,23 +309,24 @@ static void print_json(const char *reg_name, const ls_table_t *t, FILE *out)
                 ", \"committed\": %llu, \"touched\": %llu, \"exposure\": %llu, \"slack\": %llu, "
                 "\"peak_committed\": %llu, \"peak_touched\": %llu, \"malloc\": %llu, "
                 "\"mmap\": %llu, \"brk\": %llu, \"rss_anon\": %llu, \"swap\": %llu, "
-                "\"adj\": %llu, \"age_s\": %llu}",
+                "\"adj\": %llu, \"pss\": %llu, \"age_s\": %llu}",
                 (unsigned long long)r->committed, (unsigned long long)r->touched,
                 (unsigned long long)r->exposure, (unsigned long long)r->slack,
                 (unsigned long long)r->peak_committed, (unsigned long long)r->peak_touched,
                 (unsigned long long)r->malloc_bytes, (unsigned long long)r->mmap_bytes,
                 (unsigned long long)r->brk_bytes, (unsigned long long)r->rss_anon,
                 (unsigned long long)r->swap, (unsigned long long)r->adj,
-                (unsigned long long)age_s(r, now));
+                (unsigned long long)r->pss, (unsigned long long)age_s(r, now));
+        sum_p = sat_add(sum_p, r->pss ? r->pss : r->touched);
         sum_c = sat_add(sum_c, r->committed);
         sum_t = sat_add(sum_t, r->touched);
         sum_e = sat_add(sum_e, r->exposure);
         sum_s = sat_add(sum_s, r->slack);
     }
     fprintf(out, "%s], \"totals\": {\"processes\": %zu, \"committed\": %llu, \"touched\": %llu, "
-                 "\"exposure\": %llu, \"slack\": %llu}}\n",
+                 "\"touched_pss\": %llu, \"exposure\": %llu, \"slack\": %llu}}\n",
             t->n ? "\n" : "", t->n, (unsigned long long)sum_c, (unsigned long long)sum_t,
-            (unsigned long long)sum_e, (unsigned long long)sum_s);
+            (unsigned long long)sum_p, (unsigned long long)sum_e, (unsigned long long)sum_s);
 }
 
 /* The table's columns, in the order they are shown, and how much each is worth when the
@@ -384,7 +394,7 @@ static void add_cell(char *line, size_t size, size_t *len, int first, int w, int
 static void print_table(const ls_table_t *t, int max_rows, int width, int sort_key, FILE *out)
 {
     uint64_t now = preoom_now_ns(CLOCK_REALTIME);
-    uint64_t sum_c = 0, sum_t = 0, sum_e = 0, sum_s = 0;
+    uint64_t sum_c = 0, sum_t = 0, sum_e = 0, sum_s = 0, sum_p = 0;
     int show[C_N];
     choose_columns(width, sort_key, show);
     char line[256], cell[32], nm[16];
@@ -398,6 +408,7 @@ static void print_table(const ls_table_t *t, int max_rows, int width, int sort_k
         const ls_row_t *r = &t->rows[i];
         sum_c = sat_add(sum_c, r->committed);
         sum_t = sat_add(sum_t, r->touched);
+        sum_p = sat_add(sum_p, r->pss ? r->pss : r->touched);
         sum_e = sat_add(sum_e, r->exposure);
         sum_s = sat_add(sum_s, r->slack);
         if (max_rows >= 0 && (long)i >= max_rows)
@@ -444,9 +455,11 @@ static void print_table(const ls_table_t *t, int max_rows, int width, int sort_k
     while (len > 0 && line[len - 1] == ' ')
         line[--len] = '\0';
     put_line(out, line, width);
-    snprintf(line, sizeof line, "%zu process%s, slots %llu/%llu, pressure %s", t->n,
-             t->n == 1 ? "" : "es", (unsigned long long)t->in_use,
-             (unsigned long long)t->slot_count, pressure_name(t->pressure));
+    char pss[32];
+    snprintf(line, sizeof line, "%zu process%s, slots %llu/%llu, pressure %s, touched %s with "
+             "shared pages counted once", t->n, t->n == 1 ? "" : "es",
+             (unsigned long long)t->in_use, (unsigned long long)t->slot_count,
+             pressure_name(t->pressure), human(sum_p, pss, sizeof pss));
     put_line(out, line, width);
 }
 

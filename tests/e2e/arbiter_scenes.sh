@@ -129,6 +129,17 @@ scene_prefork() {
     local leaker; leaker=$(awk '$1 == "child" && $2 == 3 {print $3}' "$T_TMP/pf.$TRIAL")
     verdict "$([ "$(signalled "$LOG" | tr '\n' ' ')" = "$leaker " ] || echo " signalled '$(signalled "$LOG" | tr '\n' ' ')', not the leaking worker $leaker alone;")$([ "$p" -eq 0 ] || echo " the parent did not finish ($p);")$([ "$KILLS" -eq 0 ] || echo " kernel oom_kill=$KILLS;")"
 }
+# What the prefork server really holds: ls counts the shared heap once by PSS (the sum of
+# touched counts it in every worker).
+TRIAL=ls
+CG=$(cg_create scls $((600 << 20)))
+run P "$PROG/prefork" 60 8 20 -1 0 3 "$T_TMP/pf.ls"
+sleep 1.5
+"$B/preoom" --registry "$T_REG" ls --json >"$T_TMP/pf.json" 2>/dev/null
+st "$P"; cg_remove "$CG"
+read -r tt tp < <(python3 -c 'import json,sys; t=json.load(open(sys.argv[1]))["totals"]; print(t["touched"] >> 20, t["touched_pss"] >> 20)' "$T_TMP/pf.json")
+check "ls: a prefork server's shared heap counted once by PSS (touched $tt MiB summed, $tp MiB by PSS, ~220 held)" \
+    [ "${tp:-0}" -ge 180 -a "${tp:-0}" -le 300 -a "${tt:-0}" -ge 500 ]
 control prefork
 scene prefork "a prefork server: the leaking worker, not the parent or an idle sibling"
 

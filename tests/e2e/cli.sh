@@ -80,9 +80,9 @@ if command -v jq >/dev/null; then
         bash -c 'jq -e ".pressure | type == \"string\" and test(\"^(none|moderate|critical|complete)$\")" "$1" >/dev/null' _ "$T_TMP/ls.json"
     proc_keys=$(jq -r '.processes[0] | keys_unsorted | join(" ")' "$T_TMP/ls.json")
     check "ls --json: process keys ($proc_keys)" \
-        [ "$proc_keys" = "slot pid name committed touched exposure slack peak_committed peak_touched malloc mmap brk rss_anon swap adj age_s" ]
+        [ "$proc_keys" = "slot pid name committed touched exposure slack peak_committed peak_touched malloc mmap brk rss_anon swap adj pss age_s" ]
     tot_keys=$(jq -r '.totals | keys_unsorted | join(" ")' "$T_TMP/ls.json")
-    check "ls --json: totals keys ($tot_keys)" [ "$tot_keys" = "processes committed touched exposure slack" ]
+    check "ls --json: totals keys ($tot_keys)" [ "$tot_keys" = "processes committed touched touched_pss exposure slack" ]
     check "ls --json: the held process is listed" \
         bash -c 'jq -e --argjson p "$2" "[.processes[].pid] | index(\$p) != null" "$1" >/dev/null' _ "$T_TMP/ls.json" "$held"
     # Every key is in preoom(1), in the paragraph on ls --json.
