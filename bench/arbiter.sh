@@ -22,7 +22,7 @@ cg=""
 cleanup() {
     for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
     [ -n "$cg" ] && rmdir "$cg" 2>/dev/null
-    rm -f /dev/shm/preoom.$REG
+    rm -f /dev/shm/preoom.$REG /dev/shm/preoom.$REG.preoomd
 }
 trap cleanup EXIT
 

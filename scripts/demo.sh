@@ -47,7 +47,7 @@ cleanup() {
         for p in $(cat "$cg/cgroup.procs" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
         for _ in 1 2 3 4 5 6 7 8 9 10; do rmdir "$cg" 2>/dev/null && break; sleep 0.2; done
     fi
-    rm -f "/dev/shm/preoom.$REG"
+    rm -f "/dev/shm/preoom.$REG" "/dev/shm/preoom.$REG.preoomd"
     [ -n "${DEMO_KEEP:-}" ] && cp -r "$TMP" "$DEMO_KEEP"
     rm -rf "$TMP"
     [ "$tty" -eq 1 ] && printf '\033[?25h'

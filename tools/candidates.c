@@ -194,15 +194,9 @@ int preoom_read_private(const preoom_procfs_t *fs, int32_t pid, uint64_t *bytes)
     if (rc != 0)
         return rc;
     uint64_t anon, swap;
-    /* Values are in kB. Pss_Anon (5.x+) splits shared anonymous pages (a prefork server's
-     * copy-on-write heap) between their sharers: a kill frees only its own share. */
-    if (preoom_parse_keyed_u64(buf, len, "Pss_Anon:", &anon) != 0 &&
-        preoom_parse_keyed_u64(buf, len, "Private_Dirty:", &anon) != 0)
-        return -ENOENT;
-    if (preoom_parse_keyed_u64(buf, len, "SwapPss:", &swap) != 0 &&
-        preoom_parse_keyed_u64(buf, len, "Swap:", &swap) != 0)
-        swap = 0;
-    *bytes = (anon + swap) * 1024;
+    if ((rc = preoom_parse_smaps_rollup(buf, len, &anon, &swap)) != 0)
+        return rc;
+    *bytes = anon + swap;
     return 0;
 }
 
@@ -477,8 +471,9 @@ static void add_unregistered(void *vctx, int32_t pid)
     p->slot_index = UINT64_MAX;
     /* In scope, the operator handed this cgroup (or host) to preoomd: any process in it may
      * be signalled, as the kernel's OOM killer would. Out of scope it is only looked at. */
-    bool in_scope = u->o->scope == PREOOM_SCOPE_ALL ||
-                    (u->o->scope == PREOOM_SCOPE_CGROUP && u->o->cgroup_dir && *u->o->cgroup_dir);
+    bool in_scope = !u->o->look_only &&
+                    (u->o->scope == PREOOM_SCOPE_ALL ||
+                     (u->o->scope == PREOOM_SCOPE_CGROUP && u->o->cgroup_dir && *u->o->cgroup_dir));
     p->c.maps_registry = in_scope;
     p->c.uid_matches = in_scope;
     note_biggest(out, p);
@@ -501,7 +496,7 @@ int preoom_gather_unregistered(const preoom_procfs_t *fs, const preoom_gather_op
             snprintf(dir, sizeof dir, "%s/%s", fs->cgroup_root, o->cgroup_dir);
         each_pid(dir, 0, add_unregistered, &u);
     }
-    else if (o->scope == PREOOM_SCOPE_ALL)
+    else if (o->scope == PREOOM_SCOPE_ALL || o->look_only)
         each_pid(NULL, 0, add_unregistered, &u);
     return 0;
 }

@@ -47,6 +47,7 @@ typedef struct {
     /* --scope: a cgroup's processes beyond the registry's (cgroup_dir set), or the host's. */
     int scope;                       /* preoom_scope_t */
     const char *cgroup_dir;          /* the watched memory cgroup, "" or NULL for none */
+    bool look_only;                  /* walk the host's processes for the biggest only */
     int32_t protect[PREOOM_MAX_PROTECT];
     size_t n_protect;
     const regex_t *prefer;           /* on the process name; NULL = none */

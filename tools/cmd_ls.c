@@ -37,6 +37,8 @@ typedef struct ls_table {
     ls_row_t *rows;
     size_t n;
     uint64_t slot_count, in_use, pressure;
+    /* The arbiter's last measurement (0 total: none published). */
+    uint64_t total, available, ask, term, kill, ttk_ms;
     long reaped;
     int writable;
 } ls_table_t;
@@ -152,6 +154,16 @@ static int walk(const char *reg_name, ls_table_t *t, const char **why)
     if (t->writable)
         t->reaped = preoom_reg_reap(&walk_reg);
     t->pressure = __atomic_load_n(&walk_reg.hdr->pressure, __ATOMIC_ACQUIRE);
+    t->total = __atomic_load_n(&walk_reg.hdr->total_bytes, __ATOMIC_RELAXED);
+    t->available = __atomic_load_n(&walk_reg.hdr->available_bytes, __ATOMIC_RELAXED);
+    t->ask = __atomic_load_n(&walk_reg.hdr->ask_bytes, __ATOMIC_RELAXED);
+    t->term = __atomic_load_n(&walk_reg.hdr->term_bytes, __ATOMIC_RELAXED);
+    t->kill = __atomic_load_n(&walk_reg.hdr->kill_bytes, __ATOMIC_RELAXED);
+    t->ttk_ms = __atomic_load_n(&walk_reg.hdr->time_to_kill_ms, __ATOMIC_RELAXED);
+    /* Only a live arbiter's figures mean anything. */
+    uint64_t arb = __atomic_load_n(&walk_reg.hdr->arbiter_pid, __ATOMIC_RELAXED);
+    if (!arb || arb > 0x7fffffff || (kill((pid_t)arb, 0) != 0 && errno == ESRCH))
+        t->total = 0;
     for (uint64_t i = 0; i < t->slot_count; i++) {
         uint64_t state = __atomic_load_n(&preoom_reg_slot(&walk_reg, i)->state, __ATOMIC_RELAXED);
         if (PREOOM_STATE_KIND(state) != PREOOM_SLOT_FREE)
@@ -324,9 +336,18 @@ static void print_json(const char *reg_name, const ls_table_t *t, FILE *out)
         sum_s = sat_add(sum_s, r->slack);
     }
     fprintf(out, "%s], \"totals\": {\"processes\": %zu, \"committed\": %llu, \"touched\": %llu, "
-                 "\"touched_pss\": %llu, \"exposure\": %llu, \"slack\": %llu}}\n",
+                 "\"touched_pss\": %llu, \"exposure\": %llu, \"slack\": %llu}, \"arbiter\": ",
             t->n ? "\n" : "", t->n, (unsigned long long)sum_c, (unsigned long long)sum_t,
             (unsigned long long)sum_p, (unsigned long long)sum_e, (unsigned long long)sum_s);
+    if (!t->total)
+        fprintf(out, "null}\n");
+    else
+        fprintf(out, "{\"total\": %llu, \"available\": %llu, \"ask_line\": %llu, "
+                     "\"term_line\": %llu, \"kill_line\": %llu, \"time_to_kill_ms\": %lld}}\n",
+                (unsigned long long)t->total, (unsigned long long)t->available,
+                (unsigned long long)t->ask, (unsigned long long)t->term,
+                (unsigned long long)t->kill,
+                t->ttk_ms == UINT64_MAX ? -1LL : (long long)t->ttk_ms);
 }
 
 /* The table's columns, in the order they are shown, and how much each is worth when the
@@ -461,6 +482,17 @@ static void print_table(const ls_table_t *t, int max_rows, int width, int sort_k
              (unsigned long long)t->in_use, (unsigned long long)t->slot_count,
              pressure_name(t->pressure), human(sum_p, pss, sizeof pss));
     put_line(out, line, width);
+    if (t->total) {
+        char a[32], tot[32], la[32], lt[32], lk[32];
+        char ttk[48] = "not falling";
+        if (t->ttk_ms != UINT64_MAX)
+            snprintf(ttk, sizeof ttk, "%.1f s to the kill line", (double)t->ttk_ms / 1000.0);
+        snprintf(line, sizeof line, "preoomd: %s available of %s, lines ask/term/kill %s/%s/%s, %s",
+                 human(t->available, a, sizeof a), human(t->total, tot, sizeof tot),
+                 human(t->ask, la, sizeof la), human(t->term, lt, sizeof lt),
+                 human(t->kill, lk, sizeof lk), ttk);
+        put_line(out, line, width);
+    }
 }
 
 int preoom_ls_show(const char *reg_name, int sort_key, int json, int max_rows, int width,

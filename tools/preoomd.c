@@ -460,35 +460,12 @@ int main(int argc, char **argv)
     publish_settings();
     say_settings();
 
-    uint64_t last_reap = 0, last_metrics = 0, last_detect = 0, last_gather = 0;
+    uint64_t last_reap = 0, last_metrics = 0, last_detect = 0, last_gather = 0, last_hostscan = 0;
     uint32_t poll_ms = 0;
     int last_level = -1;
     bool near = true;
     while (!stop_signal) {
         uint64_t now = now_ms();
-        /* Far from every line, the processes are looked at every FAR_GATHER_MS only (for the
-         * blame window and exposure); memory is read every pass, and the PSI trigger and the
-         * cgroup's thresholds wake us at once. Near, everything is looked at every pass. */
-        bool gather_now = near || engine.rung != PREOOM_RUNG_NONE || now - last_gather >= FAR_GATHER_MS;
-        if (gather_now && now - last_reap >= (near ? REAP_EVERY_MS : FAR_GATHER_MS)) {
-            preoom_reg_reap(&reg);
-            last_reap = now;
-        }
-        if (gather_now) {
-            gopt.want_private = engine.episode && opt.eng.policy == PREOOM_POLICY_PREOOM;
-            gopt.cgroup_dir = opt.cgroup;
-            preoom_gather(&fs, &reg, &gopt, history, now, &g);
-            if (opt.cgroup[0] || opt.scope == PREOOM_SCOPE_ALL)
-                preoom_gather_unregistered(&fs, &gopt, history, now, &g);
-            last_gather = now;
-            for (size_t i = 0; i < g.n; i++)
-                if (g.procs[i].rejected_now)
-                    logline(SEV_WARNING, "slot %llu names pid %d (%s), which does not map %s: "
-                                         "ignored (forged or stale)",
-                            (unsigned long long)g.procs[i].slot_index, (int)g.procs[i].c.pid,
-                            g.procs[i].name, reg_path);
-            preoom_gathered_to_engine(&g, eprocs);
-        }
         if (!opt.cgroup_given && now - last_detect >= 5000) {
             char d[PREOOM_CGROUP_PATH_MAX];
             if (preoom_detect_cgroup(&fs, &g, d, sizeof d) == 0 && strcmp(d, opt.cgroup) != 0) {
@@ -521,6 +498,44 @@ int main(int argc, char **argv)
             ev_limit = r.cg_limit_bytes;
         }
 
+        /* Far from every line, the processes are looked at every FAR_GATHER_MS only (for the
+         * blame window and exposure); memory is read every pass, and the PSI trigger and the
+         * cgroup's thresholds wake us at once. Near, everything is looked at every pass. */
+        /* Memory was read first: a pass whose reading is near a line looks at the processes
+         * at once, so no decision is ever taken on a list from seconds ago. */
+        preoom_assessment_t quick;
+        preoom_pressure_assess(&opt.eng.th, &r, &quick);
+        bool close_now = quick.level >= PREOOM_PRESSURE_MODERATE ||
+                         quick.available_bytes / 2 <= preoom_threshold_bytes(&opt.eng.th.ask, quick.total_bytes);
+        bool gather_now = near || close_now || engine.rung != PREOOM_RUNG_NONE ||
+                          now - last_gather >= FAR_GATHER_MS;
+        if (gather_now && now - last_reap >= (near ? REAP_EVERY_MS : FAR_GATHER_MS)) {
+            preoom_reg_reap(&reg);
+            last_reap = now;
+        }
+        if (gather_now) {
+            gopt.want_private = engine.episode && opt.eng.policy == PREOOM_POLICY_PREOOM;
+            gopt.cgroup_dir = opt.cgroup;
+            preoom_gather(&fs, &reg, &gopt, history, now, &g);
+            if (opt.cgroup[0] || opt.scope == PREOOM_SCOPE_ALL) {
+                preoom_gather_unregistered(&fs, &gopt, history, now, &g);
+            } else if (engine.episode && !engine.hog_said && now - last_hostscan >= 1000) {
+                /* The host watched for its registered processes only: once a second in an
+                 * episode, a look at every process, so a hog out of reach is named. */
+                gopt.look_only = true;
+                preoom_gather_unregistered(&fs, &gopt, history, now, &g);
+                gopt.look_only = false;
+                last_hostscan = now;
+            }
+            last_gather = now;
+            for (size_t i = 0; i < g.n; i++)
+                if (g.procs[i].rejected_now)
+                    logline(SEV_WARNING, "slot %llu names pid %d (%s), which does not map %s: "
+                                         "ignored (forged or stale)",
+                            (unsigned long long)g.procs[i].slot_index, (int)g.procs[i].c.pid,
+                            g.procs[i].name, reg_path);
+            preoom_gathered_to_engine(&g, eprocs);
+        }
         preoom_engine_input_t in;
         memset(&in, 0, sizeof in);
         in.now_ms = now;
@@ -556,6 +571,14 @@ int main(int argc, char **argv)
         __atomic_store_n(&reg.hdr->pressure, (uint64_t)(d.level > 3 ? 3 : d.level), __ATOMIC_RELEASE);
         __atomic_store_n(&reg.hdr->pressure_ns, preoom_now_ns(CLOCK_MONOTONIC), __ATOMIC_RELAXED);
         __atomic_store_n(&reg.hdr->arbiter_pid, (uint64_t)getpid(), __ATOMIC_RELAXED);
+        __atomic_store_n(&reg.hdr->total_bytes, d.total_bytes, __ATOMIC_RELAXED);
+        __atomic_store_n(&reg.hdr->available_bytes, d.available_bytes, __ATOMIC_RELAXED);
+        __atomic_store_n(&reg.hdr->ask_bytes, d.ask_bytes, __ATOMIC_RELAXED);
+        __atomic_store_n(&reg.hdr->term_bytes, d.term_bytes, __ATOMIC_RELAXED);
+        __atomic_store_n(&reg.hdr->kill_bytes, d.kill_bytes, __ATOMIC_RELAXED);
+        __atomic_store_n(&reg.hdr->time_to_kill_ms,
+                         d.time_to_kill_ms < 0 ? UINT64_MAX : (uint64_t)d.time_to_kill_ms,
+                         __ATOMIC_RELAXED);
         if (opt.verbose && d.level != last_level)
             logline(SEV_INFO, "pressure %s (%s): available %.1fMiB of %.1fMiB, lines "
                               "%.1f/%.1f/%.1fMiB",

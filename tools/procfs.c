@@ -853,6 +853,44 @@ int preoom_parse_keyed_u64(const char *buf, size_t len, const char *key, uint64_
     return -ENOENT;
 }
 
+int preoom_parse_smaps_rollup(const char *buf, size_t len, uint64_t *anon_bytes,
+                              uint64_t *swap_bytes)
+{
+    /* "Pss_Anon:        116 kB". Pss_Anon and SwapPss (5.x+) share a page between the
+     * processes that map it; older kernels have only Private_Dirty and Swap. */
+    static const char *const anon_keys[] = {"Pss_Anon:", "Private_Dirty:"};
+    static const char *const swap_keys[] = {"SwapPss:", "Swap:"};
+    const char *const *keys[2] = {anon_keys, swap_keys};
+    uint64_t *out[2] = {anon_bytes, swap_bytes};
+    for (int w = 0; w < 2; w++) {
+        bool found = false;
+        for (int alt = 0; alt < 2 && !found; alt++) {
+            size_t k = strlen(keys[w][alt]), pos = 0;
+            span_t line;
+            while (next_line(buf, len, &pos, &line)) {
+                if (line.n <= k || memcmp(line.p, keys[w][alt], k) != 0)
+                    continue;
+                size_t i = skip_blanks(line, k);
+                uint64_t v;
+                if (scan_u64(line, &i, &v) != 0 || v > (UINT64_MAX >> 10))
+                    return -EINVAL;
+                i = skip_blanks(line, i);
+                if (line.n - i != 2 || memcmp(line.p + i, "kB", 2) != 0)
+                    return -EINVAL;
+                *out[w] = v << 10;
+                found = true;
+                break;
+            }
+        }
+        if (!found) {
+            if (w == 0)
+                return -ENOENT;
+            *out[w] = 0; /* no swap lines: no swap */
+        }
+    }
+    return 0;
+}
+
 bool preoom_controllers_have(const char *buf, size_t len, const char *controller)
 {
     size_t pos = 0;

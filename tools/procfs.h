@@ -138,6 +138,10 @@ int preoom_parse_pid_cgroup(const char *buf, size_t len, preoom_pid_cgroup_t *ou
 int preoom_parse_cgroup_u64(const char *buf, size_t len, uint64_t *value);
 /* A "key value" line file (memory.stat, memory.events, memory.oom_control): -ENOENT if absent. */
 int preoom_parse_keyed_u64(const char *buf, size_t len, const char *key, uint64_t *value);
+/* /proc/PID/smaps_rollup: a process's own share of anonymous memory and of swap, in bytes
+ * (Pss_Anon and SwapPss; Private_Dirty and Swap on kernels without them). */
+int preoom_parse_smaps_rollup(const char *buf, size_t len, uint64_t *anon_bytes,
+                              uint64_t *swap_bytes);
 /* Does a cgroup.controllers line name this controller as a whole word? */
 bool preoom_controllers_have(const char *buf, size_t len, const char *controller);
 

@@ -93,7 +93,12 @@ struct preoom_registry_header {
     uint64_t pressure;       /* enum preoom_pressure, written by the arbiter */
     uint64_t pressure_ns;    /* CLOCK_MONOTONIC when `pressure` was last written */
     uint64_t arbiter_pid;    /* pid of the arbiter that last wrote, 0 if none */
-    uint64_t reserved[22];
+    /* What the arbiter last measured, for `preoom ls` and `top` (written with `pressure`). */
+    uint64_t total_bytes;    /* what its lines are relative to: the cgroup limit or RAM+swap */
+    uint64_t available_bytes;
+    uint64_t ask_bytes, term_bytes, kill_bytes; /* the three lines, in bytes */
+    uint64_t time_to_kill_ms; /* at the recent fall; UINT64_MAX when memory is not falling */
+    uint64_t reserved[16];
 };
 
 struct preoom_slot {

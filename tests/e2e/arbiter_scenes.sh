@@ -75,7 +75,7 @@ nobody() { [ -z "$(signalled "$LOG")" ] || echo " signalled $(signalled "$LOG" |
 scene_askline() {
     begin askline 256 --ask 30% --term 5% --kill 2% || return
     # 180 MiB of 256 and the cgroup's own few: ~28% available, under the ask line only.
-    run A "$S" grow:180:0 hold:2500
+    run A "$S" grow:180:0 hold:1500
     local a; st "$A"; a=$?; finish
     verdict "$(nobody)$([ "$a" -eq 0 ] || echo " it did not finish ($a);")$([ "$KILLS" -eq 0 ] || echo " kernel oom_kill=$KILLS;")"
 }
@@ -83,7 +83,7 @@ scene askline "27% available, --ask 30% --term 5% --kill 2%: nobody is signalled
 
 scene_exposure() {
     begin exposure 400 || return
-    run A "$S" promise:4096 grow:10:0 hold:2000
+    run A "$S" promise:4096 grow:10:0 hold:1200
     local a; st "$A"; a=$?; finish
     verdict "$(nobody)$([ "$a" -eq 0 ] || echo " it did not finish ($a);")"
 }
@@ -91,7 +91,7 @@ scene exposure "4 GiB promised, 10 MiB touched in 400 MiB: nobody is signalled"
 
 scene_spike() {
     begin spike 256 || return
-    run A "$T_TMP/base" grow:60:0 hold:3500
+    run A "$T_TMP/base" grow:60:0 hold:3000
     run Q "$T_TMP/spike" hold:500 grow:170:0 hold:600 free:170 hold:1000
     local a b; st "$A"; a=$?; st "$Q"; b=$?; finish
     verdict "$(nobody)$([ "$a$b" = 00 ] || echo " not both finished ($a $b);")$([ "$KILLS" -eq 0 ] || echo " kernel oom_kill=$KILLS;")"
@@ -100,8 +100,8 @@ scene spike "a burst to 92% that is freed again: nobody is signalled"
 
 scene_plateau() {
     begin plateau 256 || return
-    run A "$T_TMP/base" grow:60:0 hold:5000
-    run Q "$T_TMP/creep" grow:160:40 hold:1000
+    run A "$T_TMP/base" grow:60:0 hold:4000
+    run Q "$T_TMP/creep" grow:160:60 hold:1000
     local a b; st "$A"; a=$?; st "$Q"; b=$?; finish
     verdict "$(nobody)$([ "$a$b" = 00 ] || echo " not both finished ($a $b);")$([ "$KILLS" -eq 0 ] || echo " kernel oom_kill=$KILLS;")"
 }
@@ -109,9 +109,9 @@ scene plateau "a creep that stops at 88%: nobody is signalled"
 
 scene_leak() {
     begin leak 300 "${LEAK_FLAGS[@]}" || return
-    run DB "$T_TMP/mysqld" grow:200:0 hold:7000
+    run DB "$T_TMP/mysqld" grow:200:0 hold:5000
     sleep 0.5
-    run SC "$T_TMP/sidecar" grow:40:0 leak:10:0
+    run SC "$T_TMP/sidecar" grow:50:0 leak:10:0
     local db; st "$DB"; db=$?; kill -KILL "$SC" 2>/dev/null; st "$SC"; finish
     verdict "$([ "$(signalled "$LOG" | tr '\n' ' ')" = "$SC " ] || echo " signalled '$(signalled "$LOG" | tr '\n' ' ')', not the sidecar $SC alone;")$([ "$db" -eq 0 ] || echo " mysqld did not finish ($db);")$([ "$KILLS" -eq 0 ] || echo " kernel oom_kill=$KILLS;")"
 }
@@ -145,7 +145,7 @@ scene prefork "a prefork server: the leaking worker, not the parent or an idle s
 
 scene_cachejob() {
     begin cachejob 256 || return
-    run C "$B/examples/cache" --mib 150 --seconds 6
+    run C "$B/examples/cache" --mib 150 --seconds 5
     for _ in $(seq 100); do grep -q "^RssAnon:.*1[0-9]\{5\} kB" /proc/$C/status 2>/dev/null && break; sleep 0.05; done
     run J "$T_TMP/cache-job" grow:150:60 hold:1000
     local c j; st "$J"; j=$?; st "$C"; c=$?; finish

@@ -74,7 +74,7 @@ check "ls --json: exit 0" [ $? -eq 0 ]
 if command -v jq >/dev/null; then
     top_keys=$(jq -r 'keys_unsorted | join(" ")' "$T_TMP/ls.json")
     check "ls --json: top-level keys in order ($top_keys)" \
-        [ "$top_keys" = "schema registry slot_count slots_in_use reaped pressure processes totals" ]
+        [ "$top_keys" = "schema registry slot_count slots_in_use reaped pressure processes totals arbiter" ]
     check "ls --json: schema is 1" [ "$(jq '.schema' "$T_TMP/ls.json")" = 1 ]
     check "ls --json: pressure is a name, as in explain --json" \
         bash -c 'jq -e ".pressure | type == \"string\" and test(\"^(none|moderate|critical|complete)$\")" "$1" >/dev/null' _ "$T_TMP/ls.json"

@@ -769,6 +769,47 @@ static void real_proc_self(void)
         CHECK(mc.usage_bytes > 0);
 }
 
+static void smaps_rollup(void)
+{
+    static const struct {
+        const char *text;
+        int rc;
+        uint64_t anon, swap;
+    } cases[] = {
+        {"560181a32000-7ffc4580a000 ---p 00000000 00:00 0   [rollup]\nRss:    1768 kB\n"
+         "Pss_Anon:     116 kB\nPrivate_Dirty:  200 kB\nSwap:    64 kB\nSwapPss:  32 kB\n",
+         0, 116 << 10, 32 << 10},
+        /* an old kernel: Private_Dirty and Swap */
+        {"Rss: 10 kB\nPrivate_Dirty:  200 kB\nSwap:    64 kB\n", 0, 200 << 10, 64 << 10},
+        /* no swap lines at all */
+        {"Pss_Anon:  8 kB\n", 0, 8 << 10, 0},
+        {"Rss: 10 kB\n", -ENOENT, 0, 0},
+        {"Pss_Anon:  x kB\n", -EINVAL, 0, 0},
+        {"Pss_Anon:  8 MB\n", -EINVAL, 0, 0},
+        {"Pss_Anon:  99999999999999999999 kB\n", -ERANGE, 0, 0},
+        {"", -ENOENT, 0, 0},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        uint64_t a = 7, w = 7;
+        int rc = preoom_parse_smaps_rollup(cases[k].text, strlen(cases[k].text), &a, &w);
+        if (rc != cases[k].rc && !(cases[k].rc == -ERANGE && rc == -EINVAL))
+            printf("# smaps_rollup case %zu: rc %d\n", k, rc);
+        CHECK(rc == cases[k].rc || (cases[k].rc == -ERANGE && rc == -EINVAL));
+        if (cases[k].rc == 0) {
+            CHECK_EQ_U64(a, cases[k].anon);
+            CHECK_EQ_U64(w, cases[k].swap);
+        }
+    }
+    /* The real thing: this process has some anonymous memory of its own. */
+    char buf[4096];
+    size_t len = 0;
+    if (preoom_read_file("/proc/self/smaps_rollup", buf, sizeof buf, &len, true) == 0) {
+        uint64_t a = 0, w = 0;
+        CHECK_EQ_I64(preoom_parse_smaps_rollup(buf, len, &a, &w), 0);
+        CHECK(a > 0);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 0 && argv[0])
@@ -796,5 +837,6 @@ int main(int argc, char **argv)
     TEST_CASE("procfs: file and path limits", read_file_limits);
     TEST_CASE("procfs: every prefix of every fixture", every_prefix);
     TEST_CASE("procfs: the real /proc/self", real_proc_self);
+    TEST_CASE("procfs: smaps_rollup", smaps_rollup);
     TEST_END();
 }
