@@ -109,7 +109,7 @@ scene plateau "a creep that stops at 88%: nobody is signalled"
 
 scene_leak() {
     begin leak 300 "${LEAK_FLAGS[@]}" || return
-    run DB "$T_TMP/mysqld" grow:200:0 hold:5000
+    run DB "$T_TMP/mysqld" grow:200:0 hold:6500
     sleep 0.5
     run SC "$T_TMP/sidecar" grow:50:0 leak:10:0
     local db; st "$DB"; db=$?; kill -KILL "$SC" 2>/dev/null; st "$SC"; finish
