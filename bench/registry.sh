@@ -50,7 +50,8 @@ agent_ns() {
     sleep 0.5
     tid=""
     for t in /proc/$p/task/*; do
-        [ "$(cat "$t/comm" 2>/dev/null)" = preoom-agent ] && tid=${t##*/}
+        # The agent names itself preoom<slot>:<adj> once registered (the proof of its slot).
+        case "$(cat "$t/comm" 2>/dev/null)" in preoom-agent|preoom[0-9a-f]*:[0-9]*) tid=${t##*/} ;; esac
     done
     if [ -z "$tid" ]; then kill -KILL "$p"; wait "$p" 2>/dev/null; echo nan; return; fi
     a=$(cut -d' ' -f1 "/proc/$p/task/$tid/schedstat")

@@ -147,7 +147,7 @@ int preoom_parse_name(const char *s, char *out, size_t out_size)
     return 0;
 }
 
-enum kind { K_MS, K_BYTES, K_INT, K_BOOL, K_STACKS, K_CACHE, K_NAME, K_PATH, K_GID };
+enum kind { K_MS, K_BYTES, K_INT, K_BOOL, K_STACKS, K_CACHE, K_NAME, K_PATH, K_DIR, K_GID };
 
 struct option_def {
     const char *env;
@@ -161,7 +161,9 @@ struct option_def {
 #define OFF(f) offsetof(preoom_options_t, f)
 static const struct option_def defs[] = {
     {"PREOOM_INTERVAL_MS", K_MS, OFF(interval_ms), 1, 60000, "100", "a period in ms (1..60000)"},
-    {"PREOOM_REPORT", K_PATH, OFF(report), 0, 0, "", "a path (%p becomes the pid)"},
+    {"PREOOM_REPORT", K_PATH, OFF(report), 0, sizeof preoom_opt.report, "",
+     "a path (%p becomes the pid)"},
+    {"PREOOM_LOG", K_PATH, OFF(log), 0, sizeof preoom_opt.log, "", "a path"},
     {"PREOOM_VERBOSE", K_INT, OFF(verbose), 0, 3, "0", "a level 0..3"},
     {"PREOOM_REGISTRY", K_NAME, OFF(registry), 0, 0, "default",
      "a name of letters, digits, '.', '_' or '-' (or \"off\")"},
@@ -169,6 +171,8 @@ static const struct option_def defs[] = {
      "a slot count 1..65536"},
     {"PREOOM_REGISTRY_GROUP", K_GID, OFF(registry_gid), 0, 0x7fffffff, "",
      "a numeric group id"},
+    {"PREOOM_REGISTRY_DIR", K_DIR, OFF(registry_dir), 0, sizeof preoom_opt.registry_dir, "",
+     "an absolute directory without '..'"},
     {"PREOOM_STACKS", K_STACKS, OFF(stacks), 0, 0, "off", "off, sample or all"},
     {"PREOOM_SAMPLE_BYTES", K_BYTES, OFF(sample_bytes), 1, 1ULL << 40, "512KiB",
      "a size such as 512KiB (1 B .. 1 TiB)"},
@@ -214,9 +218,13 @@ static int apply(const struct option_def *d, preoom_options_t *o, const char *v)
         return rc;
     case K_NAME:
         return preoom_parse_name(v, field, sizeof o->registry);
+    case K_DIR:
+        if (*v && (v[0] != '/' || strstr(v, "/..")))
+            return -EINVAL;
+        /* fall through */
     case K_PATH: {
         size_t n = strlen(v);
-        if (n + 1 > sizeof o->report)
+        if (n + 1 > d->max)
             return -ERANGE;
         memcpy(field, v, n + 1);
         return 0;
@@ -281,10 +289,12 @@ void preoom_options_init(void)
 void preoom_options_print(const preoom_options_t *o)
 {
     preoom_log_info("settings: PREOOM_INTERVAL_MS=%llu PREOOM_REPORT=%s PREOOM_VERBOSE=%d "
-                    "PREOOM_REGISTRY=%s PREOOM_REGISTRY_SLOTS=%llu PREOOM_REGISTRY_GROUP=%lld",
+                    "PREOOM_REGISTRY=%s PREOOM_REGISTRY_SLOTS=%llu PREOOM_REGISTRY_GROUP=%lld "
+                    "PREOOM_REGISTRY_DIR=%s PREOOM_LOG=%s",
                     (unsigned long long)o->interval_ms, o->report[0] ? o->report : "(none)",
                     o->verbose, o->registry, (unsigned long long)o->registry_slots,
-                    (long long)o->registry_gid);
+                    (long long)o->registry_gid, o->registry_dir[0] ? o->registry_dir : "/dev/shm",
+                    o->log[0] ? o->log : "(stderr)");
     static const char *const cache[] = {"off", "on", "verify"};
     preoom_log_info("settings: PREOOM_STACKS=%s PREOOM_SAMPLE_BYTES=%llu PREOOM_STACK_DEPTH=%llu "
                     "PREOOM_STACK_CACHE=%s PREOOM_ADJ=%llu PREOOM_TRIM=%d%s",

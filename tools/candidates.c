@@ -35,7 +35,8 @@ int preoom_gather_opts_for(const preoom_reg_t *reg, const char *name, preoom_gat
     struct stat st;
     if (fstat(reg->fd, &st) != 0)
         return -errno;
-    snprintf(path_buf, path_cap, "/dev/shm/preoom.%s", name);
+    (void)name;
+    snprintf(path_buf, path_cap, "%s", reg->path);
     o->registry_path = path_buf;
     o->registry_dev = st.st_dev;
     o->registry_ino = st.st_ino;
@@ -72,7 +73,7 @@ int preoom_maps_registry(const preoom_procfs_t *fs, int32_t pid, dev_t dev, ino_
             unsigned long long ino_l;
             unsigned maj, min;
             /* Only shared mappings of /dev/shm files are interesting: cheap filter first. */
-            if (strstr(line, "/dev/shm/preoom.") &&
+            if (strstr(line, "/preoom.") &&
                 sscanf(line, "%*s %*s %*s %x:%x %llu", &maj, &min, &ino_l) == 3 &&
                 ino_l == (unsigned long long)ino && makedev(maj, min) == dev) {
                 found = 1;
@@ -91,6 +92,23 @@ int preoom_maps_registry(const preoom_procfs_t *fs, int32_t pid, dev_t dev, ino_
     }
     close(fd);
     return found;
+}
+
+int preoom_slot_proven(const preoom_procfs_t *fs, int32_t pid, uint64_t tid, uint64_t idx,
+                       uint64_t *adj)
+{
+    if (tid == 0 || tid > 0x7fffffff)
+        return 0;
+    /* /proc/PID/task/TID exists only for a thread of PID: a forged tid proves nothing. */
+    char path[128], buf[32];
+    size_t len = 0;
+    snprintf(path, sizeof path, "%s/%d/task/%d/comm", fs->proc_root, (int)pid, (int)tid);
+    uint64_t i, a;
+    if (preoom_read_file(path, buf, sizeof buf, &len, true) != 0 ||
+        preoom_reg_proof_parse(buf, len, &i, &a) != 0 || i != idx)
+        return 0;
+    *adj = a;
+    return 1;
 }
 
 static bool in_protect(const preoom_gather_opts_t *o, int32_t pid)
@@ -223,8 +241,22 @@ int preoom_gather(const preoom_procfs_t *fs, const preoom_reg_t *reg,
         uint64_t anon = ss.rss_anon_bytes == M ? 0 : ss.rss_anon_bytes;
         c->touched_bytes = anon + c->swap_bytes;
         c->committed_bytes = p->slot.committed < st.vsize_bytes ? p->slot.committed : st.vsize_bytes;
-        c->slot_adj = p->slot.adj > 1000 ? 1000 : p->slot.adj;
         preoom_history_entry_t *e = h ? history_of(h, pid, p->start_time, now_ms, c->touched_bytes) : NULL;
+        /* The hint makes its process more killable: believed only from the process itself
+         * (its agent's thread name), never from the slot, which the registry's every writer
+         * can forge, for its own slot or another's. */
+        c->slot_adj = 0;
+        p->hint_unproven_now = false;
+        if (p->slot.adj > 0) {
+            uint64_t proven_adj = 0;
+            if (preoom_slot_proven(fs, pid, p->slot.agent_tid, i, &proven_adj) == 1) {
+                c->slot_adj = proven_adj;
+            } else if (!e || !e->hint_said) {
+                p->hint_unproven_now = true;
+                if (e)
+                    e->hint_said = 1;
+            }
+        }
         c->touched_growth_bytes_per_s = growth(e, now_ms, h ? h->window_ms : 0, c->touched_bytes);
         c->uid_matches = o->allow_any_uid || (ss.has_uid && ss.uid_effective == o->registry_uid);
         c->protected_by_flag = in_protect(o, pid);

@@ -30,6 +30,8 @@ typedef struct {
     uint64_t child_vm[PREOOM_MAX_CHILDREN];
     bool rejected_now;               /* its maps were read just now and lack the registry:
                                       * the daemon says so once */
+    bool hint_unproven_now;          /* it carries an adj hint but is not proven its
+                                      * process's own slot: hint ignored, said once */
 } preoom_proc_t;
 
 typedef struct {
@@ -37,7 +39,7 @@ typedef struct {
     bool allow_any_uid;              /* --allow-uid: act for processes of other users */
     dev_t registry_dev;              /* the registry file, as /proc/PID/maps names it */
     ino_t registry_ino;
-    const char *registry_path;       /* "/dev/shm/preoom.NAME" */
+    const char *registry_path;       /* "/dev/shm/preoom.NAME" (or the --registry-dir's) */
     bool check_maps;                 /* read /proc/PID/maps for every slot, uncached (explain) */
     bool want_children;              /* fill child_vm (the classic policy) */
     int32_t protect[PREOOM_MAX_PROTECT];
@@ -55,6 +57,7 @@ typedef struct {
     uint64_t t1_ms, touched1;        /* the newest */
     uint64_t seen_ms;
     int8_t maps_registry;            /* cached: -1 not checked yet, 0 no, 1 yes */
+    int8_t hint_said;                /* an unproven hint naming it was logged */
 } preoom_history_entry_t;
 typedef struct {
     preoom_history_entry_t e[PREOOM_HISTORY_MAX];
@@ -77,6 +80,11 @@ typedef struct {
 int preoom_gather(const preoom_procfs_t *fs, const preoom_reg_t *reg,
                   const preoom_gather_opts_t *o, preoom_history_t *h, uint64_t now_ms,
                   preoom_gathered_t *out);
+
+/* Is slot `idx` the own slot of `pid`? Only a thread of pid can name itself (its agent,
+ * thread `tid`, is named "preoom<idx hex>:<adj>"): 1 with *adj, the only hint believed; 0. */
+int preoom_slot_proven(const preoom_procfs_t *fs, int32_t pid, uint64_t tid, uint64_t idx,
+                       uint64_t *adj);
 
 /* Does PID map the registry file (dev, inode)? 1 yes, 0 no, -errno when it cannot say. */
 int preoom_maps_registry(const preoom_procfs_t *fs, int32_t pid, dev_t dev, ino_t ino);

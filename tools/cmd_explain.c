@@ -72,6 +72,7 @@ int preoom_cmd_explain(const char *reg_name, int argc, char **argv)
     preoom_procfs_init(&fs);
     preoom_reg_t reg;
     const char *why = "";
+    preoom_bus_install();
     int rc = preoom_reg_open(reg_name, 0, 0, -1, 0, &reg, &why);
     if (rc != 0) {
         fprintf(stderr, "preoom: registry /dev/shm/preoom.%s: %s\n", reg_name, why);
@@ -111,7 +112,9 @@ int preoom_cmd_explain(const char *reg_name, int argc, char **argv)
     preoom_pressure_assess(&th, &r, &a);
     preoom_badness_ctx_t ctx;
     /* Rank as the daemon would: it is the one process never chosen. */
-    int32_t arbiter = (int32_t)__atomic_load_n(&reg.hdr->arbiter_pid, __ATOMIC_RELAXED);
+    uint64_t lvl = 0, at_ns = 0, arb = 0;
+    preoom_reg_pressure(&reg, &lvl, &at_ns, &arb);
+    int32_t arbiter = (int32_t)arb;
     preoom_rank_ctx(&ctx, policy, arbiter > 0 ? arbiter : getpid(), a.total_bytes);
     for (size_t i = 0; i < g.n; i++)
         cands[i] = g.procs[i].c;

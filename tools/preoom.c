@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "internal.h"
 
 /* Weak so that each subcommand lives in its own file and the command still builds while one
  * is missing. */
@@ -24,7 +25,7 @@ typedef int (*cmd_fn)(const char *, int, char **);
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: preoom [--registry NAME] COMMAND [ARGS]\n"
+            "usage: preoom [--registry NAME] [--registry-dir DIR] COMMAND [ARGS]\n"
             "\n"
             "commands:\n"
             "  ls [--json]               the registered processes and their memory\n"
@@ -33,7 +34,8 @@ static void usage(FILE *f)
             "  explain [--policy P]      who the arbiter would choose now, term by term\n"
             "  report FILE|PID [OPTIONS] call sites: leaks, peaks, flame graphs\n"
             "\n"
-            "The registry is /dev/shm/preoom.NAME (default: $PREOOM_REGISTRY or \"default\").\n"
+            "The registry is DIR/preoom.NAME (default: $PREOOM_REGISTRY or \"default\"; DIR\n"
+            "$PREOOM_REGISTRY_DIR or /dev/shm).\n"
             "See preoom(1).\n");
 }
 
@@ -42,9 +44,12 @@ int main(int argc, char **argv)
     const char *reg = getenv("PREOOM_REGISTRY");
     if (!reg || !*reg)
         reg = "default";
+    const char *dir = getenv("PREOOM_REGISTRY_DIR");
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
-        if (strcmp(argv[i], "--registry") == 0 && i + 1 < argc) {
+        if (strcmp(argv[i], "--registry-dir") == 0 && i + 1 < argc) {
+            dir = argv[++i];
+        } else if (strcmp(argv[i], "--registry") == 0 && i + 1 < argc) {
             reg = argv[++i];
         } else if (strncmp(argv[i], "--registry=", 11) == 0) {
             reg = argv[i] + 11;
@@ -55,6 +60,11 @@ int main(int argc, char **argv)
             fprintf(stderr, "preoom: unknown option %s (see preoom --help)\n", argv[i]);
             return 2;
         }
+    }
+    if (dir && *dir && preoom_reg_set_dir(dir) != 0) {
+        fprintf(stderr, "preoom: registry directory '%s' is not an absolute path without '..'\n",
+                dir);
+        return 2;
     }
     if (i >= argc) {
         usage(stderr);

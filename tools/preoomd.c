@@ -37,6 +37,7 @@
 #include "pressure.h"
 #include "procfs.h"
 #include "readings.h"
+#include "regwatch.h"
 
 #define PREOOMD_VERSION "0.1.0"
 /* A process asked this recently and still first in line goes straight to SIGTERM. */
@@ -48,6 +49,7 @@
 
 typedef struct {
     const char *registry;
+    const char *registry_dir;
     char cgroup[PREOOM_CGROUP_PATH_MAX];
     int cgroup_given;
     preoom_policy_t policy;
@@ -148,7 +150,8 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: preoomd [OPTIONS]\n"
-            "  --registry NAME        registry /dev/shm/preoom.NAME ($PREOOM_REGISTRY or default)\n"
+            "  --registry NAME        registry DIR/preoom.NAME ($PREOOM_REGISTRY or default)\n"
+            "  --registry-dir DIR     where registries live (default /dev/shm; e.g. /run/preoom)\n"
             "  --cgroup PATH          memory cgroup to watch (default: found from the processes)\n"
             "  --policy P             preoom (default), kernel or classic\n"
             "  --ask T --term T --kill T  thresholds of available memory: 15, 15%%, 200M or 15,200M\n"
@@ -191,9 +194,9 @@ static void parse_options(int argc, char **argv)
 {
     enum { O_REG = 256, O_CG, O_POL, O_ASK, O_TERM, O_KILL, O_EXP, O_PSIS, O_PSIF, O_AG, O_TG,
            O_CD, O_MINP, O_MAXP, O_PREF, O_AVOID, O_PROT, O_ALLOW, O_DRY, O_MET, O_MPORT,
-           O_SLOTS, O_GROUP, O_NOMLOCK, O_VERSION };
+           O_SLOTS, O_GROUP, O_NOMLOCK, O_VERSION, O_REGDIR };
     static const struct option lo[] = {
-        {"registry", 1, 0, O_REG}, {"cgroup", 1, 0, O_CG}, {"policy", 1, 0, O_POL},
+        {"registry", 1, 0, O_REG}, {"registry-dir", 1, 0, O_REGDIR}, {"cgroup", 1, 0, O_CG}, {"policy", 1, 0, O_POL},
         {"ask", 1, 0, O_ASK}, {"term", 1, 0, O_TERM}, {"kill", 1, 0, O_KILL},
         {"exposure-weight", 1, 0, O_EXP}, {"psi-some", 1, 0, O_PSIS}, {"psi-full", 1, 0, O_PSIF},
         {"ask-grace", 1, 0, O_AG}, {"term-grace", 1, 0, O_TG}, {"cooldown", 1, 0, O_CD},
@@ -207,6 +210,7 @@ static void parse_options(int argc, char **argv)
     opt.registry = getenv("PREOOM_REGISTRY");
     if (!opt.registry || !*opt.registry)
         opt.registry = "default";
+    opt.registry_dir = getenv("PREOOM_REGISTRY_DIR");
     opt.policy = PREOOM_POLICY_PREOOM;
     preoom_thresholds_defaults(&opt.th);
     opt.ask_grace_ms = 1000;
@@ -223,6 +227,7 @@ static void parse_options(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "vqh", lo, NULL)) != -1) {
         switch (c) {
         case O_REG: opt.registry = optarg; break;
+        case O_REGDIR: opt.registry_dir = optarg; break;
         case O_CG:
             if (strlen(optarg) >= sizeof opt.cgroup) {
                 fprintf(stderr, "preoomd: --cgroup path too long\n");
@@ -658,12 +663,18 @@ static int psi_trigger(void)
 
 int main(int argc, char **argv)
 {
+    preoom_std_fds();
     parse_options(argc, argv);
     preoom_procfs_init(&fs);
-    const char *why = "";
-    int rc = preoom_reg_open(opt.registry, 1, opt.slots, opt.gid, 1, &reg, &why);
-    if (rc != 0)
-        fatal(1, "registry /dev/shm/preoom.%s: %s (%s)", opt.registry, why, strerror(-rc));
+    preoom_bus_install();
+    char rmsg[768];
+    if (opt.registry_dir && *opt.registry_dir &&
+        preoom_regwatch_dir(opt.registry_dir, rmsg, sizeof rmsg) != 0)
+        fatal(1, "%s", rmsg);
+    if (preoom_regwatch_open(opt.registry, opt.slots, opt.gid, &reg, rmsg, sizeof rmsg) != 0)
+        fatal(1, "%s", rmsg);
+    if (rmsg[0])
+        logline("%s", rmsg);
     memset(&gopt, 0, sizeof gopt);
     if (preoom_gather_opts_for(&reg, opt.registry, &gopt, reg_path, sizeof reg_path) != 0)
         fatal(1, "cannot stat the registry file");
@@ -690,7 +701,7 @@ int main(int argc, char **argv)
     history->window_ms = 2000;
     int msock = -1;
     if (opt.metrics_port) {
-        msock = preoom_metrics_listen(opt.metrics_port);
+        msock = preoom_metrics_start(opt.metrics_port);
         if (msock < 0)
             fatal(1, "--metrics-port %d: %s", opt.metrics_port, strerror(-msock));
     }
@@ -704,9 +715,9 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     protect_self();
     int psifd = psi_trigger();
-    logline("watching /dev/shm/preoom.%s (%llu slots), policy %s, thresholds ask/term/kill "
+    logline("watching %s (%llu slots), policy %s, thresholds ask/term/kill "
             "%u.%02u%%/%u.%02u%%/%u.%02u%% (+%llu/%llu/%llu bytes)%s%s%s",
-            opt.registry, (unsigned long long)reg.slot_count, preoom_policy_name(opt.policy),
+            reg.path, (unsigned long long)reg.slot_count, preoom_policy_name(opt.policy),
             opt.th.ask.percent_x100 / 100, opt.th.ask.percent_x100 % 100,
             opt.th.term.percent_x100 / 100, opt.th.term.percent_x100 % 100,
             opt.th.kill.percent_x100 / 100, opt.th.kill.percent_x100 % 100,
@@ -716,9 +727,15 @@ int main(int argc, char **argv)
 
     uint64_t cooldown_until = 0, last_reap = 0, last_metrics = 0, last_detect = 0;
     uint64_t last_gather = 0;
-    int last_level = -1, far = 0;
+    int last_level = -1, far = 0, follow_rc = 0;
     while (!stop_signal) {
-        uint64_t now = now_ms();
+        uint64_t now = now_ms(), pass_ns = preoom_now_ns(CLOCK_MONOTONIC);
+        int frc = preoom_regwatch_follow(opt.registry, opt.slots, opt.gid, &reg, rmsg, sizeof rmsg);
+        if (frc != 0 && frc != follow_rc)
+            logline("%s", rmsg);
+        follow_rc = frc < 0 ? frc : 0;
+        if (frc == 1)
+            preoom_gather_opts_for(&reg, opt.registry, &gopt, reg_path, sizeof reg_path);
         /* Far from every threshold (polling at the slowest), the processes are looked at
          * every FAR_GATHER_MS only: memory and PSI are still read every poll, and the PSI
          * trigger wakes us at once. Near, everything is looked at on every poll. */
@@ -736,6 +753,11 @@ int main(int argc, char **argv)
                 logline("slot %llu names pid %d (%s), which does not map %s: ignored (forged "
                         "or stale)", (unsigned long long)g.procs[i].slot_index,
                         (int)g.procs[i].c.pid, g.procs[i].name, reg_path);
+            else if (g.procs[i].hint_unproven_now)
+                logline("slot %llu names pid %d (%s) with hint %llu but is not its own slot "
+                        "(forged or duplicate): hint ignored", (unsigned long long)g.procs[i].slot_index,
+                        (int)g.procs[i].c.pid, g.procs[i].name,
+                        (unsigned long long)g.procs[i].slot.adj);
         if (!opt.cgroup_given && now - last_detect >= 5000) {
             char d[PREOOM_CGROUP_PATH_MAX];
             if (preoom_detect_cgroup(&fs, &g, d, sizeof d) == 0 && strcmp(d, opt.cgroup) != 0) {
@@ -756,9 +778,7 @@ int main(int argc, char **argv)
         }
         preoom_assessment_t a;
         preoom_pressure_assess(&opt.th, &r, &a);
-        __atomic_store_n(&reg.hdr->pressure, (uint64_t)a.level, __ATOMIC_RELEASE);
-        __atomic_store_n(&reg.hdr->pressure_ns, preoom_now_ns(CLOCK_MONOTONIC), __ATOMIC_RELAXED);
-        __atomic_store_n(&reg.hdr->arbiter_pid, (uint64_t)getpid(), __ATOMIC_RELAXED);
+        preoom_reg_set_pressure(&reg, (uint64_t)a.level, (uint64_t)getpid());
         if (opt.verbose && (int)a.level != last_level) {
             char ptext[512];
             pressure_text(&a, &r, ptext, sizeof ptext);
@@ -766,12 +786,13 @@ int main(int argc, char **argv)
         }
         last_level = (int)a.level;
         step(&a, &r, now, &cooldown_until);
+        met.pass_us = (preoom_now_ns(CLOCK_MONOTONIC) - pass_ns) / 1000;
 
         uint32_t poll_ms = preoom_poll_ms(a.headroom_bytes, opt.min_poll_ms, opt.max_poll_ms);
         if (victim.rung != RUNG_NONE || a.level != PREOOM_PRESSURE_NONE)
             poll_ms = opt.min_poll_ms;
         far = poll_ms >= opt.max_poll_ms;
-        if (now - last_metrics >= METRICS_EVERY_MS || msock >= 0) {
+        if (now - last_metrics >= METRICS_EVERY_MS || opt.metrics_port) {
             met.level = (int)a.level;
             met.total_bytes = a.total_bytes;
             met.available_bytes = a.available_bytes;
@@ -785,6 +806,8 @@ int main(int argc, char **argv)
             met.poll_ms = poll_ms;
             met.psi_some_x100 = r.psi_some_avg10_x100;
             met.psi_full_x100 = r.psi_full_avg10_x100;
+            if (opt.metrics_port)
+                preoom_metrics_publish(&met);
         }
         if (now - last_metrics >= METRICS_EVERY_MS) {
             size_t len = preoom_metrics_format(&met, mtext, sizeof mtext);
@@ -800,21 +823,14 @@ int main(int argc, char **argv)
             }
             last_metrics = now;
         }
-        struct pollfd pf[2];
+        struct pollfd pf[1];
         int npf = 0;
-        if (msock >= 0)
-            pf[npf++] = (struct pollfd){msock, POLLIN, 0};
         if (psifd >= 0)
             pf[npf++] = (struct pollfd){psifd, POLLPRI, 0};
-        int pr = poll(pf, (nfds_t)npf, (int)poll_ms);
-        if (pr > 0 && msock >= 0 && (pf[0].revents & POLLIN)) {
-            size_t len = preoom_metrics_format(&met, mtext, sizeof mtext);
-            preoom_metrics_serve(msock, mtext, len);
-        }
+        poll(pf, (nfds_t)npf, (int)poll_ms);
     }
     logline("stopping on signal %d", (int)stop_signal);
-    __atomic_store_n(&reg.hdr->pressure, (uint64_t)PREOOM_PRESSURE_NONE, __ATOMIC_RELEASE);
-    __atomic_store_n(&reg.hdr->arbiter_pid, 0, __ATOMIC_RELAXED);
+    preoom_reg_set_pressure(&reg, PREOOM_PRESSURE_NONE, 0);
     victim_clear();
     return 0;
 }
