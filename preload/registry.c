@@ -235,19 +235,25 @@ int preoom_reg_open(const char *name, int flags, uint64_t slots, int64_t gid, in
         *why = "registry file is writable by anyone (refused)";
         return -EPERM;
     }
-    /* Registries appear at their path complete (create_registry): one that is short or has
-     * no magic is a leftover (a creator that died, a truncation). Decided at once, no wait. */
+    /* Registries appear at their path complete (create_registry): an empty file, a zero
+     * header, or a registry shorter than its own slot count is a leftover (a creator that
+     * died, a truncation). Decided at once, no wait. Anything else that fails the checks
+     * below is refused as it is, and left alone. */
     struct preoom_registry_header h0;
-    int stale = (uint64_t)st.st_size < PREOOM_REGISTRY_HEADER_BYTES ||
-                pread(fd, &h0, sizeof h0, 0) != (ssize_t)sizeof h0 || h0.magic == 0;
+    memset(&h0, 0, sizeof h0);
+    ssize_t got = st.st_size > 0 ? pread(fd, &h0, sizeof h0, 0) : 0;
+    int stale = st.st_size == 0 || (got >= 8 && h0.magic == 0) ||
+                (got == (ssize_t)sizeof h0 && h0.magic == PREOOM_REGISTRY_MAGIC &&
+                 h0.slot_count > 0 && h0.slot_count <= PREOOM_REGISTRY_MAX_SLOTS &&
+                 (uint64_t)st.st_size < total_bytes(h0.slot_count));
     if (stale && !replace) {
         if (!(create && (flags & PREOOM_REG_REPAIR) && st.st_uid == geteuid())) {
             close(fd);
-            *why = "registry file is empty or has no header (stale; ignored)";
+            *why = "registry file is empty, has a zero header or was truncated (stale; ignored)";
             return -EPROTO;
         }
         replace = 1;
-        out->event = "replaced a stale registry (empty or no header)";
+        out->event = "replaced a stale registry (empty, zero header or truncated)";
     }
     if (replace) {
         /* Only if the path still names the file we judged. */

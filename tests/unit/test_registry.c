@@ -634,6 +634,14 @@ static void host_sigbus(int sig, siginfo_t *si, void *uc)
 
 static void t_sigbus_guard(void)
 {
+#ifdef __SANITIZE_THREAD__
+    /* ThreadSanitizer takes SIGBUS over itself (the process dies of it whatever handler is
+     * installed); this build only runs the concurrency cases, the plain and ASan builds
+     * run this one. */
+    SKIP("registry: truncated under us (SIGBUS guard)",
+         "ThreadSanitizer intercepts SIGBUS; checked by the plain and ASan builds");
+    return;
+#endif
     struct sigaction host, saved;
     memset(&host, 0, sizeof host);
     host.sa_sigaction = host_sigbus;
