@@ -20,29 +20,6 @@ static const char *const call_names[PREOOM_CALL_COUNT] = {
     "sbrk", "operator_new", "operator_delete",
 };
 
-int preoom_report_path(const char *tmpl, pid_t pid, char *out, size_t size)
-{
-    size_t n = 0;
-    for (const char *p = tmpl; *p; p++) {
-        char piece[24];
-        size_t len;
-        if (p[0] == '%' && p[1] == 'p') {
-            len = preoom_fmt(piece, sizeof piece, "%d", (int)pid);
-            p++;
-        } else {
-            piece[0] = *p;
-            len = 1;
-        }
-        if (n + len + 1 > size)
-            return -ENAMETOOLONG;
-        memcpy(out + n, piece, len);
-        n += len;
-    }
-    if (n + 1 > size)
-        return -ENAMETOOLONG;
-    out[n] = '\0';
-    return 0;
-}
 
 
 long preoom_report_json(const preoom_totals_t *t, pid_t pid, const char *name, char *buf,

@@ -15,7 +15,7 @@
 #include <sys/types.h>
 
 #include "badness.h"
-#include "internal.h"
+#include "floor.h"
 #include "procfs.h"
 
 #define PREOOM_MAX_PROTECT 64

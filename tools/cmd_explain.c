@@ -29,19 +29,14 @@ static int cmp_rank(const void *pa, const void *pb)
     return preoom_badness_compare(&g.procs[a].c, &scores[a], &g.procs[b].c, &scores[b]);
 }
 
+/* The floor's one escaper: bytes outside printable ASCII (a process's own name may hold
+ * any) become \u00XX, never raw bytes that are not UTF-8. */
 static void json_str(const char *s)
 {
-    putchar('"');
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            printf("\\%c", c);
-        else if (c < 0x20)
-            printf("\\u%04x", c);
-        else
-            putchar(c);
-    }
-    putchar('"');
+    /* A cgroup path (up to PREOOM_CGROUP_PATH_MAX) of bytes that each take six. */
+    static char esc[6 * PREOOM_CGROUP_PATH_MAX + 8];
+    preoom_json_escape(esc, sizeof esc, s);
+    printf("\"%s\"", esc);
 }
 
 int preoom_cmd_explain(const char *reg_name, int argc, char **argv)

@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
-#include "internal.h"
+#include "floor.h"
 
 enum { SORT_COMMITTED, SORT_TOUCHED, SORT_EXPOSURE, SORT_SLACK, SORT_PEAK, SORT_PID, SORT_NAME };
 
@@ -228,19 +228,12 @@ static void printable(const char *in, char *out, size_t size)
     out[k] = '\0';
 }
 
+/* Names and the registry name are short (at most 64 bytes): the floor's one escaper. */
 static void json_string(FILE *out, const char *s)
 {
-    fputc('"', out);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(out, "\\%c", c);
-        else if (c < 0x20 || c >= 0x7f)
-            fprintf(out, "\\u%04x", c);
-        else
-            fputc(c, out);
-    }
-    fputc('"', out);
+    char esc[512];
+    preoom_json_escape(esc, sizeof esc, s);
+    fprintf(out, "\"%s\"", esc);
 }
 
 static void print_json(const char *reg_name, const ls_table_t *t, FILE *out)

@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
-#include "internal.h"
+#include "floor.h"
 #include "stackreport.h"
 #include "symbolize.h"
 

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "cmd.h"
-#include "internal.h"
+#include "floor.h"
 
 /* Weak so that each subcommand lives in its own file and the command still builds while one
  * is missing. */

@@ -32,7 +32,7 @@
 #include "act.h"
 #include "badness.h"
 #include "candidates.h"
-#include "internal.h"
+#include "floor.h"
 #include "metrics.h"
 #include "pressure.h"
 #include "procfs.h"

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "internal.h"
+#include "floor.h"
 
 /* Put /dev/null on whichever of descriptors 0, 1, 2 are closed. */
 void preoom_std_fds(void);

@@ -1,4 +1,4 @@
-/* tests/unit/test_registry.c — preload/registry.c linked directly: header validation against
+/* tests/unit/test_registry.c — common/registry.c linked directly: header validation against
  * hostile files, the claim / publish / snapshot / release round trip, generations, reclaiming
  * the slots of dead processes, the exec case, the in-memory checker used by the fuzz target,
  * and a seqlock torture (writers keep an invariant across fields, readers must never see it

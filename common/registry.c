@@ -1,4 +1,4 @@
-/* preload/registry.c — the only file that maps the shared-memory registry. Linked into the
+/* common/registry.c — the only file that maps the shared-memory registry. Linked into the
  * preload (claim, publish, release) and into the tools (open read-only or read-write,
  * snapshot, reap the slots of dead processes).
  *
@@ -22,7 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "floor.h"
 
 #define LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
 #define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)

@@ -1,4 +1,4 @@
-/* preload/busguard.c — a registry that shrinks under us becomes an error, never a crash.
+/* common/busguard.c — a registry that shrinks under us becomes an error, never a crash.
  *
  * A shared file mapping raises SIGBUS on any access beyond the file's current end: anyone
  * who may write the registry file (its owner, its group) can truncate it while hosts and the
@@ -15,7 +15,7 @@
 #include <signal.h>
 #include <string.h>
 
-#include "internal.h"
+#include "floor.h"
 
 static __thread preoom_bus_guard_t *top;
 static struct sigaction prev;        /* the action ours replaced */
