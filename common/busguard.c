@@ -17,7 +17,7 @@
 
 #include "floor.h"
 
-static __thread preoom_bus_guard_t *top;
+__thread preoom_bus_guard_t *preoom_bus_top;
 static struct sigaction prev;        /* the action ours replaced */
 
 static void to_default_and_return(int sig, const siginfo_t *si)
@@ -35,9 +35,9 @@ static void on_sigbus(int sig, siginfo_t *si, void *uc)
 {
     if (si && si->si_code > 0) {
         const char *a = si->si_addr;
-        for (preoom_bus_guard_t *g = top; g; g = g->prev)
+        for (preoom_bus_guard_t *g = preoom_bus_top; g; g = g->prev)
             if (a >= g->lo && a < g->hi) {
-                top = g->prev;
+                preoom_bus_top = g->prev;
                 siglongjmp(g->env, 1);
             }
     }
@@ -70,21 +70,4 @@ void preoom_bus_install(void)
     sigemptyset(&sa.sa_mask);
     prev = cur;
     sigaction(SIGBUS, &sa, NULL);
-}
-
-void preoom_bus_arm(preoom_bus_guard_t *g, const void *base, size_t len)
-{
-    g->lo = base;
-    g->hi = (const char *)base + len;
-    g->prev = top;
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    top = g;
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
-}
-
-void preoom_bus_disarm(preoom_bus_guard_t *g)
-{
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    top = g->prev;
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
 }

@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "floor.h"
 #include "pressure.h"
 
 uint64_t preoom_threshold_bytes(const preoom_threshold_t *t, uint64_t total)
@@ -68,25 +69,11 @@ static int parse_one(const char *s, size_t n, preoom_threshold_t *out)
     }
     if (fdigits)
         return -EINVAL; /* no fractional byte amounts */
-    unsigned shift;
-    switch (*u | 0x20) {
-    case 'k': shift = 10; break;
-    case 'm': shift = 20; break;
-    case 'g': shift = 30; break;
-    case 't': shift = 40; break;
-    default: return -EINVAL;
-    }
-    u++;
-    if ((*u | 0x20) == 'i')
-        u++;
-    if ((*u | 0x20) == 'b')
-        u++;
-    if (*u != '\0')
+    /* A size needs its unit here (a bare number is a percent): then it is the floor's one
+     * size parser's, as PREOOM_SAMPLE_BYTES is. */
+    if ((*u | 0x20) != 'k' && (*u | 0x20) != 'm' && (*u | 0x20) != 'g' && (*u | 0x20) != 't')
         return -EINVAL;
-    if (whole > (UINT64_MAX >> shift))
-        return -ERANGE;
-    out->bytes = whole << shift;
-    return 0;
+    return preoom_parse_bytes(buf, 0, UINT64_MAX, &out->bytes);
 }
 
 int preoom_threshold_parse(const char *s, preoom_threshold_t *out)
