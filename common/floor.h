@@ -12,6 +12,7 @@
 
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -49,8 +50,27 @@ void *preoom_sys_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t
 int preoom_sys_munmap(void *addr, size_t len);
 uint64_t preoom_now_ns(int clock);
 
-/* ---- procstat.c: the fields of /proc/PID/stat the registry trusts -------------------------- */
-/* Field 22 (start time, clock ticks after boot) of a /proc/PID/stat buffer. 0 or -errno. */
+/* ---- procstat.c: the one /proc/PID/stat parser ---------------------------------------------- */
+#define PREOOM_COMM_MAX 64        /* kthread names may pass TASK_COMM_LEN (16) on new kernels */
+/* /proc/PID/stat, the fields the arbiter uses. */
+typedef struct {
+    int32_t pid;
+    char comm[PREOOM_COMM_MAX];  /* printable; bytes outside 0x20..0x7e shown as '?' */
+    char state;                  /* R S D Z T t X I … */
+    int32_t ppid;
+    uint64_t flags;              /* PF_* */
+    bool kthread;                /* PF_KTHREAD is set */
+    uint64_t utime_ticks;        /* clock ticks, sysconf(_SC_CLK_TCK) a second */
+    uint64_t stime_ticks;
+    int32_t nice;                /* -20..19 */
+    uint64_t num_threads;
+    uint64_t starttime_ticks;    /* field 22: ticks after boot; with pid, names the process */
+    uint64_t vsize_bytes;
+    uint64_t rss_pages;
+} preoom_pid_stat_t;
+/* Parse a /proc/PID/stat buffer: 0, or -EINVAL/-ERANGE when it is not the kernel's layout. */
+int preoom_parse_pid_stat(const char *buf, size_t len, preoom_pid_stat_t *out);
+/* Its field 22 (start time, clock ticks after boot). 0 or -errno. */
 int preoom_parse_stat_start_time(const char *buf, size_t len, uint64_t *start_ticks);
 /* 1 when a /proc/PID/stat line is a zombie (Z or X) with at most one thread left. */
 int preoom_parse_stat_defunct(const char *buf, size_t len);
