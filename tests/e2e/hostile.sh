@@ -278,4 +278,18 @@ else
     skip "steer: no memory cgroup to create pressure in"
 fi
 
+# ---- 11. a registry directory nobody else can write ---------------------------------------------
+rd=$T_TMP/run-preoom
+start_daemon "$T_REG-rd" "$T_TMP/d11.log" --registry-dir "$rd"
+check "--registry-dir: preoomd made the directory, root's and 0755" \
+    bash -c '[ "$(stat -c "%u %a" "$0")" = "0 755" ] && [ -f "$0/preoom.$1" ]' "$rd" "$T_REG-rd"
+host "$T_REG-rd" rdh PREOOM_REGISTRY_DIR="$rd"
+check "--registry-dir: a host given PREOOM_REGISTRY_DIR registers there" \
+    bash -c 'PREOOM_REGISTRY_DIR=$0 "$1" --registry "$2" ls --json | grep -q "\"pid\": $3"' "$rd" "$PREOOM" "$T_REG-rd" "$HP"
+kill -TERM "$HP" "$DP"; wait "$HP" "$DP"
+mkdir -p "$T_TMP/open-dir"; chmod 0777 "$T_TMP/open-dir"
+"$D" --registry-dir "$T_TMP/open-dir" --registry x --dry-run --no-mlock 2>"$T_TMP/d11b.log"; rc=$?
+check "--registry-dir: a directory anyone may write into (no sticky bit) is refused, exit 1, one line" \
+    bash -c '[ "$0" -eq 1 ] && [ "$(wc -l <"$1")" -eq 1 ] && grep -q "squat" "$1"' "$rc" "$T_TMP/d11b.log"
+
 t_done
