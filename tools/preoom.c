@@ -66,6 +66,8 @@ int main(int argc, char **argv)
                 dir);
         return 2;
     }
+    /* Every subcommand that reads a registry reads it under the floor's SIGBUS guard. */
+    preoom_bus_install();
     if (i >= argc) {
         usage(stderr);
         return 2;
