@@ -23,20 +23,31 @@ WARN = -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes -Wno-missin
 OPT ?= -O2
 DEBUG ?= -g
 DEPS = -MMD -MP
-INC = -Iinclude -Ipreload -Itools
+# Each directory its own include path: the preload sees common/ and itself, the tools see
+# common/ and themselves, so tools/ cannot include preload/internal.h (nor the reverse).
+# The tests see everything they test.
+PRELOAD_INC = -Iinclude -Icommon -Ipreload
+TOOLS_INC = -Iinclude -Icommon -Itools
+TEST_INC = -Iinclude -Icommon -Ipreload -Itools -Itests
 ifneq ($(SANITIZE),)
 SANFLAGS = -fsanitize=$(SANITIZE) -fno-sanitize-recover=all -fno-omit-frame-pointer
 endif
-ALL_CFLAGS = $(STD) $(WARN) $(OPT) $(DEBUG) $(DEPS) $(INC) $(CFLAGS)
+BASE_CFLAGS = $(STD) $(WARN) $(OPT) $(DEBUG) $(DEPS)
+TOOLS_CFLAGS = $(BASE_CFLAGS) $(TOOLS_INC) $(CFLAGS)
 
 # The preload: position independent, hidden by default (only the interposed symbols and the
 # public API are exported), initial-exec TLS so a thread-local access never calls malloc,
 # unwind tables (-fexceptions) so a C++ exception from operator new passes through our frames.
 # No frame pointers: libunwind reads the DWARF tables, and the hooks save the push and pop.
-PRELOAD_CFLAGS = $(ALL_CFLAGS) -fPIC -fvisibility=hidden -ftls-model=initial-exec -fexceptions
+PRELOAD_CFLAGS = $(BASE_CFLAGS) $(PRELOAD_INC) $(CFLAGS) -fPIC -fvisibility=hidden -ftls-model=initial-exec -fexceptions
 PRELOAD_SRC = $(wildcard preload/*.c)
 PRELOAD_OBJ = $(PRELOAD_SRC:%.c=$(BUILD)/%.o)
-# Everything but the file that defines malloc & co: linked into the tools and unit tests.
+# The floor under both sides (common/): compiled once, as the preload needs it (PIC, hidden,
+# initial-exec TLS), linked into libpreoom.so and, as libpreoom-common.a, into the tools.
+COMMON_CFLAGS = $(BASE_CFLAGS) -Iinclude -Icommon $(CFLAGS) -fPIC -fvisibility=hidden -ftls-model=initial-exec -fexceptions
+COMMON_SRC = $(wildcard common/*.c)
+COMMON_OBJ = $(COMMON_SRC:%.c=$(BUILD)/%.o)
+# The preload but the file that defines malloc & co: linked into the unit tests only.
 CORE_OBJ = $(filter-out $(BUILD)/preload/hooks.o,$(PRELOAD_OBJ))
 PRELOAD_LIBS = -ldl -lpthread -lunwind
 
@@ -90,8 +101,16 @@ $(BUILD)/preload/%.o: preload/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(PRELOAD_CFLAGS) $(SANFLAGS) -c $< -o $@
 
-$(BUILD)/libpreoom.so: $(PRELOAD_OBJ)
-	$(CC) -shared -o $@ $(PRELOAD_OBJ) -Wl,-z,now -Wl,-z,nodelete $(PRELOAD_LIBS) $(LDFLAGS)
+$(BUILD)/common/%.o: common/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(COMMON_CFLAGS) $(SANFLAGS) -c $< -o $@
+
+$(BUILD)/libpreoom-common.a: $(COMMON_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libpreoom.so: $(PRELOAD_OBJ) $(COMMON_OBJ)
+	$(CC) -shared -o $@ $(PRELOAD_OBJ) $(COMMON_OBJ) -Wl,-z,now -Wl,-z,nodelete $(PRELOAD_LIBS) $(LDFLAGS)
 	@# A dynamic-TLS relocation would make a thread-local access call malloc: refuse it.
 	@if readelf -rW $@ | grep -E 'TLSDESC|DTPMOD|DTPOFF' >/dev/null; then \
 	    echo "$@: dynamic TLS relocation found (use initial-exec TLS)"; rm -f $@; exit 1; fi
@@ -102,7 +121,7 @@ $(BUILD)/libpreoom-core.a: $(CORE_OBJ)
 
 $(BUILD)/tools/%.o: tools/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(SANFLAGS) -c $< -o $@
+	$(CC) $(TOOLS_CFLAGS) $(SANFLAGS) -c $< -o $@
 
 $(BUILD)/libpreoom-tools.a: $(TOOL_LIB_OBJ)
 	@rm -f $@
@@ -122,21 +141,23 @@ CMD_OBJ = $(patsubst tools/%.c,$(BUILD)/tools/%.o,$(wildcard tools/cmd_*.c))
 $(BUILD)/preoom: $(CMD_OBJ)
 $(BUILD)/preoom: TOOL_LIBS += $(CURSES_LIBS)
 
-$(BUILD)/%: $(BUILD)/tools/%.o $(BUILD)/libpreoom-tools.a $(BUILD)/libpreoom-core.a
-	$(CC) $(SANFLAGS) -o $@ $< $(filter $(BUILD)/tools/cmd_%.o,$^) $(BUILD)/libpreoom-tools.a $(BUILD)/libpreoom-core.a $(TOOL_LIBS) $(PRELOAD_LIBS) $(LDFLAGS)
+# The tools link the floor and their own archive: no preload object, no libunwind.
+$(BUILD)/%: $(BUILD)/tools/%.o $(BUILD)/libpreoom-tools.a $(BUILD)/libpreoom-common.a
+	$(CC) $(SANFLAGS) -o $@ $< $(filter $(BUILD)/tools/cmd_%.o,$^) $(BUILD)/libpreoom-tools.a $(BUILD)/libpreoom-common.a $(TOOL_LIBS) $(LDFLAGS)
 
-$(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libpreoom-tools.a $(BUILD)/libpreoom-core.a
+$(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libpreoom-tools.a $(BUILD)/libpreoom-core.a $(BUILD)/libpreoom-common.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(SANFLAGS) -Itests -o $@ $< $(BUILD)/libpreoom-tools.a $(BUILD)/libpreoom-core.a $(TOOL_LIBS) $(PRELOAD_LIBS) $(LDFLAGS)
+	$(CC) $(BASE_CFLAGS) $(TEST_INC) $(CFLAGS) $(SANFLAGS) -o $@ $< $(BUILD)/libpreoom-tools.a $(BUILD)/libpreoom-core.a $(BUILD)/libpreoom-common.a $(TOOL_LIBS) $(PRELOAD_LIBS) $(LDFLAGS)
 
 # The registry reader's fuzz target (libFuzzer, so clang only): registry.c is compiled into it
-# to be instrumented; the rest comes from the core archive. tests/e2e/fuzz.sh runs it briefly.
+# to be instrumented; the rest comes from the floor's archive. tests/e2e/fuzz.sh runs it
+# briefly.
 FUZZ_CC ?= clang
 FUZZ_FLAGS = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 fuzz: $(BUILD)/tests/fuzz/fuzz_registry
-$(BUILD)/tests/fuzz/%: tests/fuzz/%.c preload/registry.c $(BUILD)/libpreoom-core.a
+$(BUILD)/tests/fuzz/%: tests/fuzz/%.c common/registry.c $(BUILD)/libpreoom-common.a
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(STD) $(WARN) -O1 -g $(INC) $(FUZZ_FLAGS) -o $@ $< preload/registry.c $(BUILD)/libpreoom-core.a $(PRELOAD_LIBS)
+	$(FUZZ_CC) $(STD) $(WARN) -O1 -g -Iinclude -Icommon $(FUZZ_FLAGS) -o $@ $< common/registry.c $(BUILD)/libpreoom-common.a
 
 # Test programs are the preload's hosts: plain builds, no sanitizer.
 $(BUILD)/tests/prog/%: tests/prog/%.c
@@ -181,7 +202,7 @@ demo:
 
 bench:
 	scripts/deps.sh bench
-	$(MAKE) all $(PROG_BINS) $(EXAMPLE_BINS)
+	$(MAKE) all $(PROG_BINS) $(EXAMPLE_BINS) $(BUILD)/libpreoom-core.a $(BUILD)/libpreoom-common.a
 	BUILD=$(BUILD) bench/run.sh
 
 INSTALLED = $(LIBDIR)/libpreoom.so $(BINDIR)/preoom $(SBINDIR)/preoomd \

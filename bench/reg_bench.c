@@ -1,4 +1,4 @@
-/* bench/reg_bench.c — the registry's costs, measured in-process against preload/registry.c
+/* bench/reg_bench.c — the registry's costs, measured in-process against common/registry.c
  * (linked from the core archive), for bench/registry.sh.
  *
  *   reg_bench time NAME RUNS   claim 1000 slots of a fresh registry NAME; print the median

@@ -18,12 +18,12 @@ SECS=${SECS:-2}
 LIB=$B/libpreoom.so
 CORE=$B/libpreoom-core.a
 REG=benchreg$$
-if [ ! -f "$LIB" ] || [ ! -f "$CORE" ]; then
-    echo "registry bench: $LIB or $CORE missing (make all)"; exit 1
+if [ ! -f "$LIB" ] || [ ! -f "$CORE" ] || [ ! -f "$B/libpreoom-common.a" ]; then
+    echo "registry bench: $LIB, $CORE or $B/libpreoom-common.a missing (make all)"; exit 1
 fi
 mkdir -p "$B/bench"
-cc -std=gnu11 -D_GNU_SOURCE -O2 -I"$TOP/include" -I"$TOP/preload" -o "$B/bench/reg_bench" \
-    "$TOP/bench/reg_bench.c" "$CORE" -ldl -lpthread -lunwind || exit 1
+cc -std=gnu11 -D_GNU_SOURCE -O2 -I"$TOP/include" -I"$TOP/common" -I"$TOP/preload" -o "$B/bench/reg_bench" \
+    "$TOP/bench/reg_bench.c" "$CORE" "$B/libpreoom-common.a" -ldl -lpthread -lunwind || exit 1
 pids=()
 cleanup() {
     local p
@@ -50,7 +50,8 @@ agent_ns() {
     sleep 0.5
     tid=""
     for t in /proc/$p/task/*; do
-        [ "$(cat "$t/comm" 2>/dev/null)" = preoom-agent ] && tid=${t##*/}
+        # The agent names itself preoom<slot>:<adj> once registered (the proof of its slot).
+        case "$(cat "$t/comm" 2>/dev/null)" in preoom-agent|preoom[0-9a-f]*:[0-9]*) tid=${t##*/} ;; esac
     done
     if [ -z "$tid" ]; then kill -KILL "$p"; wait "$p" 2>/dev/null; echo nan; return; fi
     a=$(cut -d' ' -f1 "/proc/$p/task/$tid/schedstat")

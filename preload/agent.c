@@ -35,20 +35,33 @@ static long futex(void *addr, int op, uint32_t val, const struct timespec *ts)
     return syscall(SYS_futex, addr, op, val, ts, NULL, 0);
 }
 
+static _Atomic int reg_bad;              /* the registry failed under us: never again */
+static uint64_t named_adj = UINT64_MAX;  /* the adj our thread name proves, once named */
+
 static void registry_attach(void)
 {
-    if (strcmp(preoom_opt.registry, "off") == 0)
+    if (strcmp(preoom_opt.registry, "off") == 0 || atomic_load(&reg_bad))
         return;
     const char *why = "";
     if (!reg.hdr) {
-        int rc = preoom_reg_open(preoom_opt.registry, 1, preoom_opt.registry_slots,
-                                 preoom_opt.registry_gid, 1, &reg, &why);
-        if (rc != 0) {
-            preoom_log_error("registry /dev/shm/preoom.%s: %s (%s); this process runs on, "
-                             "not registered",
-                             preoom_opt.registry, why, strerrordesc_np(-rc));
+        if (preoom_opt.registry_dir[0] && preoom_reg_set_dir(preoom_opt.registry_dir) != 0) {
+            preoom_log_error("PREOOM_REGISTRY_DIR %s is not an absolute directory; this "
+                             "process runs on, not registered", preoom_opt.registry_dir);
             return;
         }
+        /* Before the first touch of any mapping: a file shrunk under us must not kill us. */
+        preoom_bus_install();
+        int rc = preoom_reg_open(preoom_opt.registry, PREOOM_REG_CREATE | PREOOM_REG_REPAIR,
+                                 preoom_opt.registry_slots, preoom_opt.registry_gid, 1, &reg,
+                                 &why);
+        if (rc != 0) {
+            preoom_log_error("registry %s/preoom.%s: %s (%s); this process runs on, not "
+                             "registered",
+                             preoom_reg_dir(), preoom_opt.registry, why, strerrordesc_np(-rc));
+            return;
+        }
+        if (reg.event && strncmp(reg.event, "replaced", 8) == 0)
+            preoom_log_error("registry %s: %s", reg.path, reg.event);
         /* The mapping is all we use: the host should not find a descriptor of ours among
          * its own (programs count, list or close them). */
         close(reg.fd);
@@ -60,15 +73,43 @@ static void registry_attach(void)
     preoom_procself_comm(comm, sizeof comm);
     long idx = preoom_reg_claim(&reg, getpid(), start, preoom_opt.interval_ms, comm);
     if (idx < 0) {
-        preoom_log_error("registry /dev/shm/preoom.%s is full (%llu slots); this process runs "
-                         "on, not registered",
-                         preoom_opt.registry, (unsigned long long)reg.slot_count);
+        /* A full registry is the operator's business, not every worker's stderr. */
+        if (idx == -ENOSPC)
+            preoom_log_verbose(1, "registry %s is full (%llu slots); this process runs on, "
+                               "not registered", reg.path, (unsigned long long)reg.slot_count);
+        else
+            preoom_log_error("registry %s went bad while claiming a slot (%s); this process "
+                             "runs on, not registered", reg.path, strerrordesc_np((int)-idx));
         return;
     }
     slot_idx = idx;
     last_answered = 0;
-    preoom_log_verbose(1, "registered in /dev/shm/preoom.%s, slot %ld", preoom_opt.registry,
-                       idx);
+    named_adj = UINT64_MAX;
+    preoom_log_verbose(1, "registered in %s, slot %ld", reg.path, idx);
+}
+
+/* The registry failed under us (truncated: SIGBUS caught): stop using it, say so once. */
+static void registry_went_bad(void)
+{
+    if (slot_idx < 0)
+        return;
+    slot_idx = -1;
+    if (!atomic_exchange(&reg_bad, 1))
+        preoom_log_error("registry %s shrank under this process (truncated?); no longer "
+                         "publishing to it, running on", reg.path);
+}
+
+/* Our thread's name proves which slot is ours and carries the adj hint (registry.h). */
+static void name_self(uint64_t adj)
+{
+    if (slot_idx < 0 || adj == named_adj)
+        return;
+    char name[16];
+    preoom_reg_proof_name((uint64_t)slot_idx, adj, name, sizeof name);
+    prctl(PR_SET_NAME, name, 0, 0, 0);
+    if (preoom_reg_set_agent(&reg, slot_idx, (uint64_t)syscall(SYS_gettid)) != 0)
+        registry_went_bad();
+    named_adj = adj;
 }
 
 void preoom_agent_measure(preoom_totals_t *t)
@@ -86,15 +127,20 @@ static void publish(void)
     preoom_agent_measure(&t);
     pthread_mutex_lock(&publish_lock);
     if (slot_idx >= 0 && !atomic_load(&stopping)) {
-        preoom_reg_publish(&reg, slot_idx, &t, __atomic_load_n(&preoom_opt.adj, __ATOMIC_RELAXED));
-        /* What the arbiter needs to ask well: whether asking can free anything, how much the
-         * app thinks it could, and how long it needs to stop. Single words, no snapshot. */
-        uint64_t ncb, bytes;
-        preoom_api_offer(&ncb, &bytes);
-        struct preoom_slot *s = preoom_reg_slot(&reg, (uint64_t)slot_idx);
-        __atomic_store_n(&s->callbacks, ncb, __ATOMIC_RELEASE);
-        __atomic_store_n(&s->reclaimable, bytes, __ATOMIC_RELEASE);
-        __atomic_store_n(&s->term_grace_ms, preoom_opt.term_grace_ms, __ATOMIC_RELEASE);
+        uint64_t adj = __atomic_load_n(&preoom_opt.adj, __ATOMIC_RELAXED);
+        /* The host may have installed its own SIGBUS handler since: ours goes back in front
+         * (one system call per interval) and passes every other SIGBUS on to theirs. */
+        preoom_bus_install();
+        name_self(adj);
+        if (slot_idx >= 0 && preoom_reg_publish(&reg, slot_idx, &t, adj) != 0) {
+            registry_went_bad();
+        } else if (slot_idx >= 0) {
+            /* What the arbiter needs to ask well: whether asking can free anything, how much
+             * the app thinks it could, and how long it needs to stop. */
+            uint64_t ncb, bytes;
+            preoom_api_offer(&ncb, &bytes);
+            preoom_reg_publish_offer(&reg, slot_idx, ncb, bytes, preoom_opt.term_grace_ms);
+        }
     }
     pthread_mutex_unlock(&publish_lock);
 }
@@ -107,20 +153,20 @@ static uint64_t touched_now(void)
 }
 
 /* One request: callbacks, then malloc_trim, then the answer in the slot. */
-static void answer(uint64_t req)
+static void answer(uint64_t req, uint64_t target)
 {
-    struct preoom_slot *s = preoom_reg_slot(&reg, (uint64_t)slot_idx);
-    uint64_t target = __atomic_load_n(&s->request_bytes, __ATOMIC_ACQUIRE);
     int level = (int)PREOOM_REQ_LEVEL(req);
+    preoom_answer_t a = {0, 0, 0, 0};
+    last_answered = PREOOM_REQ_SERIAL(req);
     if (level == PREOOM_REQ_LEVEL_DUMP) {
         /* Not a release: `preoom report PID` asks for the report now. */
         preoom_totals_t t;
         preoom_agent_measure(&t);
         long written = preoom_stacks_dump_now(&t);
-        __atomic_store_n(&s->answer_bytes, written > 0 ? (uint64_t)written : 0, __ATOMIC_RELAXED);
-        __atomic_store_n(&s->answer_ns, preoom_now_ns(CLOCK_MONOTONIC), __ATOMIC_RELAXED);
-        __atomic_store_n(&s->answer_serial, (uint64_t)PREOOM_REQ_SERIAL(req), __ATOMIC_RELEASE);
-        last_answered = PREOOM_REQ_SERIAL(req);
+        a.bytes = written > 0 ? (uint64_t)written : 0;
+        a.at_ns = preoom_now_ns(CLOCK_MONOTONIC);
+        if (preoom_reg_answer(&reg, slot_idx, req, &a) != 0)
+            registry_went_bad();
         return;
     }
     uint64_t before = touched_now();
@@ -134,14 +180,12 @@ static void answer(uint64_t req)
      * callbacks' own figure is kept beside it, so the arbiter (and its log) can tell an app
      * that freed into malloc's arenas from one that really gave memory back. */
     uint64_t released = before > after ? before - after : 0;
-    __atomic_store_n(&s->answer_callback_bytes, cb, __ATOMIC_RELAXED);
-    __atomic_store_n(&s->answer_trim_bytes, trim, __ATOMIC_RELAXED);
-    __atomic_store_n(&s->answer_bytes, released, __ATOMIC_RELAXED);
-    __atomic_store_n(&s->answer_ns, preoom_now_ns(CLOCK_MONOTONIC), __ATOMIC_RELAXED);
-    __atomic_store_n(&s->answers, __atomic_load_n(&s->answers, __ATOMIC_RELAXED) + 1,
-                     __ATOMIC_RELAXED);
-    __atomic_store_n(&s->answer_serial, (uint64_t)PREOOM_REQ_SERIAL(req), __ATOMIC_RELEASE);
-    last_answered = PREOOM_REQ_SERIAL(req);
+    a.bytes = released;
+    a.callback_bytes = cb;
+    a.trim_bytes = trim;
+    a.at_ns = preoom_now_ns(CLOCK_MONOTONIC);
+    if (preoom_reg_answer(&reg, slot_idx, req, &a) != 0)
+        registry_went_bad();
     preoom_log_verbose(1, "release request %u level %d for %llu bytes: callbacks %llu, trim "
                        "%llu, touched fell %llu",
                        (unsigned)PREOOM_REQ_SERIAL(req), level, (unsigned long long)target,
@@ -160,14 +204,21 @@ static void *agent_main(void *arg)
         if (slot_idx >= 0) {
             struct preoom_slot *s = preoom_reg_slot(&reg, (uint64_t)slot_idx);
             uint32_t *w = preoom_slot_futex_word(s);
-            uint32_t seen = __atomic_load_n(w, __ATOMIC_ACQUIRE);
-            if (PREOOM_REQ_SERIAL(seen) == last_answered || PREOOM_REQ_SERIAL(seen) == 0)
-                futex(w, FUTEX_WAIT, seen, &ts);
+            uint64_t req = 0, bytes = 0;
+            int pend = preoom_reg_pending(&reg, slot_idx, (uint32_t)last_answered, &req, &bytes);
+            if (pend < 0) {
+                registry_went_bad();
+                continue;
+            }
+            /* The futex reads the word itself: on a truncated file it fails (EFAULT), it
+             * does not fault, and the next publication notices. */
+            if (pend == 0)
+                futex(w, FUTEX_WAIT, (uint32_t)req, &ts);
             if (atomic_load(&stopping))
                 break;
-            uint64_t req = __atomic_load_n(&s->request, __ATOMIC_ACQUIRE);
-            if (PREOOM_REQ_SERIAL(req) != 0 && PREOOM_REQ_SERIAL(req) != last_answered) {
-                answer(req);
+            pend = preoom_reg_pending(&reg, slot_idx, (uint32_t)last_answered, &req, &bytes);
+            if (pend == 1) {
+                answer(req, bytes);
                 continue;  /* publish the new figures at once */
             }
         } else {
@@ -189,6 +240,9 @@ int preoom_agent_start(void)
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     sigset_t all, old;
     sigfillset(&all);
+    /* Except SIGBUS: a fault with it blocked kills the process outright, before our guard
+     * (busguard.c) could turn a truncated registry into an error. */
+    sigdelset(&all, SIGBUS);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     pthread_t th;
     int rc = pthread_create(&th, &attr, agent_main, NULL);
@@ -221,10 +275,9 @@ void preoom_agent_atfork_parent(void) { pthread_mutex_unlock(&publish_lock); }
 
 int preoom_agent_pressure(void)
 {
-    if (!reg.hdr)
+    uint64_t p = 0, at = 0;
+    if (!reg.hdr || atomic_load(&reg_bad) || preoom_reg_pressure(&reg, &p, &at, NULL) != 0)
         return 0;
-    uint64_t p = __atomic_load_n(&reg.hdr->pressure, __ATOMIC_ACQUIRE);
-    uint64_t at = __atomic_load_n(&reg.hdr->pressure_ns, __ATOMIC_RELAXED);
     /* An arbiter that stopped publishing is no longer a source of truth. */
     if (p > PREOOM_PRESSURE_COMPLETE || preoom_now_ns(CLOCK_MONOTONIC) - at > 30000000000ULL)
         return 0;
@@ -246,8 +299,10 @@ void preoom_agent_shutdown(void)
     preoom_agent_measure(&t);
     preoom_report_write(&t);
     if (slot_idx >= 0) {
-        preoom_reg_publish(&reg, slot_idx, &t, __atomic_load_n(&preoom_opt.adj, __ATOMIC_RELAXED));
-        preoom_reg_release(&reg, slot_idx);
+        /* Guarded: a registry truncated by now costs nothing but these two stores. */
+        if (preoom_reg_publish(&reg, slot_idx, &t,
+                               __atomic_load_n(&preoom_opt.adj, __ATOMIC_RELAXED)) == 0)
+            preoom_reg_release(&reg, slot_idx);
         slot_idx = -1;
     }
 }

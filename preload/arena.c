@@ -27,16 +27,7 @@ static pthread_mutex_t arena_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct free_block *free_lists[NCLASSES];
 static char *region_cur, *region_end;
 
-void *preoom_sys_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
-{
-    long r = syscall(SYS_mmap, addr, len, prot, flags, fd, off);
-    return (r < 0 && r > -4096) ? MAP_FAILED : (void *)r;
-}
 
-int preoom_sys_munmap(void *addr, size_t len)
-{
-    return (int)syscall(SYS_munmap, addr, len);
-}
 
 static size_t page_round(size_t n)
 {

@@ -36,6 +36,7 @@ static void atfork_child(void)
 
 __attribute__((constructor(102))) static void preoom_init(void)
 {
+    preoom_log_init();
     preoom_options_init();
     preoom_hooks_init();
     preoom_account_init();

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "floor.h"
 #include "preoom/registry.h"
 
 #define PREOOM_HIDDEN __attribute__((visibility("hidden")))
@@ -22,31 +23,18 @@
 #define PREOOM_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define PREOOM_CACHE_LINE 64
 
-/* ---- fmt.c: formatting that never allocates ------------------------------------------- */
-/* A small vsnprintf: %s %c %d %i %u %x %p %% with the l, ll and z length modifiers and a
- * field width. Always NUL-terminates; returns the length written (truncated to size-1). */
-size_t preoom_vfmt(char *buf, size_t size, const char *fmt, va_list ap);
-size_t preoom_fmt(char *buf, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-/* The body of a JSON string (no quotes): '"' and '\\' escaped, bytes outside printable
- * ASCII as \u00XX, so names and paths a process chose cannot break a report. Truncates to
- * fit; always NUL-terminates; returns the length. */
-size_t preoom_json_escape(char *buf, size_t size, const char *s);
-/* Write all of buf to fd, retrying on EINTR and short writes. Returns 0 or -errno. */
-int preoom_write_all(int fd, const char *buf, size_t len);
-
 /* ---- log.c: the one rate-limited reporter ---------------------------------------------- */
 /* Message to stderr prefixed "preoom[PID]: ". Errors are limited (PREOOM_LOG_MAX_ERRORS per
  * process) so a broken environment cannot flood the host's stderr. Never aborts. */
 #define PREOOM_LOG_MAX_ERRORS 32
+/* Note which file descriptor 2 is: later lines go there only while it still is. */
+void preoom_log_init(void);
 void preoom_log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void preoom_log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Only printed when PREOOM_VERBOSE >= level. */
 void preoom_log_verbose(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---- options.c: every PREOOM_* setting, read once --------------------------------------- */
-enum preoom_stacks_mode { PREOOM_STACKS_OFF = 0, PREOOM_STACKS_SAMPLE, PREOOM_STACKS_ALL };
-enum preoom_stack_cache { PREOOM_CACHE_OFF = 0, PREOOM_CACHE_ON, PREOOM_CACHE_VERIFY };
 
 typedef struct preoom_options {
     uint64_t interval_ms;      /* PREOOM_INTERVAL_MS: agent period */
@@ -55,6 +43,9 @@ typedef struct preoom_options {
     char registry[64];         /* PREOOM_REGISTRY: name after /dev/shm/preoom. ; "off" = none */
     uint64_t registry_slots;   /* PREOOM_REGISTRY_SLOTS: slots when this process creates it */
     int64_t registry_gid;      /* PREOOM_REGISTRY_GROUP: gid that may share it, -1 = none */
+    char registry_dir[128];    /* PREOOM_REGISTRY_DIR: where registries live; "" = /dev/shm */
+    char log[512];             /* PREOOM_LOG: diagnostics to this file; "" = fd 2 while it is
+                                  the file it was at start-up */
     int stacks;                /* PREOOM_STACKS: off|sample|all */
     uint64_t sample_bytes;     /* PREOOM_SAMPLE_BYTES: mean bytes between samples */
     uint64_t stack_depth;      /* PREOOM_STACK_DEPTH: frames recorded per stack */
@@ -66,15 +57,6 @@ typedef struct preoom_options {
 } preoom_options_t;
 
 extern preoom_options_t preoom_opt;
-
-/* The table-driven parsers, pure so the tests can cover bad input. Each returns 0 or
- * -EINVAL/-ERANGE and leaves *out untouched on error. */
-int preoom_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
-int preoom_parse_bytes(const char *s, uint64_t min, uint64_t max, uint64_t *out);
-int preoom_parse_bool(const char *s, int *out);
-int preoom_parse_stacks(const char *s, int *out);
-int preoom_parse_stack_cache(const char *s, int *out);
-int preoom_parse_name(const char *s, char *out, size_t out_size);
 
 /* Fill `o` from a getenv-like lookup (NULL lookups give defaults). Each bad value is
  * reported through `warn` in one line naming the setting and the default used. */
@@ -91,9 +73,6 @@ void preoom_options_print(const preoom_options_t *o);
 void *preoom_arena_alloc(size_t bytes);
 void preoom_arena_free(void *p, size_t bytes);
 void *preoom_arena_realloc(void *p, size_t old_bytes, size_t new_bytes);
-/* Raw system calls that never go through our hooks. */
-void *preoom_sys_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off);
-int preoom_sys_munmap(void *addr, size_t len);
 
 /* ---- account.c: per-thread counters folded into per-process totals ----------------------- */
 /* A thread's block: written only by its owner thread (plain stores through relaxed atomics),
@@ -135,14 +114,6 @@ typedef struct preoom_global {
 } preoom_global_t;
 extern preoom_global_t preoom_g;
 
-/* A consistent-enough view of the process, in bytes. */
-typedef struct preoom_totals {
-    uint64_t committed, touched, peak_committed, peak_touched;
-    uint64_t rss_anon, swap;
-    uint64_t malloc_bytes, mmap_bytes, brk_bytes;
-    uint64_t slack, exposure;
-    uint64_t calls[PREOOM_CALL_COUNT];
-} preoom_totals_t;
 
 /* Slow path of the first count in a thread. */
 preoom_tblock_t *preoom_account_thread_block(void);
@@ -225,59 +196,14 @@ int preoom_parse_statm_anon(const char *buf, size_t len, uint64_t page_bytes, ui
 int preoom_parse_status_touched(const char *buf, size_t len, uint64_t *rss_anon, uint64_t *swap);
 /* Field 22 of /proc/self/stat, and the short name. */
 int preoom_procself_start_time(uint64_t *start_ticks);
-int preoom_parse_stat_start_time(const char *buf, size_t len, uint64_t *start_ticks);
-/* 1 when a /proc/PID/stat line is a zombie (Z or X) with at most one thread left. */
-int preoom_parse_stat_defunct(const char *buf, size_t len);
 int preoom_procself_comm(char *name, size_t size);
-uint64_t preoom_now_ns(int clock);
 
 /* ---- report.c: the totals at exit, as JSON ------------------------------------------------ */
-/* Expand %p in the template to the pid. Returns 0 or -ENAMETOOLONG. */
-int preoom_report_path(const char *tmpl, pid_t pid, char *out, size_t size);
 /* Format the totals as one JSON object (pure). Returns the length or -ENOSPC. */
 long preoom_report_json(const preoom_totals_t *t, pid_t pid, const char *name, char *buf,
                         size_t size);
 /* Write the JSON report (totals, then the call sites if stacks are on) to PREOOM_REPORT. */
 void preoom_report_write(const preoom_totals_t *t);
-
-/* ---- registry.c: the shared-memory registry (the only file that maps it) ----------------- */
-typedef struct preoom_reg {
-    struct preoom_registry_header *hdr;
-    size_t map_bytes;
-    uint64_t slot_count;
-    int fd;
-} preoom_reg_t;
-
-/* Open (and with create, create) /dev/shm/preoom.<name>; validates everything. On error
- * returns -errno and sets *why to a static sentence. */
-int preoom_reg_open(const char *name, int create, uint64_t slots, int64_t gid, int writable,
-                    preoom_reg_t *out, const char **why);
-void preoom_reg_close(preoom_reg_t *r);
-static inline struct preoom_slot *preoom_reg_slot(const preoom_reg_t *r, uint64_t i)
-{
-    return (struct preoom_slot *)((char *)r->hdr + PREOOM_REGISTRY_HEADER_BYTES +
-                                  i * PREOOM_REGISTRY_SLOT_BYTES);
-}
-/* Claim a slot for this process (reclaiming dead ones). Returns the index or -errno
- * (-ENOSPC when full). */
-long preoom_reg_claim(preoom_reg_t *r, pid_t pid, uint64_t start_time, uint64_t interval_ms,
-                      const char *name);
-/* Publish totals under the slot's sequence counter. */
-void preoom_reg_publish(preoom_reg_t *r, long idx, const preoom_totals_t *t, uint64_t adj);
-/* Give the slot back (exit). */
-void preoom_reg_release(preoom_reg_t *r, long idx);
-/* Copy a slot consistently. Returns 0, -EAGAIN when it kept changing, -ENOENT if not live. */
-int preoom_reg_snapshot(const preoom_reg_t *r, uint64_t idx, struct preoom_slot *out);
-/* Is the process named by pid + start time still the one that claimed, and not a defunct
- * zombie? 1 yes, 0 no. */
-int preoom_reg_pid_matches(pid_t pid, uint64_t start_time);
-/* Free the slots of processes that are gone (pid dead or start time changed). Returns how
- * many were freed. Needs a writable mapping. */
-long preoom_reg_reap(preoom_reg_t *r);
-/* Validate a registry image held in memory (header, sizes against len) and snapshot every
- * slot, for the fuzz target and tests. Never writes to buf. Returns 0 and the number of live
- * slots, or -errno with *why set as preoom_reg_open does. */
-int preoom_reg_check_buffer(const void *buf, size_t len, uint64_t *live, const char **why);
 
 /* ---- agent.c: the background thread --------------------------------------------------- */
 int preoom_agent_start(void);
@@ -319,7 +245,6 @@ void preoom_stacks_write_report(int fd);
  * measured by the caller) and the sites to preoom_stacks_dump_path(), written to a temporary
  * file and renamed into place. Returns the bytes written or -errno. */
 long preoom_stacks_dump_now(const preoom_totals_t *t);
-int preoom_stacks_dump_path(const char *registry, pid_t pid, char *out, size_t size);
 void preoom_stacks_atfork_prepare(void);
 void preoom_stacks_atfork_parent(void);
 void preoom_stacks_atfork_child(void);

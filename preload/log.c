@@ -1,17 +1,58 @@
 /* preload/log.c — the preload's one reporter of errors and notes.
  *
- * Writes whole lines to stderr with write(2), never through stdio (which allocates and
- * locks), keeps errno as the host left it, and stops reporting errors after
- * PREOOM_LOG_MAX_ERRORS so a broken setting or registry cannot flood a service's log.
- * It never aborts the host.
+ * Writes whole lines with write(2), never through stdio (which allocates and locks), keeps
+ * errno as the host left it, and stops reporting errors after PREOOM_LOG_MAX_ERRORS so a
+ * broken setting or registry cannot flood a service's log. It never aborts the host.
+ *
+ * Where: to PREOOM_LOG when set (opened per line, appended, never following a link, never
+ * anything but a regular file); else to descriptor 2, but only while it is still the file it
+ * was when the process started. A host that closed its stderr and reused the number for its
+ * own journal, socket or data file must never find our lines in it: then nothing is written.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"
 
 static _Atomic int errors_reported;
+static int fd2_known = -1;            /* -1 not yet looked at, 0 closed at start, 1 known */
+static dev_t fd2_dev;
+static ino_t fd2_ino;
+
+void preoom_log_init(void)
+{
+    struct stat st;
+    if (fd2_known >= 0)
+        return;
+    if (fstat(2, &st) == 0) {
+        fd2_dev = st.st_dev;
+        fd2_ino = st.st_ino;
+        fd2_known = 1;
+    } else {
+        fd2_known = 0;
+    }
+}
+
+static void put_line(const char *line, size_t n)
+{
+    struct stat st;
+    if (preoom_opt.log[0]) {
+        int fd = open(preoom_opt.log,
+                      O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+        if (fd < 0)
+            return;
+        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+            (void)preoom_write_all(fd, line, n);
+        close(fd);
+        return;
+    }
+    preoom_log_init();
+    if (fd2_known == 1 && fstat(2, &st) == 0 && st.st_dev == fd2_dev && st.st_ino == fd2_ino)
+        (void)preoom_write_all(2, line, n);
+}
 
 static void emit(const char *fmt, va_list ap)
 {
@@ -22,7 +63,7 @@ static void emit(const char *fmt, va_list ap)
     if (n >= sizeof line - 1)
         n = sizeof line - 2;
     line[n++] = '\n';
-    (void)preoom_write_all(2, line, n);
+    put_line(line, n);
     errno = saved;
 }
 
@@ -39,7 +80,7 @@ void preoom_log_error(const char *fmt, ...)
         char line[128];
         size_t n = preoom_fmt(line, sizeof line,
                               "preoom[%d]: further errors are not reported\n", (int)getpid());
-        (void)preoom_write_all(2, line, n);
+        put_line(line, n);
         errno = saved;
         return;
     }

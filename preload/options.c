@@ -2,7 +2,8 @@
  *
  * Values come from secure_getenv, so a setuid or setgid program takes no settings from its
  * environment (jemalloc's rule). A bad value gets one line on stderr naming the setting and
- * the default used; the host runs on. The parsers are pure functions for the unit tests.
+ * the default used; the host runs on. The value parsers are common/parse.c (pure, shared with
+ * the tools).
  * Never allocates.
  */
 #include <errno.h>
@@ -13,141 +14,14 @@
 
 preoom_options_t preoom_opt;
 
-int preoom_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-    if (!s || !*s)
-        return -EINVAL;
-    uint64_t v = 0;
-    const char *p = s;
-    for (; *p >= '0' && *p <= '9'; p++) {
-        uint64_t d = (uint64_t)(*p - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return -ERANGE;
-        v = v * 10 + d;
-    }
-    if (p == s || *p != '\0')
-        return -EINVAL;
-    if (v < min || v > max)
-        return -ERANGE;
-    *out = v;
-    return 0;
-}
 
-/* Sizes like mimalloc's: a number with an optional binary unit (K, KiB, M, MiB, G, GiB; the
- * "B" and "i" are optional, case-insensitive). */
-int preoom_parse_bytes(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-    if (!s || !*s)
-        return -EINVAL;
-    char digits[24];
-    size_t n = 0;
-    while (s[n] >= '0' && s[n] <= '9') {
-        if (n + 1 >= sizeof digits)
-            return -ERANGE;
-        digits[n] = s[n];
-        n++;
-    }
-    if (n == 0)
-        return -EINVAL;
-    digits[n] = '\0';
-    uint64_t v;
-    int rc = preoom_parse_u64(digits, 0, UINT64_MAX, &v);
-    if (rc)
-        return rc;
-    const char *u = s + n;
-    unsigned shift = 0;
-    switch (*u | 0x20) {
-    case 'k': shift = 10; u++; break;
-    case 'm': shift = 20; u++; break;
-    case 'g': shift = 30; u++; break;
-    case 't': shift = 40; u++; break;
-    default: break;
-    }
-    if (shift && (*u | 0x20) == 'i')
-        u++;
-    if ((*u | 0x20) == 'b')
-        u++;
-    if (*u != '\0')
-        return -EINVAL;
-    if (shift && v > (UINT64_MAX >> shift))
-        return -ERANGE;
-    v <<= shift;
-    if (v < min || v > max)
-        return -ERANGE;
-    *out = v;
-    return 0;
-}
 
-static int lower_eq(const char *a, const char *b)
-{
-    for (; *a && *b; a++, b++)
-        if ((*a | 0x20) != *b)
-            return 0;
-    return *a == *b;
-}
 
-int preoom_parse_bool(const char *s, int *out)
-{
-    if (!s)
-        return -EINVAL;
-    if (lower_eq(s, "1") || lower_eq(s, "yes") || lower_eq(s, "on") || lower_eq(s, "true"))
-        *out = 1;
-    else if (lower_eq(s, "0") || lower_eq(s, "no") || lower_eq(s, "off") || lower_eq(s, "false"))
-        *out = 0;
-    else
-        return -EINVAL;
-    return 0;
-}
 
-int preoom_parse_stacks(const char *s, int *out)
-{
-    if (!s)
-        return -EINVAL;
-    if (lower_eq(s, "off") || lower_eq(s, "0"))
-        *out = PREOOM_STACKS_OFF;
-    else if (lower_eq(s, "sample"))
-        *out = PREOOM_STACKS_SAMPLE;
-    else if (lower_eq(s, "all"))
-        *out = PREOOM_STACKS_ALL;
-    else
-        return -EINVAL;
-    return 0;
-}
 
-int preoom_parse_stack_cache(const char *s, int *out)
-{
-    if (!s)
-        return -EINVAL;
-    if (lower_eq(s, "off") || lower_eq(s, "0"))
-        *out = PREOOM_CACHE_OFF;
-    else if (lower_eq(s, "on") || lower_eq(s, "1"))
-        *out = PREOOM_CACHE_ON;
-    else if (lower_eq(s, "verify"))
-        *out = PREOOM_CACHE_VERIFY;
-    else
-        return -EINVAL;
-    return 0;
-}
 
-/* A registry name becomes part of a path: only [A-Za-z0-9._-], not starting with '.'. */
-int preoom_parse_name(const char *s, char *out, size_t out_size)
-{
-    if (!s || !*s || s[0] == '.')
-        return -EINVAL;
-    size_t n = strlen(s);
-    if (n + 1 > out_size || n > 48)
-        return -ERANGE;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-'))
-            return -EINVAL;
-    }
-    memcpy(out, s, n + 1);
-    return 0;
-}
 
-enum kind { K_MS, K_BYTES, K_INT, K_BOOL, K_STACKS, K_CACHE, K_NAME, K_PATH, K_GID };
+enum kind { K_MS, K_BYTES, K_INT, K_BOOL, K_STACKS, K_CACHE, K_NAME, K_PATH, K_DIR, K_GID };
 
 struct option_def {
     const char *env;
@@ -161,7 +35,9 @@ struct option_def {
 #define OFF(f) offsetof(preoom_options_t, f)
 static const struct option_def defs[] = {
     {"PREOOM_INTERVAL_MS", K_MS, OFF(interval_ms), 1, 60000, "100", "a period in ms (1..60000)"},
-    {"PREOOM_REPORT", K_PATH, OFF(report), 0, 0, "", "a path (%p becomes the pid)"},
+    {"PREOOM_REPORT", K_PATH, OFF(report), 0, sizeof preoom_opt.report, "",
+     "a path (%p becomes the pid)"},
+    {"PREOOM_LOG", K_PATH, OFF(log), 0, sizeof preoom_opt.log, "", "a path"},
     {"PREOOM_VERBOSE", K_INT, OFF(verbose), 0, 3, "0", "a level 0..3"},
     {"PREOOM_REGISTRY", K_NAME, OFF(registry), 0, 0, "default",
      "a name of letters, digits, '.', '_' or '-' (or \"off\")"},
@@ -169,6 +45,8 @@ static const struct option_def defs[] = {
      "a slot count 1..65536"},
     {"PREOOM_REGISTRY_GROUP", K_GID, OFF(registry_gid), 0, 0x7fffffff, "",
      "a numeric group id"},
+    {"PREOOM_REGISTRY_DIR", K_DIR, OFF(registry_dir), 0, sizeof preoom_opt.registry_dir, "",
+     "an absolute directory without '..'"},
     {"PREOOM_STACKS", K_STACKS, OFF(stacks), 0, 0, "off", "off, sample or all"},
     {"PREOOM_SAMPLE_BYTES", K_BYTES, OFF(sample_bytes), 1, 1ULL << 40, "512KiB",
      "a size such as 512KiB (1 B .. 1 TiB)"},
@@ -216,9 +94,13 @@ static int apply(const struct option_def *d, preoom_options_t *o, const char *v)
         return rc;
     case K_NAME:
         return preoom_parse_name(v, field, sizeof o->registry);
+    case K_DIR:
+        if (*v && (v[0] != '/' || strstr(v, "/..")))
+            return -EINVAL;
+        /* fall through */
     case K_PATH: {
         size_t n = strlen(v);
-        if (n + 1 > sizeof o->report)
+        if (n + 1 > d->max)
             return -ERANGE;
         memcpy(field, v, n + 1);
         return 0;
@@ -283,10 +165,12 @@ void preoom_options_init(void)
 void preoom_options_print(const preoom_options_t *o)
 {
     preoom_log_info("settings: PREOOM_INTERVAL_MS=%llu PREOOM_REPORT=%s PREOOM_VERBOSE=%d "
-                    "PREOOM_REGISTRY=%s PREOOM_REGISTRY_SLOTS=%llu PREOOM_REGISTRY_GROUP=%lld",
+                    "PREOOM_REGISTRY=%s PREOOM_REGISTRY_SLOTS=%llu PREOOM_REGISTRY_GROUP=%lld "
+                    "PREOOM_REGISTRY_DIR=%s PREOOM_LOG=%s",
                     (unsigned long long)o->interval_ms, o->report[0] ? o->report : "(none)",
                     o->verbose, o->registry, (unsigned long long)o->registry_slots,
-                    (long long)o->registry_gid);
+                    (long long)o->registry_gid, o->registry_dir[0] ? o->registry_dir : "/dev/shm",
+                    o->log[0] ? o->log : "(stderr)");
     static const char *const cache[] = {"off", "on", "verify"};
     preoom_log_info("settings: PREOOM_STACKS=%s PREOOM_SAMPLE_BYTES=%llu PREOOM_STACK_DEPTH=%llu "
                     "PREOOM_STACK_CACHE=%s PREOOM_ADJ=%llu PREOOM_TRIM=%d%s",

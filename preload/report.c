@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -19,29 +20,6 @@ static const char *const call_names[PREOOM_CALL_COUNT] = {
     "sbrk", "operator_new", "operator_delete",
 };
 
-int preoom_report_path(const char *tmpl, pid_t pid, char *out, size_t size)
-{
-    size_t n = 0;
-    for (const char *p = tmpl; *p; p++) {
-        char piece[24];
-        size_t len;
-        if (p[0] == '%' && p[1] == 'p') {
-            len = preoom_fmt(piece, sizeof piece, "%d", (int)pid);
-            p++;
-        } else {
-            piece[0] = *p;
-            len = 1;
-        }
-        if (n + len + 1 > size)
-            return -ENAMETOOLONG;
-        memcpy(out + n, piece, len);
-        n += len;
-    }
-    if (n + 1 > size)
-        return -ENAMETOOLONG;
-    out[n] = '\0';
-    return 0;
-}
 
 
 long preoom_report_json(const preoom_totals_t *t, pid_t pid, const char *name, char *buf,
@@ -89,9 +67,17 @@ void preoom_report_write(const preoom_totals_t *t)
         preoom_log_error("report: buffer too small; no report written");
         return;
     }
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    /* Never blocks, never follows: a FIFO planted at the path fails here (no reader) or is
+     * refused below (a reader), and only a regular file is emptied, after the check. */
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
     if (fd < 0) {
         preoom_log_error("cannot write report %s: %s", path, strerrordesc_np(errno));
+        return;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || ftruncate(fd, 0) != 0) {
+        preoom_log_error("cannot write report %s: not a regular file (refused)", path);
+        close(fd);
         return;
     }
     int rc = preoom_write_all(fd, buf, (size_t)n);

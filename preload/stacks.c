@@ -1254,11 +1254,6 @@ void preoom_stacks_write_report(int fd)
         preoom_log_error("call-site report: %s", strerrordesc_np(-rc));
 }
 
-int preoom_stacks_dump_path(const char *registry, pid_t pid, char *out, size_t size)
-{
-    size_t n = preoom_fmt(out, size, "/tmp/preoom-report.%s.%d.json", registry, (int)pid);
-    return n + 1 >= size ? -ENAMETOOLONG : 0;
-}
 
 long preoom_stacks_dump_now(const preoom_totals_t *t)
 {

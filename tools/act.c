@@ -7,7 +7,6 @@
  * start time would differ). The same moment re-checks the exclusions. Never allocates.
  */
 #include <errno.h>
-#include <linux/futex.h>
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
@@ -27,51 +26,31 @@
 #define SYS_process_mrelease 448
 #endif
 
-/* The slot still names the same process (state word pid) and start time. */
-static int slot_still(const preoom_reg_t *reg, uint64_t idx, int32_t pid, uint64_t start_time)
-{
-    if (idx >= reg->slot_count)
-        return 0;
-    struct preoom_slot *s = preoom_reg_slot(reg, idx);
-    uint64_t st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
-    return PREOOM_STATE_KIND(st) == PREOOM_SLOT_LIVE && PREOOM_STATE_PID(st) == pid &&
-           __atomic_load_n(&s->start_time, __ATOMIC_RELAXED) == start_time;
-}
-
+/* Both go through the registry's one request writer and one answer reader (registry.c):
+ * compare-and-swap serials shared with `preoom report`, release answers in fields of their
+ * own, and a SIGBUS guard in case the file was truncated under us (then -ESTALE: the slot is
+ * gone as far as we can tell). */
 int preoom_act_ask(preoom_reg_t *reg, uint64_t idx, int32_t pid, uint64_t start_time,
                    int level, uint64_t bytes, uint32_t *serial)
 {
     if (level < PREOOM_PRESSURE_MODERATE || level > PREOOM_PRESSURE_COMPLETE)
         return -EINVAL;
-    if (!slot_still(reg, idx, pid, start_time))
-        return -ESTALE;
-    struct preoom_slot *s = preoom_reg_slot(reg, idx);
-    uint64_t old = __atomic_load_n(&s->request, __ATOMIC_RELAXED);
-    uint32_t next = (PREOOM_REQ_SERIAL(old) + 1) & 0xffffffu;
-    if (next == 0)
-        next = 1; /* 0 means "no request" to the agent */
-    __atomic_store_n(&s->request_bytes, bytes, __ATOMIC_RELAXED);
-    __atomic_store_n(&s->request, PREOOM_REQ_MAKE(next, level), __ATOMIC_RELEASE);
-    /* A shared futex (no FUTEX_PRIVATE_FLAG): the waiter is another process. */
-    syscall(SYS_futex, preoom_slot_futex_word(s), FUTEX_WAKE, 1 << 30, NULL, NULL, 0);
-    *serial = next;
-    return 0;
+    int rc = preoom_reg_request(reg, idx, pid, start_time, (unsigned)level, bytes, serial);
+    return rc == -EFAULT ? -ESTALE : rc;
 }
 
 int preoom_act_answered(const preoom_reg_t *reg, uint64_t idx, int32_t pid, uint32_t serial,
                         uint64_t *released, uint64_t *callback_bytes, uint64_t *trim_bytes)
 {
-    if (idx >= reg->slot_count)
+    preoom_answer_t a;
+    int rc = preoom_reg_answered(reg, idx, pid, serial, PREOOM_PRESSURE_MODERATE, &a);
+    if (rc == -EFAULT)
         return -ESTALE;
-    struct preoom_slot *s = preoom_reg_slot(reg, idx);
-    uint64_t st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
-    if (PREOOM_STATE_KIND(st) != PREOOM_SLOT_LIVE || PREOOM_STATE_PID(st) != pid)
-        return -ESTALE;
-    if (__atomic_load_n(&s->answer_serial, __ATOMIC_ACQUIRE) != serial)
-        return 0;
-    *released = __atomic_load_n(&s->answer_bytes, __ATOMIC_RELAXED);
-    *callback_bytes = __atomic_load_n(&s->answer_callback_bytes, __ATOMIC_RELAXED);
-    *trim_bytes = __atomic_load_n(&s->answer_trim_bytes, __ATOMIC_RELAXED);
+    if (rc != 1)
+        return rc;
+    *released = a.bytes;
+    *callback_bytes = a.callback_bytes;
+    *trim_bytes = a.trim_bytes;
     return 1;
 }
 

@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "internal.h"
+#include "floor.h"
 #include "procfs.h"
 
 /* Ask the process in slot `idx` (which must still be pid/start) to release `bytes` at

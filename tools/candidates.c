@@ -38,7 +38,8 @@ int preoom_gather_opts_for(const preoom_reg_t *reg, const char *name, preoom_gat
     struct stat st;
     if (fstat(reg->fd, &st) != 0)
         return -errno;
-    snprintf(path_buf, path_cap, "/dev/shm/preoom.%s", name);
+    (void)name;
+    snprintf(path_buf, path_cap, "%s", reg->path);
     o->registry_path = path_buf;
     o->registry_dev = st.st_dev;
     o->registry_ino = st.st_ino;
@@ -75,7 +76,7 @@ int preoom_maps_registry(const preoom_procfs_t *fs, int32_t pid, dev_t dev, ino_
             unsigned long long ino_l;
             unsigned maj, min;
             /* Only shared mappings of /dev/shm files are interesting: cheap filter first. */
-            if (strstr(line, "/dev/shm/preoom.") &&
+            if (strstr(line, "/preoom.") &&
                 sscanf(line, "%*s %*s %*s %x:%x %llu", &maj, &min, &ino_l) == 3 &&
                 ino_l == (unsigned long long)ino && makedev(maj, min) == dev) {
                 found = 1;
@@ -94,6 +95,23 @@ int preoom_maps_registry(const preoom_procfs_t *fs, int32_t pid, dev_t dev, ino_
     }
     close(fd);
     return found;
+}
+
+int preoom_slot_proven(const preoom_procfs_t *fs, int32_t pid, uint64_t tid, uint64_t idx,
+                       uint64_t *adj)
+{
+    if (tid == 0 || tid > 0x7fffffff)
+        return 0;
+    /* /proc/PID/task/TID exists only for a thread of PID: a forged tid proves nothing. */
+    char path[128], buf[32];
+    size_t len = 0;
+    snprintf(path, sizeof path, "%s/%d/task/%d/comm", fs->proc_root, (int)pid, (int)tid);
+    uint64_t i, a;
+    if (preoom_read_file(path, buf, sizeof buf, &len, true) != 0 ||
+        preoom_reg_proof_parse(buf, len, &i, &a) != 0 || i != idx)
+        return 0;
+    *adj = a;
+    return 1;
 }
 
 static bool in_protect(const preoom_gather_opts_t *o, int32_t pid)
@@ -304,6 +322,7 @@ int preoom_gather(const preoom_procfs_t *fs, const preoom_reg_t *reg,
     out->biggest_bytes = 0;
     out->biggest_name[0] = '\0';
     out->biggest_in_scope = false;
+    out->n_dups = 0;
     uint64_t uptime_ms = 0;
     preoom_read_uptime(fs, &uptime_ms);
     long tck = sysconf(_SC_CLK_TCK);
@@ -320,11 +339,40 @@ int preoom_gather(const preoom_procfs_t *fs, const preoom_reg_t *reg,
             out->skipped++; /* gone or recycled: never a candidate; the slot is reaped */
             continue;
         }
-        /* Two slots naming one process: the second is not believed. */
-        bool dup = false;
+        /* Two slots naming one process: one is forged. The one its process's agent proves
+         * (its thread name) is believed, else the first; the other is left out (its numbers
+         * would count twice) and its hint, if any, said once. */
+        long dup = -1;
         for (size_t j = 0; j < out->n; j++)
-            dup |= out->procs[j].c.pid == pid;
-        if (dup) {
+            if (out->procs[j].c.pid == pid && out->procs[j].registered)
+                dup = (long)j;
+        if (dup >= 0) {
+            uint64_t pa;
+            bool new_proven = preoom_slot_proven(fs, pid, p->slot.agent_tid, i, &pa) == 1;
+            preoom_proc_t *old = &out->procs[dup];
+            const struct preoom_slot *loser = &p->slot;
+            uint64_t loser_idx = i;
+            if (new_proven) {
+                /* The real one came second: it takes the first one's place. */
+                struct preoom_slot keep = old->slot;
+                old->slot = p->slot;
+                p->slot = keep;
+                uint64_t oi = old->slot_index;
+                old->slot_index = i;
+                loser_idx = oi;
+                old->c.slot_adj = pa;
+                old->c.committed_bytes = old->slot.committed < st.vsize_bytes ? old->slot.committed
+                                                                                : st.vsize_bytes;
+                loser = &p->slot;
+            }
+            preoom_history_entry_t *de = h ? history_of(h, pid, st.starttime_ticks, now_ms, 0) : NULL;
+            if (loser->adj > 0 && out->n_dups < PREOOM_MAX_DUPS && (!de || !de->hint_said)) {
+                preoom_dup_t *dd = &out->dups[out->n_dups++];
+                *dd = (preoom_dup_t){loser_idx, pid, loser->adj, ""};
+                snprintf(dd->name, sizeof dd->name, "%s", st.comm);
+                if (de)
+                    de->hint_said = 1;
+            }
             out->skipped++;
             continue;
         }
@@ -339,7 +387,21 @@ int preoom_gather(const preoom_procfs_t *fs, const preoom_reg_t *reg,
         /* committed from the slot, because only the process knows it, but never more than
          * the address space the kernel says it has mapped. */
         c->committed_bytes = p->slot.committed < st.vsize_bytes ? p->slot.committed : st.vsize_bytes;
-        c->slot_adj = p->slot.adj > 1000 ? 1000 : p->slot.adj;
+        /* The hint makes its process more killable: believed only from the process itself
+         * (its agent's thread name), never from the slot, which the registry's every writer
+         * can forge, for its own slot or another's. */
+        c->slot_adj = 0;
+        p->hint_unproven_now = false;
+        if (p->slot.adj > 0) {
+            uint64_t proven_adj = 0;
+            if (preoom_slot_proven(fs, pid, p->slot.agent_tid, i, &proven_adj) == 1) {
+                c->slot_adj = proven_adj;
+            } else if (!e || !e->hint_said) {
+                p->hint_unproven_now = true;
+                if (e)
+                    e->hint_said = 1;
+            }
+        }
         c->uid_matches = o->allow_any_uid || c->euid == o->registry_uid;
         /* A process maps the registry once, at start: one read of its maps per lifetime. */
         if (e && !o->check_maps && e->maps_registry >= 0) {

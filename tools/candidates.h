@@ -16,7 +16,7 @@
 
 #include "badness.h"
 #include "engine.h"
-#include "internal.h"
+#include "floor.h"
 #include "procfs.h"
 
 #define PREOOM_MAX_PROTECT 64
@@ -32,6 +32,8 @@ typedef struct {
     bool registered;                 /* from a slot (else found in the cgroup or /proc) */
     bool rejected_now;               /* its maps were read just now and lack the registry:
                                       * the daemon says so once */
+    bool hint_unproven_now;          /* it carries an adj hint but is not proven its
+                                      * process's own slot: hint ignored, said once */
 } preoom_proc_t;
 
 typedef struct {
@@ -39,7 +41,7 @@ typedef struct {
     bool allow_any_uid;              /* --allow-uid: act for processes of other users */
     dev_t registry_dev;              /* the registry file, as /proc/PID/maps names it */
     ino_t registry_ino;
-    const char *registry_path;       /* "/dev/shm/preoom.NAME" */
+    const char *registry_path;       /* "/dev/shm/preoom.NAME" (or the --registry-dir's) */
     bool check_maps;                 /* read /proc/PID/maps for every slot, uncached (explain) */
     bool want_children;              /* fill child_vm (the classic policy) */
     bool want_private;               /* read smaps_rollup (at most once a second a process) */
@@ -70,12 +72,22 @@ typedef struct {
     uint64_t b_touched[PREOOM_BLAME_SAMPLES];
     uint64_t flat_ref, flat_since_ms;
     uint64_t private_bytes, private_at_ms;
+    int8_t hint_said;                /* an unproven hint naming it was logged */
 } preoom_history_entry_t;
 typedef struct {
     preoom_history_entry_t e[PREOOM_HISTORY_MAX];
     size_t n;
     uint64_t window_ms;              /* growth is measured over about this long */
 } preoom_history_t;
+
+/* A slot naming a process another slot names too, left out; its hint is said once. */
+#define PREOOM_MAX_DUPS 8
+typedef struct {
+    uint64_t slot_index;
+    int32_t pid;
+    uint64_t adj;
+    char name[PREOOM_COMM_MAX];
+} preoom_dup_t;
 
 typedef struct {
     preoom_proc_t *procs;            /* caller's array */
@@ -91,6 +103,8 @@ typedef struct {
     uint64_t biggest_bytes;
     char biggest_name[PREOOM_COMM_MAX];
     bool biggest_in_scope;
+    preoom_dup_t dups[PREOOM_MAX_DUPS];
+    size_t n_dups;
 } preoom_gathered_t;
 
 /* Fill `out` from the registry and /proc. `now_ms` is CLOCK_MONOTONIC. Returns 0 or -errno
@@ -110,6 +124,10 @@ void preoom_gathered_to_engine(const preoom_gathered_t *g, preoom_engine_proc_t 
 /* Private memory of a process, what a kill frees: Pss_Anon + SwapPss from smaps_rollup
  * (Private_Dirty + Swap on kernels without them). 0 or -errno. */
 int preoom_read_private(const preoom_procfs_t *fs, int32_t pid, uint64_t *bytes);
+/* Is slot `idx` the own slot of `pid`? Only a thread of pid can name itself (its agent,
+ * thread `tid`, is named "preoom<idx hex>:<adj>"): 1 with *adj, the only hint believed; 0. */
+int preoom_slot_proven(const preoom_procfs_t *fs, int32_t pid, uint64_t tid, uint64_t idx,
+                       uint64_t *adj);
 
 /* Does PID map the registry file (dev, inode)? 1 yes, 0 no, -errno when it cannot say. */
 int preoom_maps_registry(const preoom_procfs_t *fs, int32_t pid, dev_t dev, ino_t ino);

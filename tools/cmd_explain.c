@@ -28,19 +28,14 @@
 
 static preoom_gathered_t g;
 
+/* The floor's one escaper: bytes outside printable ASCII (a process's own name may hold
+ * any) become \u00XX, never raw bytes that are not UTF-8. */
 static void json_str(const char *s)
 {
-    putchar('"');
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            printf("\\%c", c);
-        else if (c < 0x20 || c >= 0x7f)
-            printf("\\u%04x", c);
-        else
-            putchar(c);
-    }
-    putchar('"');
+    /* A cgroup path (up to PREOOM_CGROUP_PATH_MAX) of bytes that each take six. */
+    static char esc[6 * PREOOM_CGROUP_PATH_MAX + 8];
+    preoom_json_escape(esc, sizeof esc, s);
+    printf("\"%s\"", esc);
 }
 
 static uint64_t mono_ms(void)
@@ -55,7 +50,10 @@ static uint64_t mono_ms(void)
 static int load_published(const preoom_reg_t *reg, const char *reg_path, preoom_dconf_t *d,
                           char *from, size_t cap)
 {
-    int32_t arbiter = (int32_t)__atomic_load_n(&reg->hdr->arbiter_pid, __ATOMIC_RELAXED);
+    uint64_t lvl, at, arb = 0;
+    if (preoom_reg_pressure(reg, &lvl, &at, &arb) != 0)
+        return 0;
+    int32_t arbiter = arb > 0x7fffffff ? 0 : (int32_t)arb;
     if (arbiter <= 0 || (kill(arbiter, 0) != 0 && errno == ESRCH))
         return 0;
     preoom_dconf_path(reg_path, from, cap);
@@ -111,6 +109,7 @@ int preoom_cmd_explain(const char *reg_name, int argc, char **argv)
     preoom_procfs_init(&fs);
     preoom_reg_t reg;
     const char *why = "";
+    preoom_bus_install();
     int rc = preoom_reg_open(reg_name, 0, 0, -1, 0, &reg, &why);
     if (rc != 0) {
         fprintf(stderr, "preoom: registry /dev/shm/preoom.%s: %s\n", reg_name, why);
@@ -188,8 +187,9 @@ int preoom_cmd_explain(const char *reg_name, int argc, char **argv)
         in.r = r;
         in.procs = ep;
         in.n = g.n;
-        int32_t arbiter = (int32_t)__atomic_load_n(&reg.hdr->arbiter_pid, __ATOMIC_RELAXED);
-        in.self_pid = arbiter > 0 ? arbiter : getpid();
+        uint64_t lvl, at, arb = 0;
+        preoom_reg_pressure(&reg, &lvl, &at, &arb);
+        in.self_pid = arb > 0 && arb <= 0x7fffffff ? (int32_t)arb : getpid();
         in.biggest_pid = g.biggest_pid;
         in.biggest_bytes = g.biggest_bytes;
         snprintf(in.biggest_name, sizeof in.biggest_name, "%s", g.biggest_name);

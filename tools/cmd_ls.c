@@ -9,7 +9,6 @@
  * writes anything else there, and never signals a process (kill(pid, 0) only probes).
  */
 #include <errno.h>
-#include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +20,7 @@
 #include "candidates.h" /* preoom_read_private */
 #include "cli.h"
 #include "cmd.h"
-#include "internal.h"
+#include "floor.h"
 
 enum { SORT_COMMITTED, SORT_TOUCHED, SORT_EXPOSURE, SORT_SLACK, SORT_PEAK, SORT_PID, SORT_NAME };
 
@@ -57,34 +56,9 @@ int preoom_ls_sort_key(const char *name)
 /* ---- reading the registry, safe against a file truncated under us ------------------------ */
 
 /* A registry someone truncates after we mapped it raises SIGBUS on the next access beyond the
- * new end. The walk runs armed: the handler jumps back and the walk reports a bad file. Only
- * registry.c's loads run between arming and disarming: no malloc, no stdio, no locks. */
-static sigjmp_buf bus_env;
-static volatile sig_atomic_t bus_armed;
-static preoom_reg_t walk_reg = {.fd = -1}; /* static: valid after a siglongjmp */
-
-static void on_sigbus(int sig)
-{
-    if (bus_armed) {
-        bus_armed = 0;
-        siglongjmp(bus_env, 1);
-    }
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-
-static void install_sigbus(void)
-{
-    static int done;
-    if (done)
-        return;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigbus;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGBUS, &sa, NULL);
-    done = 1;
-}
+ * new end: every registry call below runs under registry.c's guard and returns -EFAULT then,
+ * which the walk reports as a bad file. */
+static preoom_reg_t walk_reg = {.fd = -1};
 
 /* Saturating: forged slots may hold any value, and totals must not wrap into small ones. */
 static uint64_t sat_add(uint64_t a, uint64_t b) { return a + b < a ? UINT64_MAX : a + b; }
@@ -115,33 +89,14 @@ static void copy_row(ls_row_t *r, uint64_t i, const struct preoom_slot *s)
 static int walk(const char *reg_name, ls_table_t *t, const char **why)
 {
     memset(t, 0, sizeof *t);
-    install_sigbus();
-    if (sigsetjmp(bus_env, 1) != 0) {
-        preoom_reg_close(&walk_reg);
-        *why = "registry file shrank while being read (SIGBUS; truncated under us)";
-        return -EPROTO;
-    }
-    bus_armed = 1;
+    preoom_bus_install();
     /* Read-write first, only to reap; a file we may not write is still readable. */
     int rc = preoom_reg_open(reg_name, 0, 0, -1, 1, &walk_reg, why);
     t->writable = rc == 0;
     if (rc == -EPERM || rc == -EACCES || rc == -EROFS)
         rc = preoom_reg_open(reg_name, 0, 0, -1, 0, &walk_reg, why);
-    if (rc != 0) {
-        bus_armed = 0;
+    if (rc != 0)
         return rc;
-    }
-    /* The mapping covers what the file held at open: check it still does before walking. */
-    struct stat st;
-    if (fstat(walk_reg.fd, &st) != 0 ||
-        (uint64_t)st.st_size < PREOOM_REGISTRY_HEADER_BYTES +
-                                   walk_reg.slot_count * (uint64_t)PREOOM_REGISTRY_SLOT_BYTES) {
-        bus_armed = 0;
-        preoom_reg_close(&walk_reg);
-        *why = "registry file shrank since it was opened (truncated under us)";
-        return -EPROTO;
-    }
-    bus_armed = 0;
     t->slot_count = walk_reg.slot_count;
     t->rows = calloc((size_t)t->slot_count, sizeof *t->rows);
     if (!t->rows) {
@@ -150,34 +105,49 @@ static int walk(const char *reg_name, ls_table_t *t, const char **why)
         return -ENOMEM;
     }
     struct preoom_slot s;
-    bus_armed = 1;
-    if (t->writable)
-        t->reaped = preoom_reg_reap(&walk_reg);
-    t->pressure = __atomic_load_n(&walk_reg.hdr->pressure, __ATOMIC_ACQUIRE);
-    t->total = __atomic_load_n(&walk_reg.hdr->total_bytes, __ATOMIC_RELAXED);
-    t->available = __atomic_load_n(&walk_reg.hdr->available_bytes, __ATOMIC_RELAXED);
-    t->ask = __atomic_load_n(&walk_reg.hdr->ask_bytes, __ATOMIC_RELAXED);
-    t->term = __atomic_load_n(&walk_reg.hdr->term_bytes, __ATOMIC_RELAXED);
-    t->kill = __atomic_load_n(&walk_reg.hdr->kill_bytes, __ATOMIC_RELAXED);
-    t->ttk_ms = __atomic_load_n(&walk_reg.hdr->time_to_kill_ms, __ATOMIC_RELAXED);
+    uint64_t at_ns;
+    if (t->writable && (t->reaped = preoom_reg_reap(&walk_reg)) < 0)
+        goto shrank;
+    if (preoom_reg_pressure(&walk_reg, &t->pressure, &at_ns, NULL) != 0)
+        goto shrank;
+    preoom_reg_measured_t ms;
+    uint64_t arb = 0, lvl2, at2;
+    if (preoom_reg_measured(&walk_reg, &ms) != 0 || preoom_reg_pressure(&walk_reg, &lvl2, &at2, &arb) != 0)
+        goto shrank;
+    t->total = ms.total_bytes;
+    t->available = ms.available_bytes;
+    t->ask = ms.ask_bytes;
+    t->term = ms.term_bytes;
+    t->kill = ms.kill_bytes;
+    t->ttk_ms = ms.time_to_kill_ms;
     /* Only a live arbiter's figures mean anything. */
-    uint64_t arb = __atomic_load_n(&walk_reg.hdr->arbiter_pid, __ATOMIC_RELAXED);
     if (!arb || arb > 0x7fffffff || (kill((pid_t)arb, 0) != 0 && errno == ESRCH))
         t->total = 0;
     for (uint64_t i = 0; i < t->slot_count; i++) {
-        uint64_t state = __atomic_load_n(&preoom_reg_slot(&walk_reg, i)->state, __ATOMIC_RELAXED);
+        uint64_t state;
+        if (preoom_reg_state(&walk_reg, i, &state) != 0)
+            goto shrank;
         if (PREOOM_STATE_KIND(state) != PREOOM_SLOT_FREE)
             t->in_use++;
-        if (preoom_reg_snapshot(&walk_reg, i, &s) != 0)
+        rc = preoom_reg_snapshot(&walk_reg, i, &s);
+        if (rc == -EFAULT)
+            goto shrank;
+        if (rc != 0)
             continue;
         /* The state word names the owner too; a slot whose two pids disagree is forged. */
         if ((uint64_t)(uint32_t)PREOOM_STATE_PID(s.state) != s.pid)
             continue;
         copy_row(&t->rows[t->n++], i, &s);
     }
-    bus_armed = 0;
     preoom_reg_close(&walk_reg);
     return 0;
+shrank:
+    preoom_reg_close(&walk_reg);
+    free(t->rows);
+    t->rows = NULL;
+    t->n = 0;
+    *why = "registry file shrank while being read (SIGBUS; truncated under us)";
+    return -EPROTO;
 }
 
 /* Keep only the rows whose pid and start time still name a live process. */
@@ -284,19 +254,12 @@ static void printable(const char *in, char *out, size_t size)
     out[k] = '\0';
 }
 
+/* Names and the registry name are short (at most 64 bytes): the floor's one escaper. */
 static void json_string(FILE *out, const char *s)
 {
-    fputc('"', out);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(out, "\\%c", c);
-        else if (c < 0x20 || c >= 0x7f)
-            fprintf(out, "\\u%04x", c);
-        else
-            fputc(c, out);
-    }
-    fputc('"', out);
+    char esc[512];
+    preoom_json_escape(esc, sizeof esc, s);
+    fprintf(out, "\"%s\"", esc);
 }
 
 static void print_json(const char *reg_name, const ls_table_t *t, FILE *out)

@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
-#include "internal.h"
+#include "floor.h"
 #include "stackreport.h"
 #include "symbolize.h"
 
@@ -94,28 +94,26 @@ static int ask_process(const char *reg_name, long pid, char *path, size_t path_s
     preoom_stacks_dump_path(reg_name, (pid_t)pid, path, path_size);
     struct stat before;
     int had = stat(path, &before) == 0;
-    struct preoom_slot *s = preoom_reg_slot(&reg, (uint64_t)idx);
-    /* Compare-and-swap: the arbiter may be writing a release request at the same moment. */
-    uint64_t old = __atomic_load_n(&s->request, __ATOMIC_ACQUIRE), req;
     uint32_t serial;
-    do {
-        serial = (PREOOM_REQ_SERIAL(old) + 1) & 0xffffffu;
-        if (serial == 0)
-            serial = 1;
-        req = PREOOM_REQ_MAKE(serial, PREOOM_REQ_LEVEL_DUMP);
-    } while (!__atomic_compare_exchange_n(&s->request, &old, req, 0, __ATOMIC_ACQ_REL,
-                                          __ATOMIC_ACQUIRE));
-    syscall(SYS_futex, preoom_slot_futex_word(s), FUTEX_WAKE, 1 << 30, NULL, NULL, 0);
-    int answered = 0;
-    for (int i = 0; i < 1000 && !answered; i++) {  /* up to 10 s */
-        answered = __atomic_load_n(&s->answer_serial, __ATOMIC_ACQUIRE) == serial;
-        if (!answered) {
+    rc = preoom_reg_request(&reg, (uint64_t)idx, (int32_t)pid, snap.start_time,
+                            PREOOM_REQ_LEVEL_DUMP, 0, &serial);
+    int answered = rc == 0 ? 0 : rc;
+    preoom_answer_t ans = {0, 0, 0, 0};
+    for (int i = 0; i < 1000 && answered == 0; i++) {  /* up to 10 s */
+        answered = preoom_reg_answered(&reg, (uint64_t)idx, (int32_t)pid, serial,
+                                       PREOOM_REQ_LEVEL_DUMP, &ans);
+        if (answered == 0) {
             struct timespec ts = {0, 10 * 1000 * 1000};
             nanosleep(&ts, NULL);
         }
     }
-    uint64_t bytes = __atomic_load_n(&s->answer_bytes, __ATOMIC_RELAXED);
+    uint64_t bytes = ans.bytes;
     preoom_reg_close(&reg);
+    if (answered < 0) {
+        snprintf(err, es, "process %ld: its registry slot changed or the registry went bad "
+                 "while asking (%s)", pid, strerror(-answered));
+        return -1;
+    }
     if (!answered) {
         snprintf(err, es, "process %ld did not answer the report request within 10 s", pid);
         return -1;

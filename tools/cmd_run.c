@@ -23,7 +23,7 @@
 
 #include "cli.h"
 #include "cmd.h"
-#include "internal.h"
+#include "floor.h"
 
 static void usage(FILE *f)
 {

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h" /* preoom_parse_u64 */
+#include "floor.h" /* preoom_parse_u64 */
 
 static int fail(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(char *err, size_t cap, const char *fmt, ...)
@@ -91,6 +91,10 @@ int preoom_dconf_set(preoom_dconf_t *d, const char *n, const char *v, char *err,
         if (!v || !*v)
             return fail(err, cap, "--registry needs a name");
         d->registry = v;
+    } else if (!strcmp(n, "registry-dir")) {
+        if (!v || v[0] != '/')
+            return fail(err, cap, "--registry-dir needs an absolute directory path");
+        d->registry_dir = v;
     } else if (!strcmp(n, "cgroup")) {
         if (!v || !*v || strlen(v) >= sizeof d->cgroup)
             return fail(err, cap, "--cgroup needs a path shorter than %zu bytes", sizeof d->cgroup);
@@ -269,7 +273,7 @@ int preoom_dconf_load(preoom_dconf_t *d, const char *text, size_t len, char *err
         if (!eq)
             return fail(err, cap, "published settings: '%s' is not name=value", line);
         *eq = '\0';
-        if (!strcmp(line, "registry") || !strcmp(line, "metrics"))
+        if (!strcmp(line, "registry") || !strcmp(line, "registry-dir") || !strcmp(line, "metrics"))
             continue;
         int rc = preoom_dconf_set(d, line, eq + 1, err, cap);
         if (rc != 0)

@@ -20,6 +20,7 @@
 
 typedef struct {
     const char *registry;            /* name; borrowed */
+    const char *registry_dir;        /* --registry-dir / $PREOOM_REGISTRY_DIR; borrowed */
     char cgroup[PREOOM_CGROUP_PATH_MAX];
     bool cgroup_given;
     preoom_engine_conf_t eng;

@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "cmd.h"
+#include "floor.h"
 
 /* Weak so that each subcommand lives in its own file and the command still builds while one
  * is missing. */
@@ -25,7 +26,7 @@ typedef int (*cmd_fn)(const char *, int, char **);
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: preoom [--registry NAME] COMMAND [ARGS]\n"
+            "usage: preoom [--registry NAME] [--registry-dir DIR] COMMAND [ARGS]\n"
             "       preoom --version\n"
             "\n"
             "commands:\n"
@@ -35,7 +36,8 @@ static void usage(FILE *f)
             "  explain [--policy P]      who the arbiter would choose now, term by term\n"
             "  report FILE|PID [OPTIONS] call sites: leaks, peaks, flame graphs\n"
             "\n"
-            "The registry is /dev/shm/preoom.NAME (default: $PREOOM_REGISTRY or \"default\").\n"
+            "The registry is DIR/preoom.NAME (default: $PREOOM_REGISTRY or \"default\"; DIR\n"
+            "$PREOOM_REGISTRY_DIR or /dev/shm).\n"
             "Every command takes --registry NAME, --help and --version (-V). See preoom(1).\n");
 }
 
@@ -75,13 +77,19 @@ int main(int argc, char **argv)
     const char *reg = getenv("PREOOM_REGISTRY");
     if (!reg || !*reg)
         reg = "default";
+    const char *dir = getenv("PREOOM_REGISTRY_DIR");
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
         const char *v;
         int r = preoom_cli_value(NULL, "--registry", argc, argv, &i, &v);
         if (r == 2)
             return 2;
-        if (r == 1) {
+        int rd = r == 1 ? 0 : preoom_cli_value(NULL, "--registry-dir", argc, argv, &i, &v);
+        if (rd == 2)
+            return 2;
+        if (rd == 1) {
+            dir = v;
+        } else if (r == 1) {
             reg = v;
         } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             usage(stdout);
@@ -93,6 +101,13 @@ int main(int argc, char **argv)
             return preoom_cli_error(NULL, "unknown option '%s'", argv[i]);
         }
     }
+    if (dir && *dir && preoom_reg_set_dir(dir) != 0) {
+        fprintf(stderr, "preoom: registry directory '%s' is not an absolute path without '..'\n",
+                dir);
+        return 2;
+    }
+    /* Every subcommand that reads a registry reads it under the floor's SIGBUS guard. */
+    preoom_bus_install();
     if (i >= argc) {
         usage(stderr);
         return 2;

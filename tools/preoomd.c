@@ -32,11 +32,12 @@
 #include "candidates.h"
 #include "dconf.h"
 #include "engine.h"
-#include "internal.h"
+#include "floor.h"
 #include "metrics.h"
 #include "pressure.h"
 #include "procfs.h"
 #include "readings.h"
+#include "regwatch.h"
 
 #define PREOOMD_VERSION "0.2.0"
 #define REAP_EVERY_MS 1000
@@ -138,7 +139,8 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: preoomd [OPTIONS]\n"
-            "  --registry NAME        registry /dev/shm/preoom.NAME ($PREOOM_REGISTRY or default)\n"
+            "  --registry NAME        registry DIR/preoom.NAME ($PREOOM_REGISTRY or default)\n"
+            "  --registry-dir DIR     where registries live (default /dev/shm; e.g. /run/preoom)\n"
             "  --cgroup PATH          memory cgroup to watch (default: found from the processes)\n"
             "  --scope S              registered, cgroup (default with --cgroup) or all: who may be\n"
             "                         signalled; only registered processes can be asked\n"
@@ -169,7 +171,7 @@ static void parse_options(int argc, char **argv)
 {
     /* Every long option is a dconf setting of the same name. */
     static const struct option lo[] = {
-        {"registry", 1, 0, 0}, {"cgroup", 1, 0, 0}, {"policy", 1, 0, 0}, {"scope", 1, 0, 0},
+        {"registry", 1, 0, 0}, {"registry-dir", 1, 0, 0}, {"cgroup", 1, 0, 0}, {"policy", 1, 0, 0}, {"scope", 1, 0, 0},
         {"ask", 1, 0, 0}, {"term", 1, 0, 0}, {"kill", 1, 0, 0},
         {"exposure-weight", 1, 0, 0}, {"psi-some", 1, 0, 0}, {"psi-full", 1, 0, 0},
         {"ask-grace", 1, 0, 0}, {"term-grace", 1, 0, 0}, {"max-term-grace", 1, 0, 0},
@@ -184,6 +186,7 @@ static void parse_options(int argc, char **argv)
     const char *env = getenv("PREOOM_REGISTRY");
     if (env && *env)
         opt.registry = env;
+    opt.registry_dir = getenv("PREOOM_REGISTRY_DIR");
     int c, idx;
     char err[512];
     opterr = 0; /* our own one-line message below, not getopt's plus the usage */
@@ -401,6 +404,7 @@ static void say_settings(void)
 
 int main(int argc, char **argv)
 {
+    preoom_std_fds();
     parse_options(argc, argv);
     journal = getenv("JOURNAL_STREAM") != NULL;
     preoom_procfs_init(&fs);
@@ -410,10 +414,15 @@ int main(int argc, char **argv)
             fatal(1, "--cgroup %s: not a memory cgroup this machine has (no memory.limit_in_bytes "
                      "or memory.max there)", opt.cgroup);
     }
-    const char *why = "";
-    int rc = preoom_reg_open(opt.registry, 1, opt.slots, opt.gid, 1, &reg, &why);
-    if (rc != 0)
-        fatal(1, "registry /dev/shm/preoom.%s: %s (%s)", opt.registry, why, strerror(-rc));
+    preoom_bus_install();
+    char rmsg[768];
+    if (opt.registry_dir && *opt.registry_dir &&
+        preoom_regwatch_dir(opt.registry_dir, rmsg, sizeof rmsg) != 0)
+        fatal(1, "%s", rmsg);
+    if (preoom_regwatch_open(opt.registry, opt.slots, opt.gid, &reg, rmsg, sizeof rmsg) != 0)
+        fatal(1, "%s", rmsg);
+    if (rmsg[0])
+        logline(SEV_NOTICE, "%s", rmsg);
     memset(&gopt, 0, sizeof gopt);
     if (preoom_gather_opts_for(&reg, opt.registry, &gopt, reg_path, sizeof reg_path) != 0)
         fatal(1, "cannot stat the registry file");
@@ -439,7 +448,7 @@ int main(int argc, char **argv)
     preoom_engine_init(&engine, &opt.eng, scores, g.cap);
     int msock = -1;
     if (opt.metrics_port) {
-        msock = preoom_metrics_listen(opt.metrics_port);
+        msock = preoom_metrics_start(opt.metrics_port);
         if (msock < 0)
             fatal(1, "--metrics-port %d: %s", opt.metrics_port, strerror(-msock));
     }
@@ -464,8 +473,18 @@ int main(int argc, char **argv)
     uint32_t poll_ms = 0;
     int last_level = -1;
     bool near = true;
+    int follow_rc = 0;
     while (!stop_signal) {
-        uint64_t now = now_ms();
+        uint64_t now = now_ms(), pass_ns = preoom_now_ns(CLOCK_MONOTONIC);
+        /* The registry at its path may have been deleted, replaced or truncated: follow it. */
+        int frc = preoom_regwatch_follow(opt.registry, opt.slots, opt.gid, &reg, rmsg, sizeof rmsg);
+        if (frc != 0 && frc != follow_rc)
+            logline(SEV_WARNING, "%s", rmsg);
+        follow_rc = frc < 0 ? frc : 0;
+        if (frc == 1) {
+            preoom_gather_opts_for(&reg, opt.registry, &gopt, reg_path, sizeof reg_path);
+            publish_settings();
+        }
         if (!opt.cgroup_given && now - last_detect >= 5000) {
             char d[PREOOM_CGROUP_PATH_MAX];
             if (preoom_detect_cgroup(&fs, &g, d, sizeof d) == 0 && strcmp(d, opt.cgroup) != 0) {
@@ -534,6 +553,16 @@ int main(int argc, char **argv)
                                          "ignored (forged or stale)",
                             (unsigned long long)g.procs[i].slot_index, (int)g.procs[i].c.pid,
                             g.procs[i].name, reg_path);
+                else if (g.procs[i].hint_unproven_now)
+                    logline(SEV_WARNING, "slot %llu names pid %d (%s) with hint %llu but is not "
+                                         "its own slot (forged or duplicate): hint ignored",
+                            (unsigned long long)g.procs[i].slot_index, (int)g.procs[i].c.pid,
+                            g.procs[i].name, (unsigned long long)g.procs[i].slot.adj);
+            for (size_t i = 0; i < g.n_dups; i++)
+                logline(SEV_WARNING, "slot %llu names pid %d (%s) with hint %llu but is not its "
+                                     "own slot (forged or duplicate): hint ignored",
+                        (unsigned long long)g.dups[i].slot_index, (int)g.dups[i].pid,
+                        g.dups[i].name, (unsigned long long)g.dups[i].adj);
             preoom_gathered_to_engine(&g, eprocs);
         }
         preoom_engine_input_t in;
@@ -568,17 +597,11 @@ int main(int argc, char **argv)
             else
                 logline(sev, "%s", line);
         }
-        __atomic_store_n(&reg.hdr->pressure, (uint64_t)(d.level > 3 ? 3 : d.level), __ATOMIC_RELEASE);
-        __atomic_store_n(&reg.hdr->pressure_ns, preoom_now_ns(CLOCK_MONOTONIC), __ATOMIC_RELAXED);
-        __atomic_store_n(&reg.hdr->arbiter_pid, (uint64_t)getpid(), __ATOMIC_RELAXED);
-        __atomic_store_n(&reg.hdr->total_bytes, d.total_bytes, __ATOMIC_RELAXED);
-        __atomic_store_n(&reg.hdr->available_bytes, d.available_bytes, __ATOMIC_RELAXED);
-        __atomic_store_n(&reg.hdr->ask_bytes, d.ask_bytes, __ATOMIC_RELAXED);
-        __atomic_store_n(&reg.hdr->term_bytes, d.term_bytes, __ATOMIC_RELAXED);
-        __atomic_store_n(&reg.hdr->kill_bytes, d.kill_bytes, __ATOMIC_RELAXED);
-        __atomic_store_n(&reg.hdr->time_to_kill_ms,
-                         d.time_to_kill_ms < 0 ? UINT64_MAX : (uint64_t)d.time_to_kill_ms,
-                         __ATOMIC_RELAXED);
+        preoom_reg_set_pressure(&reg, (uint64_t)(d.level > 3 ? 3 : d.level), (uint64_t)getpid());
+        preoom_reg_measured_t ms = {d.total_bytes, d.available_bytes, d.ask_bytes, d.term_bytes,
+                                    d.kill_bytes,
+                                    d.time_to_kill_ms < 0 ? UINT64_MAX : (uint64_t)d.time_to_kill_ms};
+        preoom_reg_set_measured(&reg, &ms);
         if (opt.verbose && d.level != last_level)
             logline(SEV_INFO, "pressure %s (%s): available %.1fMiB of %.1fMiB, lines "
                               "%.1f/%.1f/%.1fMiB",
@@ -591,6 +614,7 @@ int main(int argc, char **argv)
         near = engine.episode || d.level > 0 || engine.rung != PREOOM_RUNG_NONE;
 
         if (now - last_metrics >= METRICS_EVERY_MS || msock >= 0) {
+            /* The HTTP server has its own thread: it gets each pass's figures published. */
             met.level = d.level;
             met.total_bytes = d.total_bytes;
             met.available_bytes = d.available_bytes;
@@ -612,6 +636,9 @@ int main(int argc, char **argv)
             met.psi_some_x100 = r.psi_some_avg10_x100;
             met.psi_full_x100 = r.psi_full_avg10_x100;
             met.time_to_kill_ms = d.time_to_kill_ms;
+            met.pass_us = (preoom_now_ns(CLOCK_MONOTONIC) - pass_ns) / 1000;
+            if (opt.metrics_port)
+                preoom_metrics_publish(&met);
         }
         if (now - last_metrics >= METRICS_EVERY_MS) {
             size_t len = preoom_metrics_format(&met, mtext, sizeof mtext);
@@ -630,12 +657,8 @@ int main(int argc, char **argv)
         }
         if (poll_ms == 0)
             continue; /* a victim just left: measure again at once */
-        struct pollfd pf[3];
-        int npf = 0, mi = -1, ei = -1;
-        if (msock >= 0) {
-            mi = npf;
-            pf[npf++] = (struct pollfd){msock, POLLIN, 0};
-        }
+        struct pollfd pf[2];
+        int npf = 0, ei = -1;
         if (psifd >= 0)
             pf[npf++] = (struct pollfd){psifd, POLLPRI, 0};
         if (evfd >= 0) {
@@ -650,14 +673,9 @@ int main(int argc, char **argv)
             }
             near = true;
         }
-        if (pr > 0 && mi >= 0 && (pf[mi].revents & POLLIN)) {
-            size_t len = preoom_metrics_format(&met, mtext, sizeof mtext);
-            preoom_metrics_serve(msock, mtext, len);
-        }
     }
     logline(SEV_NOTICE, "stopping on signal %d", (int)stop_signal);
-    __atomic_store_n(&reg.hdr->pressure, (uint64_t)PREOOM_PRESSURE_NONE, __ATOMIC_RELEASE);
-    __atomic_store_n(&reg.hdr->arbiter_pid, 0, __ATOMIC_RELAXED);
+    preoom_reg_set_pressure(&reg, PREOOM_PRESSURE_NONE, 0);
     if (conf_path[0])
         unlink(conf_path);
     victim_close();

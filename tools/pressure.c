@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "floor.h"
 #include "pressure.h"
 
 uint64_t preoom_threshold_bytes(const preoom_threshold_t *t, uint64_t total)

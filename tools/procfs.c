@@ -9,6 +9,7 @@
  * pressure), follow the process's own words about itself without bounds, or write a file.
  */
 #include "procfs.h"
+#include "lex.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -22,84 +23,13 @@
  * rather than parsed from a prefix whose last number may be cut in half. */
 #define SMALL_FILE_BYTES 4096
 #define MEDIUM_FILE_BYTES 16384
-/* PF_KTHREAD in include/linux/sched.h: stable since 2.6.27. */
-#define PF_KTHREAD_FLAG 0x00200000ULL
 /* The v1 controller reports "no limit" as PAGE_COUNTER_MAX pages, just under 2^63 bytes; no
  * machine has 2^62 bytes of memory, so anything at or above that is treated as no limit. */
 #define V1_NO_LIMIT_BYTES (1ULL << 62)
 /* A cgroup tree deeper than this is not walked further for ancestors' limits. */
 #define MAX_CGROUP_DEPTH 64
 
-/* ---- lexing over (pointer, length) ---------------------------------------------------- */
-
-typedef struct {
-    const char *p;
-    size_t n;
-} span_t;
-
-/* The next '\n'-terminated line (the last one may lack its newline). */
-static bool next_line(const char *buf, size_t len, size_t *pos, span_t *line)
-{
-    if (*pos >= len)
-        return false;
-    const char *start = buf + *pos;
-    const char *nl = memchr(start, '\n', len - *pos);
-    size_t n = nl ? (size_t)(nl - start) : len - *pos;
-    line->p = start;
-    line->n = n;
-    *pos += n + (nl ? 1 : 0);
-    return true;
-}
-
-static size_t skip_blanks(span_t s, size_t i)
-{
-    while (i < s.n && (s.p[i] == ' ' || s.p[i] == '\t'))
-        i++;
-    return i;
-}
-
-static bool only_blanks_left(span_t s, size_t i)
-{
-    return skip_blanks(s, i) == s.n;
-}
-
-/* Decimal digits at s.p[*i]: at least one, no wrap-around. */
-static int scan_u64(span_t s, size_t *i, uint64_t *out)
-{
-    size_t j = *i;
-    uint64_t v = 0;
-    if (j >= s.n || s.p[j] < '0' || s.p[j] > '9')
-        return -EINVAL;
-    while (j < s.n && s.p[j] >= '0' && s.p[j] <= '9') {
-        unsigned d = (unsigned)(s.p[j] - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return -ERANGE;
-        v = v * 10 + d;
-        j++;
-    }
-    *i = j;
-    *out = v;
-    return 0;
-}
-
-static int scan_i64(span_t s, size_t *i, int64_t *out)
-{
-    size_t j = *i;
-    bool neg = false;
-    uint64_t mag;
-    if (j < s.n && (s.p[j] == '-' || s.p[j] == '+')) {
-        neg = s.p[j] == '-';
-        j++;
-    }
-    int rc = scan_u64(s, &j, &mag);
-    if (rc)
-        return rc;
-    if ((!neg && mag > (uint64_t)INT64_MAX) || (neg && mag > (uint64_t)INT64_MAX + 1))
-        return -ERANGE;
-    *out = neg ? (int64_t)(0 - mag) : (int64_t)mag;
-    *i = j;
-    return 0;
-}
+/* ---- lexing: the floor's (common/lex.h), and what only these files need ------------ */
 
 static int scan_hex(span_t s, size_t *i, uint64_t *out)
 {
@@ -156,20 +86,6 @@ static int scan_kb_to_end(span_t line, size_t i, uint64_t *bytes)
         return -ERANGE;
     *bytes = kb * KIB;
     return 0;
-}
-
-/* Copy at most cap-1 bytes as printable ASCII, NUL-terminated: a process chooses its own
- * name and arguments, and they end up in our log lines and terminals. */
-static void copy_printable(char *dst, size_t cap, const char *src, size_t n)
-{
-    if (!cap)
-        return;
-    size_t k = n < cap - 1 ? n : cap - 1;
-    for (size_t j = 0; j < k; j++) {
-        unsigned char c = (unsigned char)src[j];
-        dst[j] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
-    }
-    dst[k] = '\0';
 }
 
 /* ---- files ---------------------------------------------------------------------------- */
@@ -473,113 +389,7 @@ int preoom_read_uptime(const preoom_procfs_t *fs, uint64_t *uptime_ms)
     return rc ? rc : preoom_parse_uptime(buf, len, uptime_ms);
 }
 
-/* ---- /proc/PID/stat ------------------------------------------------------------------- */
-
-/* Fields after the name, counted from 3 (state) as proc(5) numbers them. */
-enum {
-    STAT_STATE = 3,
-    STAT_PPID = 4,
-    STAT_FLAGS = 9,
-    STAT_UTIME = 14,
-    STAT_STIME = 15,
-    STAT_NICE = 19,
-    STAT_THREADS = 20,
-    STAT_STARTTIME = 22,
-    STAT_VSIZE = 23,
-    STAT_RSS = 24,
-};
-
-int preoom_parse_pid_stat(const char *buf, size_t len, preoom_pid_stat_t *out)
-{
-    preoom_pid_stat_t v = {0};
-    /* The name is the process's own choice and may hold ')', spaces and newlines; the kernel
-     * writes nothing after it that contains ')'. So the name ends at the LAST ')'. */
-    const char *open = memchr(buf, '(', len);
-    const char *close = NULL;
-    for (size_t j = len; j > 0; j--) {
-        if (buf[j - 1] == ')') {
-            close = buf + j - 1;
-            break;
-        }
-    }
-    if (!open || !close || close < open)
-        return -EINVAL;
-
-    span_t head = {buf, (size_t)(open - buf)};
-    size_t i = skip_blanks(head, 0);
-    int64_t pid;
-    int rc = scan_i64(head, &i, &pid);
-    if (rc)
-        return rc;
-    if (pid <= 0 || pid > INT32_MAX || !only_blanks_left(head, i))
-        return -EINVAL;
-    v.pid = (int32_t)pid;
-    copy_printable(v.comm, sizeof v.comm, open + 1, (size_t)(close - open - 1));
-
-    span_t rest = {close + 1, len - (size_t)(close + 1 - buf)};
-    i = 0;
-    for (int field = STAT_STATE; field <= STAT_RSS; field++) {
-        if (i >= rest.n || rest.p[i] != ' ')
-            return -EINVAL; /* truncated or not the kernel's layout */
-        i++;
-        if (field == STAT_STATE) {
-            if (i >= rest.n || rest.p[i] == ' ' || rest.p[i] == '\n')
-                return -EINVAL;
-            v.state = rest.p[i++];
-            continue;
-        }
-        int64_t x;
-        rc = scan_i64(rest, &i, &x);
-        if (rc)
-            return rc;
-        /* Signed fields (nice, tty, tpgid, cutime…) are kept or skipped; the ones we use as
-         * counts must not be negative. */
-        switch (field) {
-        case STAT_PPID:
-            if (x < 0 || x > INT32_MAX)
-                return -ERANGE;
-            v.ppid = (int32_t)x;
-            break;
-        case STAT_NICE:
-            if (x < -20 || x > 19)
-                return -ERANGE;
-            v.nice = (int32_t)x;
-            break;
-        case STAT_FLAGS:
-        case STAT_UTIME:
-        case STAT_STIME:
-        case STAT_THREADS:
-        case STAT_STARTTIME:
-        case STAT_VSIZE:
-        case STAT_RSS:
-            if (x < 0)
-                return -ERANGE;
-            if (field == STAT_FLAGS)
-                v.flags = (uint64_t)x;
-            else if (field == STAT_UTIME)
-                v.utime_ticks = (uint64_t)x;
-            else if (field == STAT_STIME)
-                v.stime_ticks = (uint64_t)x;
-            else if (field == STAT_THREADS)
-                v.num_threads = (uint64_t)x;
-            else if (field == STAT_STARTTIME)
-                v.starttime_ticks = (uint64_t)x;
-            else if (field == STAT_VSIZE)
-                v.vsize_bytes = (uint64_t)x;
-            else
-                v.rss_pages = (uint64_t)x;
-            break;
-        default:
-            break;
-        }
-    }
-    /* Field 24 must be a whole number, not cut off by a short read. */
-    if (i < rest.n && rest.p[i] != ' ' && rest.p[i] != '\n')
-        return -EINVAL;
-    v.kthread = (v.flags & PF_KTHREAD_FLAG) != 0;
-    *out = v;
-    return 0;
-}
+/* ---- /proc/PID/stat: parsed by the floor (common/procstat.c) ------------------------- */
 
 int preoom_read_pid_stat(const preoom_procfs_t *fs, int pid, preoom_pid_stat_t *out)
 {

@@ -16,12 +16,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "floor.h" /* preoom_pid_stat_t and its parser, PREOOM_COMM_MAX */
+
 /* A value the kernel did not give us (key absent, kernel thread without an mm, …). */
 #define PREOOM_VALUE_MISSING UINT64_MAX
 /* A memory cgroup limit that does not limit: v2 "max", v1's near-LONG_MAX, or no limit file. */
 #define PREOOM_LIMIT_NONE UINT64_MAX
 
-#define PREOOM_COMM_MAX 64        /* kthread names may pass TASK_COMM_LEN (16) on new kernels */
 #define PREOOM_CGROUP_PATH_MAX 1024
 
 /* Where the kernel's files are. Both strings are borrowed, never copied or freed. */
@@ -58,22 +59,6 @@ typedef struct {
     bool has_full;
 } preoom_psi_t;
 
-/* /proc/PID/stat, the fields the arbiter uses. */
-typedef struct {
-    int32_t pid;
-    char comm[PREOOM_COMM_MAX];  /* printable; bytes outside 0x20..0x7e shown as '?' */
-    char state;                  /* R S D Z T t X I … */
-    int32_t ppid;
-    uint64_t flags;              /* PF_* */
-    bool kthread;                /* PF_KTHREAD is set */
-    uint64_t utime_ticks;        /* clock ticks, sysconf(_SC_CLK_TCK) a second */
-    uint64_t stime_ticks;
-    int32_t nice;                /* -20..19 */
-    uint64_t num_threads;
-    uint64_t starttime_ticks;    /* field 22: ticks after boot; with pid, names the process */
-    uint64_t vsize_bytes;
-    uint64_t rss_pages;
-} preoom_pid_stat_t;
 
 /* /proc/PID/status. Kernel threads and zombies have no Vm* lines: those stay MISSING. */
 typedef struct {
@@ -129,7 +114,6 @@ int preoom_read_file(const char *path, char *buf, size_t cap, size_t *len, bool 
 int preoom_parse_meminfo(const char *buf, size_t len, preoom_meminfo_t *out);
 int preoom_parse_psi(const char *buf, size_t len, preoom_psi_t *out);
 int preoom_parse_uptime(const char *buf, size_t len, uint64_t *uptime_ms);
-int preoom_parse_pid_stat(const char *buf, size_t len, preoom_pid_stat_t *out);
 int preoom_parse_pid_status(const char *buf, size_t len, preoom_pid_status_t *out);
 int preoom_parse_oom_score_adj(const char *buf, size_t len, int *adj);
 int preoom_parse_cmdline(const char *buf, size_t len, char *out, size_t cap);

@@ -20,7 +20,9 @@ extern "C" {
 #endif
 
 #define PREOOM_REGISTRY_MAGIC 0x314d4f4f45525050ULL /* "PPREOOM1" little-endian */
-#define PREOOM_REGISTRY_ABI 1
+/* 2: answers to report requests have fields of their own (report_*), and the agent's thread id
+ * (agent_tid) locates the proof that a slot is its process's own (see the README). */
+#define PREOOM_REGISTRY_ABI 2
 #define PREOOM_REGISTRY_DEFAULT_SLOTS 1024
 #define PREOOM_REGISTRY_MAX_SLOTS 65536
 #define PREOOM_REGISTRY_HEADER_BYTES 256
@@ -78,7 +80,8 @@ enum preoom_call {
 #define PREOOM_REQ_LEVEL(w) ((unsigned)((w) & 0xffu))
 #define PREOOM_REQ_SERIAL(w) ((uint32_t)(((w) >> 8) & 0xffffffu))
 /* A request level above the release levels: not a release but "write your report now"
- * (the agent writes it to the path of preoom_stacks_dump_path and answers with its size). */
+ * (the agent writes it to the path of preoom_stacks_dump_path and answers in report_serial
+ * and report_bytes, never in the release answer's fields). */
 #define PREOOM_REQ_LEVEL_DUMP 0x40u
 #define PREOOM_REQ_MAKE(serial, level) ((((uint64_t)(serial) & 0xffffffu) << 8) | ((uint64_t)(level) & 0xffu))
 
@@ -126,18 +129,26 @@ struct preoom_slot {
     char name[16];           /* short name (comm), NUL-padded; untrusted */
     uint64_t request;        /* PREOOM_REQ_MAKE(serial, level), written by the arbiter */
     uint64_t request_bytes;  /* how much the arbiter would like back */
-    uint64_t answer_serial;  /* serial of the last request the process answered */
+    uint64_t answer_serial;  /* serial of the last release request the process answered */
     uint64_t answer_bytes;   /* bytes it gave back: the fall of its touched memory */
     uint64_t answers;        /* number of requests answered */
     uint64_t answer_callback_bytes; /* what the app's callbacks said they freed */
     uint64_t answer_trim_bytes;     /* what malloc_trim gave back (touched before - after) */
     uint64_t answer_ns;      /* CLOCK_MONOTONIC when the answer was written */
     uint64_t calls[PREOOM_CALL_COUNT];
-    /* Added in ABI 1 without a version change: older writers leave them 0 ("unknown"). */
+    /* The answer to a report request (PREOOM_REQ_LEVEL_DUMP): never mixed with a release's. */
+    uint64_t report_serial;  /* serial of the last report request answered */
+    uint64_t report_bytes;   /* size of the report written, 0 if it could not be */
+    uint64_t report_ns;      /* CLOCK_MONOTONIC when it was answered */
+    /* The thread id of the process's agent. Its name, /proc/PID/task/TID/comm, is
+     * "preoom<slot index in hex>:<adj>", which only a thread of that process can set: the
+     * proof that this slot is the process's own, and the only source of its adj hint. */
+    uint64_t agent_tid;
+    /* What the arbiter needs to ask well (0: unknown, as an older writer leaves them). */
     uint64_t callbacks;      /* release callbacks registered: asking it can free memory */
     uint64_t reclaimable;    /* bytes the app says it could free if asked; 0 = unknown */
     uint64_t term_grace_ms;  /* its own shutdown time after SIGTERM (PREOOM_TERM_GRACE_MS) */
-    uint64_t reserved[64 - 33 - PREOOM_CALL_COUNT];
+    uint64_t reserved[64 - 37 - PREOOM_CALL_COUNT];
 };
 
 /* The futex the arbiter wakes and the agent waits on: the 32-bit half of `request` that

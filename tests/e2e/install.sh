@@ -89,7 +89,7 @@ if command -v pkg-config >/dev/null; then
     [ -s "$T_TMP/cc.err" ] && cat "$T_TMP/cc.err"
     if [ -x "$T_TMP/app" ]; then
         out=$("$T_TMP/app")
-        check "without the preload the calls do nothing ($out)" [ "$out" = "api 0 on_release -38 abi 1" ]
+        check "without the preload the calls do nothing ($out)" [ "$out" = "api 0 on_release -38 abi 2" ]
         out=$(LD_PRELOAD=$root/usr/lib/libpreoom.so PREOOM_REGISTRY=off "$T_TMP/app")
         check "with the installed library the calls work ($out)" grep -q '^api [1-9][0-9]* on_release 0 ' <<<"$out"
     fi

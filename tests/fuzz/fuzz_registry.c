@@ -1,5 +1,5 @@
 /* tests/fuzz/fuzz_registry.c — libFuzzer target for the registry's reader: header validation
- * and the snapshot walk of preload/registry.c (preoom_reg_check_buffer) over arbitrary bytes,
+ * and the snapshot walk of common/registry.c (preoom_reg_check_buffer) over arbitrary bytes,
  * as a hostile or corrupted /dev/shm/preoom.NAME would present them.
  *
  * The first input byte steers the rest toward the deep paths random bytes rarely reach: bit 0
@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "floor.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

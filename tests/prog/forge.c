@@ -2,11 +2,14 @@
  * could: the arbiter must never act on what it names.
  *
  *   forge NAME PID [START_TIME|auto|bad] [GARBAGE]
+ *   forge NAME PID inplace SECONDS
  *
  * Claims a free slot by compare-and-swap exactly as a real process would (so readers see a
  * LIVE slot), names PID with the given start time ("auto" copies the real one from
  * /proc/PID/stat, "bad" a wrong one), and claims 8 GiB committed and touched so the slot
- * would rank first. With GARBAGE, the remaining fields are filled with random bytes. Uses only
+ * would rank first. With GARBAGE, the remaining fields are filled with random bytes. With
+ * "inplace", it writes no slot of its own but sets hint 1000 in PID's own live slot, every
+ * millisecond for SECONDS (against the owner's publications). Uses only
  * include/preoom/registry.h: what anyone's tool could do.
  */
 #include <fcntl.h>
@@ -60,6 +63,25 @@ int main(int argc, char **argv)
         return 1;
     }
     struct preoom_registry_header *h = (void *)m;
+    if (strcmp(how, "inplace") == 0) {
+        long ms = argc > 4 ? atol(argv[4]) * 1000 : 5000;
+        int found = 0;
+        for (long t = 0; t < ms; t++) {
+            for (uint64_t i = 0; i < h->slot_count; i++) {
+                struct preoom_slot *s = (void *)(m + PREOOM_REGISTRY_HEADER_BYTES + i * PREOOM_REGISTRY_SLOT_BYTES);
+                uint64_t cur = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+                if (PREOOM_STATE_KIND(cur) == PREOOM_SLOT_LIVE && s->pid == (uint64_t)pid &&
+                    strncmp(s->name, "forged", sizeof s->name) != 0) {
+                    __atomic_store_n(&s->adj, 1000, __ATOMIC_RELAXED);
+                    if (!found)
+                        printf("hint 1000 in slot %llu of pid %d\n", (unsigned long long)i, pid);
+                    found = 1;
+                }
+            }
+            usleep(1000);
+        }
+        return found ? 0 : 1;
+    }
     for (uint64_t i = 0; i < h->slot_count; i++) {
         struct preoom_slot *s = (void *)(m + PREOOM_REGISTRY_HEADER_BYTES + i * PREOOM_REGISTRY_SLOT_BYTES);
         uint64_t cur = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);

@@ -1,4 +1,4 @@
-/* tests/unit/test_registry.c — preload/registry.c linked directly: header validation against
+/* tests/unit/test_registry.c — common/registry.c linked directly: header validation against
  * hostile files, the claim / publish / snapshot / release round trip, generations, reclaiming
  * the slots of dead processes, the exec case, the in-memory checker used by the fuzz target,
  * and a seqlock torture (writers keep an invariant across fields, readers must never see it
@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -237,9 +238,10 @@ static void t_foreign_files(void)
     CHECK(chown(path_buf, 65534, 65534) == 0);
     CHECK_EQ_I64(preoom_reg_open(name_buf, 1, 4, -1, 1, &r, &why), -EPERM);
     CHECK(strstr(why, "another user") != NULL);
-    /* Root may read it (root reads anything); the point is it never writes there. */
-    CHECK_EQ_I64(preoom_reg_open(name_buf, 0, 0, -1, 0, &r, &why), 0);
-    preoom_reg_close(&r);
+    /* Nor reads it: at our path, another user's file is a squatter's (preoom ls would show
+     * its forged processes as ours). */
+    CHECK_EQ_I64(preoom_reg_open(name_buf, 0, 0, -1, 0, &r, &why), -EPERM);
+    CHECK(strstr(why, "another user") != NULL);
     /* And nobody cannot open a 0600 registry of ours at all. */
     CHECK(chown(path_buf, 0, 0) == 0);
     pid_t pid = fork();
@@ -610,6 +612,261 @@ static void t_seqlock_torture(void)
     unlink(path_buf);
 }
 
+/* ---- a file truncated under its mappings: -EFAULT, never SIGBUS --------------------------- */
+
+static volatile sig_atomic_t prev_calls;
+static sigjmp_buf prev_env;
+static volatile sig_atomic_t prev_jump;
+
+/* The host's own SIGBUS handler, installed before ours: it must still see every SIGBUS that
+ * is not a fault inside an armed registry range. */
+static void host_sigbus(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig;
+    (void)si;
+    (void)uc;
+    prev_calls++;
+    if (prev_jump) {
+        prev_jump = 0;
+        siglongjmp(prev_env, 1);
+    }
+}
+
+static void t_sigbus_guard(void)
+{
+#ifdef __SANITIZE_THREAD__
+    /* ThreadSanitizer takes SIGBUS over itself (the process dies of it whatever handler is
+     * installed); this build only runs the concurrency cases, the plain and ASan builds
+     * run this one. */
+    SKIP("registry: truncated under us (SIGBUS guard)",
+         "ThreadSanitizer intercepts SIGBUS; checked by the plain and ASan builds");
+    return;
+#endif
+    struct sigaction host, saved;
+    memset(&host, 0, sizeof host);
+    host.sa_sigaction = host_sigbus;
+    host.sa_flags = SA_SIGINFO;
+    sigaction(SIGBUS, &host, &saved);
+    preoom_bus_install();
+
+    preoom_reg_t r;
+    const char *why;
+    reg_name("bus");
+    CHECK_EQ_I64(preoom_reg_open(name_buf, PREOOM_REG_CREATE, 4, -1, 1, &r, &why), 0);
+    long idx = preoom_reg_claim(&r, getpid(), my_start_time(), 100, "bus");
+    CHECK(idx >= 0);
+    CHECK(preoom_reg_changed(&r, &why) == 0);
+    CHECK(ftruncate(r.fd, 0) == 0);
+    CHECK(preoom_reg_changed(&r, &why) == 1 && strstr(why, "truncated"));
+    struct preoom_slot s;
+    preoom_totals_t t;
+    memset(&t, 0, sizeof t);
+    uint64_t v, w, x;
+    uint32_t serial;
+    preoom_answer_t a;
+    CHECK_EQ_I64(preoom_reg_snapshot(&r, 0, &s), -EFAULT);
+    CHECK_EQ_I64(preoom_reg_publish(&r, idx, &t, 0), -EFAULT);
+    CHECK_EQ_I64(preoom_reg_state(&r, 0, &v), -EFAULT);
+    CHECK_EQ_I64(preoom_reg_pressure(&r, &v, &w, &x), -EFAULT);
+    CHECK_EQ_I64(preoom_reg_set_pressure(&r, 1, 1), -EFAULT);
+    CHECK_EQ_I64(preoom_reg_request(&r, 0, getpid(), my_start_time(), 1, 1, &serial), -EFAULT);
+    CHECK_EQ_I64(preoom_reg_answered(&r, 0, getpid(), 1, 1, &a), -EFAULT);
+    CHECK_EQ_I64(preoom_reg_reap(&r), -EFAULT);
+    CHECK_EQ_I64(preoom_reg_release(&r, idx), -EFAULT);
+    CHECK_EQ_I64(prev_calls, 0);
+
+    /* Not a fault in a registry: the host's handler gets it, ours stays out of the way. */
+    raise(SIGBUS);
+    CHECK_EQ_I64(prev_calls, 1);
+    char *m = r.map_bytes ? (char *)r.hdr : NULL;
+    if (m) {
+        /* The same dead pages, touched outside any guard: the host's handler again. */
+        prev_jump = 1;
+        if (sigsetjmp(prev_env, 1) == 0)
+            (void)*(volatile char *)(m + 8);
+        CHECK_EQ_I64(prev_calls, 2);
+    }
+    preoom_reg_close(&r);
+    unlink(path_buf);
+    sigaction(SIGBUS, &saved, NULL);
+}
+
+/* ---- the request/answer protocol ----------------------------------------------------------- */
+
+static preoom_reg_t proto_reg;
+static uint32_t proto_serials[2][2000];
+
+static void *proto_requester(void *arg)
+{
+    int k = (int)(intptr_t)arg;
+    for (int i = 0; i < 2000; i++)
+        if (preoom_reg_request(&proto_reg, 0, getpid(), my_start_time(),
+                               k ? PREOOM_REQ_LEVEL_DUMP : 1, 0, &proto_serials[k][i]) != 0)
+            proto_serials[k][i] = 0;
+    return NULL;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void t_protocol(void)
+{
+    const char *why;
+    reg_name("proto");
+    CHECK_EQ_I64(preoom_reg_open(name_buf, PREOOM_REG_CREATE, 4, -1, 1, &proto_reg, &why), 0);
+    pid_t me = getpid();
+    uint64_t st = my_start_time();
+    long idx = preoom_reg_claim(&proto_reg, me, st, 100, "proto");
+    CHECK_EQ_I64(idx, 0);
+    uint32_t s1 = 0, s2 = 0, s3 = 0;
+    CHECK_EQ_I64(preoom_reg_request(&proto_reg, 0, me, st, 0, 1, &s1), -EINVAL);
+    CHECK_EQ_I64(preoom_reg_request(&proto_reg, 0, me, st + 1, 1, 1, &s1), -ESTALE);
+    CHECK_EQ_I64(preoom_reg_request(&proto_reg, 1, me, st, 1, 1, &s1), -ESTALE);
+    CHECK_EQ_I64(preoom_reg_request(&proto_reg, 0, me, st, 1, 4096, &s1), 0);
+    CHECK_EQ_I64(preoom_reg_request(&proto_reg, 0, me, st, PREOOM_REQ_LEVEL_DUMP, 0, &s2), 0);
+    CHECK(s1 != 0 && s2 == s1 + 1);
+    uint64_t req = 0, bytes = 0;
+    CHECK_EQ_I64(preoom_reg_pending(&proto_reg, idx, 0, &req, &bytes), 1);
+    CHECK_EQ_U64(PREOOM_REQ_SERIAL(req), s2);
+    CHECK_EQ_U64(PREOOM_REQ_LEVEL(req), PREOOM_REQ_LEVEL_DUMP);
+    CHECK_EQ_U64(bytes, 4096); /* a report request leaves the release's wish alone */
+    preoom_answer_t a = {777, 0, 0, 1};
+    CHECK_EQ_I64(preoom_reg_answer(&proto_reg, idx, req, &a), 0);
+    CHECK_EQ_I64(preoom_reg_pending(&proto_reg, idx, s2, &req, &bytes), 0);
+    preoom_answer_t got;
+    /* A report's size is never a release's answer, whatever the serials. */
+    CHECK_EQ_I64(preoom_reg_answered(&proto_reg, 0, me, s1, 1, &got), 0);
+    CHECK_EQ_I64(preoom_reg_answered(&proto_reg, 0, me, s2, 1, &got), 0);
+    CHECK_EQ_I64(preoom_reg_answered(&proto_reg, 0, me, s2, PREOOM_REQ_LEVEL_DUMP, &got), 1);
+    CHECK_EQ_U64(got.bytes, 777);
+    CHECK_EQ_I64(preoom_reg_request(&proto_reg, 0, me, st, 2, 8192, &s3), 0);
+    CHECK_EQ_I64(preoom_reg_pending(&proto_reg, idx, s2, &req, &bytes), 1);
+    CHECK_EQ_U64(bytes, 8192);
+    preoom_answer_t rel = {5, 6, 7, 2};
+    CHECK_EQ_I64(preoom_reg_answer(&proto_reg, idx, req, &rel), 0);
+    CHECK_EQ_I64(preoom_reg_answered(&proto_reg, 0, me, s3, 2, &got), 1);
+    CHECK(got.bytes == 5 && got.callback_bytes == 6 && got.trim_bytes == 7);
+    CHECK_EQ_I64(preoom_reg_answered(&proto_reg, 0, me, s2, PREOOM_REQ_LEVEL_DUMP, &got), 1);
+    CHECK_EQ_U64(got.bytes, 777);
+    CHECK_EQ_I64(preoom_reg_answered(&proto_reg, 0, me + 1, s3, 2, &got), -ESTALE);
+
+    /* Two requesters at once never get one serial. */
+    pthread_t th[2];
+    for (int k = 0; k < 2; k++)
+        pthread_create(&th[k], NULL, proto_requester, (void *)(intptr_t)k);
+    for (int k = 0; k < 2; k++)
+        pthread_join(th[k], NULL);
+    qsort(proto_serials, 4000, sizeof(uint32_t), cmp_u32);
+    int dup = 0, zero = 0;
+    for (int i = 0; i < 4000; i++) {
+        zero += ((uint32_t *)proto_serials)[i] == 0;
+        dup += i > 0 && ((uint32_t *)proto_serials)[i] == ((uint32_t *)proto_serials)[i - 1];
+    }
+    CHECK_EQ_I64(zero, 0);
+    CHECK_EQ_I64(dup, 0);
+    preoom_reg_release(&proto_reg, idx);
+    preoom_reg_close(&proto_reg);
+    unlink(path_buf);
+}
+
+/* ---- the proof of a slot: the agent's thread name ------------------------------------------- */
+
+static void t_proof_name(void)
+{
+    char n[16];
+    uint64_t i = 9, a = 9;
+    CHECK_EQ_U64(preoom_reg_proof_name(0xffff, 1000, n, sizeof n), 15);
+    CHECK(strcmp(n, "preoomffff:1000") == 0);
+    CHECK_EQ_I64(preoom_reg_proof_parse(n, strlen(n), &i, &a), 0);
+    CHECK(i == 0xffff && a == 1000);
+    preoom_reg_proof_name(3, 5000, n, sizeof n); /* a hint is at most 1000 */
+    CHECK(strcmp(n, "preoom3:1000") == 0);
+    CHECK_EQ_I64(preoom_reg_proof_parse("preoom2a:7\n", 11, &i, &a), 0);
+    CHECK(i == 0x2a && a == 7);
+    static const char *const bad[] = {"preoom-agent", "preoom:1", "preoom1:", "preoomg:1",
+                                      "preoom1:1001", "preoom10000:1", "preoom1:1x",
+                                      "Preoom1:1", "preoom1;1", "", "preoom"};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        i = a = 99;
+        CHECK_EQ_I64(preoom_reg_proof_parse(bad[k], strlen(bad[k]), &i, &a), -EINVAL);
+        CHECK(i == 99 && a == 99);
+    }
+}
+
+/* ---- creation, stale files, squatters ------------------------------------------------------ */
+
+static int temp_files_left(void)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "ls -A /dev/shm | grep -q '^\\.preoom-new\\.%s\\.'", name_buf);
+    return system(cmd) == 0;
+}
+
+static void t_create_and_stale(void)
+{
+    preoom_reg_t r;
+    const char *why;
+    struct stat st;
+    reg_name("create");
+    CHECK_EQ_I64(preoom_reg_open(name_buf, PREOOM_REG_CREATE, 64, -1, 1, &r, &why), 0);
+    CHECK(r.event && strcmp(r.event, "created") == 0);
+    /* Every block reserved: a full /dev/shm fails here, not in a later page fault. */
+    CHECK(stat(path_buf, &st) == 0 && (uint64_t)st.st_blocks * 512 >= (uint64_t)st.st_size);
+    CHECK(strcmp(r.path, path_buf) == 0);
+    CHECK(!temp_files_left());
+    preoom_reg_close(&r);
+    unlink(path_buf);
+
+    /* Empty, ours: refused at once without the repair flag, replaced with it. */
+    reg_name("stale");
+    CHECK(write_file(NULL, 0, 0, 0600) == 0);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CHECK_EQ_I64(preoom_reg_open(name_buf, PREOOM_REG_CREATE, 4, -1, 1, &r, &why), -EPROTO);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    CHECK(strstr(why, "stale") != NULL);
+    long us = (t1.tv_sec - t0.tv_sec) * 1000000L + (t1.tv_nsec - t0.tv_nsec) / 1000;
+    printf("# a stale registry refused in %ld us\n", us);
+    CHECK(us < 5000);
+    CHECK_EQ_I64(preoom_reg_open(name_buf, PREOOM_REG_CREATE | PREOOM_REG_REPAIR, 4, -1, 1, &r,
+                                 &why), 0);
+    CHECK(r.event && strstr(r.event, "stale"));
+    CHECK_EQ_U64(r.slot_count, 4);
+    preoom_reg_close(&r);
+    /* Zero header over a whole file: stale too. */
+    CHECK(write_file(NULL, 0, 65536, 0600) == 0);
+    CHECK_EQ_I64(preoom_reg_open(name_buf, 0, 0, -1, 0, &r, &why), -EPROTO);
+    CHECK_EQ_I64(preoom_reg_open(name_buf, PREOOM_REG_CREATE | PREOOM_REG_REPAIR, 4, -1, 1, &r,
+                                 &why), 0);
+    preoom_reg_close(&r);
+    CHECK(!temp_files_left());
+    unlink(path_buf);
+
+    if (geteuid() != 0) {
+        SKIP("registry: a squatter's file", "needs root to chown a file to nobody");
+        return;
+    }
+    reg_name("squat");
+    struct preoom_registry_header h;
+    good_header(&h, 4);
+    h.creator_uid = 65534;
+    CHECK(write_file(&h, sizeof h, 4096, 0644) == 0);
+    CHECK(chown(path_buf, 65534, 65534) == 0);
+    CHECK_EQ_I64(preoom_reg_open(name_buf, PREOOM_REG_CREATE | PREOOM_REG_REPAIR, 4, -1, 1, &r,
+                                 &why), -EPERM);
+    CHECK_EQ_I64(preoom_reg_open(name_buf, 0, 0, -1, 0, &r, &why), -EPERM);
+    /* Root's arbiter takes the name back. */
+    CHECK_EQ_I64(preoom_reg_open(name_buf, PREOOM_REG_CREATE | PREOOM_REG_TAKEOVER, 4, -1, 1, &r,
+                                 &why), 0);
+    CHECK(r.event && strstr(r.event, "squatted"));
+    CHECK(stat(path_buf, &st) == 0 && st.st_uid == 0 && (st.st_mode & 0777) == 0600);
+    preoom_reg_close(&r);
+    unlink(path_buf);
+}
+
 int main(void)
 {
     TEST_CASE("registry: bad headers are refused with a reason", t_bad_headers);
@@ -621,5 +878,9 @@ int main(void)
     TEST_CASE("registry: full, then dead owners reclaimed", t_full_and_dead);
     TEST_CASE("registry: in-memory checker", t_check_buffer);
     TEST_CASE("registry: seqlock torture, no torn snapshot", t_seqlock_torture);
+    TEST_CASE("registry: truncated under us, -EFAULT; other SIGBUS to the host", t_sigbus_guard);
+    TEST_CASE("registry: one request writer, answers apart by kind", t_protocol);
+    TEST_CASE("registry: the proof name of a slot", t_proof_name);
+    TEST_CASE("registry: creation reserves, stale repaired, squatter refused", t_create_and_stale);
     TEST_END();
 }

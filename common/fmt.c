@@ -1,4 +1,4 @@
-/* preload/fmt.c — formatting and output that never allocate.
+/* common/fmt.c — formatting and output that never allocate, for both sides.
  *
  * Used for every message and report the preload writes: glibc's printf family may allocate
  * (wide strings, large widths, positional arguments) and takes stdio locks, neither of which
@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "floor.h"
 
 static void put(char *buf, size_t size, size_t *n, char c)
 {
