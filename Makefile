@@ -44,7 +44,8 @@ TOOL_MAINS = tools/preoom.c tools/preoomd.c
 TOOL_LIB_SRC = $(filter-out $(TOOL_MAINS),$(wildcard tools/*.c))
 TOOL_LIB_OBJ = $(TOOL_LIB_SRC:%.c=$(BUILD)/%.o)
 TOOL_BINS = $(patsubst tools/%.c,$(BUILD)/%,$(wildcard $(TOOL_MAINS)))
-TOOL_LIBS = -lpthread -lm -ldw -lelf
+# libstdc++ for __cxa_demangle (symbolize.c): the C++ ABI's demangler, kept with the compiler.
+TOOL_LIBS = -lpthread -lm -ldw -lelf -lstdc++
 
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
 UNIT_BINS = $(UNIT_SRC:%.c=$(BUILD)/%)

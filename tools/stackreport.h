@@ -12,6 +12,9 @@
 
 typedef struct srep_site {
     uint64_t live_bytes, live_count, total_bytes, total_count, peak_bytes, samples;
+    /* What the code asked for (the hooks' n), beside the usable bytes above; only when the
+     * report has them (srep_t.has_requested). */
+    uint64_t live_req, total_req, peak_req;
     int truncated;
     uint64_t *frames;        /* return addresses, innermost first */
     size_t nframes;
@@ -28,6 +31,9 @@ typedef struct srep {
     long pid;
     char name[64];
     int has_stacks;          /* the "stacks" object was present */
+    int has_requested;       /* every site has requested bytes (version 2 and later) */
+    /* The process's totals, from the report's top level (0 when absent). */
+    uint64_t peak_committed, malloc_bytes, mmap_bytes, calls_alloc, calls_free;
     char mode[16];           /* "sample" | "all" */
     uint64_t sample_bytes, depth, dropped;
     /* The preload's stack cache (optional in the file: reports from before it have none). */
@@ -48,7 +54,9 @@ const srep_module_t *srep_module_of(const srep_t *r, uint64_t addr);
 
 enum srep_weight { SREP_LIVE, SREP_PEAK, SREP_TOTAL, SREP_COUNT };
 int srep_parse_weight(const char *s, enum srep_weight *out);
-uint64_t srep_site_weight(const srep_site_t *s, enum srep_weight w);
+/* A site's weight; byte weights in requested bytes when req is set (and the report has
+ * them), else usable. */
+uint64_t srep_site_weight(const srep_site_t *s, enum srep_weight w, int req);
 
 /* One collapsed line: names given innermost first are written root first, joined by ';',
  * then a space and the weight, then '\n'. ';' and control characters inside a name become
@@ -60,5 +68,9 @@ size_t srep_collapsed_line(const char *const *names, size_t n, int truncated, ui
 /* A flame graph of collapsed lines ("a;b;c 123\n" ...) as one self-contained SVG document.
  * Returns 0 or -1 (bad input line). */
 int srep_flamegraph_svg(const char *collapsed, const char *title, const char *unit, FILE *out);
+/* A differential flame graph of lines "a;b;c BEFORE AFTER\n" (difffolded's format): widths
+ * are AFTER, red where a frame grew, blue where it shrank. 0 or -1. */
+int srep_flamegraph_svg_diff(const char *collapsed, const char *title, const char *unit,
+                             FILE *out);
 
 #endif

@@ -222,7 +222,8 @@ check "collapsed: every line is 'a;b;c COUNT'" \
 alpha=$(awk '$1=="leak_alpha"{print $2}' "$T_TMP/all.expect")
 sum=$(awk '{ n = split($0, a, " "); if ($0 ~ /;leak_alpha [0-9]+$/) s += a[n] } END { print s + 0 }' "$T_TMP/c.txt")
 check "collapsed: root first, leak_alpha's live bytes $sum = $alpha" test "$sum" = "$alpha"
-check "collapsed: main comes before leak_alpha" grep -q 'main;run_path;leak_alpha ' "$T_TMP/c.txt"
+# paths() is inlined into main: its frame is shown all the same.
+check "collapsed: main comes before leak_alpha" grep -Eq 'main;(paths;)?run_path;leak_alpha ' "$T_TMP/c.txt"
 "$PREOOM" report "$R" --format collapsed --weight count | grep -q ';leak_beta [0-9]' &&
     ok "collapsed: --weight count" || fail "collapsed: --weight count"
 "$PREOOM" report "$R" --format svg --weight peak -o "$T_TMP/f.svg"
