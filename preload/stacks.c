@@ -301,6 +301,9 @@ typedef struct site {
     int64_t peak_bytes;                  /* highest live_bytes seen at a flush */
     uint64_t samples;                    /* allocations recorded (not weighted) */
     uint32_t flushing, flushes;          /* flushes under way, and done (see site_read) */
+    /* The same in requested bytes (what the program asked for; usable bytes above). */
+    int64_t live_req, peak_req;
+    uint64_t total_req;
     /* From the next line on: what lookups read, written once (hh only under site_lock when a
      * site is added), so a lookup never misses on a line another thread keeps writing. */
     uint64_t hash __attribute__((aligned(PREOOM_CACHE_LINE))); /* stack_hash() of the frames */
@@ -552,6 +555,7 @@ typedef struct pend {
     site_t *site;                        /* NULL: unused */
     int64_t live_bytes, live_count, total_bytes, total_count;
     int64_t rise;                        /* highest live_bytes since the flush, >= 0 */
+    int64_t live_req, total_req, rise_req; /* the same in requested bytes */
     uint32_t samples, ops;
 } pend_t;
 
@@ -565,38 +569,48 @@ typedef struct pend {
  * the middle goes to the site's atomics instead. */
 static __thread int pend_busy __attribute__((tls_model("initial-exec")));
 
-static void raise_peak(site_t *s, int64_t v)
+static void raise_peak(int64_t *at, int64_t v)
 {
-    int64_t peak = __atomic_load_n(&s->peak_bytes, __ATOMIC_RELAXED);
-    while (v > peak && !__atomic_compare_exchange_n(&s->peak_bytes, &peak, v, 1,
-                                                    __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+    int64_t peak = __atomic_load_n(at, __ATOMIC_RELAXED);
+    while (v > peak && !__atomic_compare_exchange_n(at, &peak, v, 1, __ATOMIC_RELEASE,
+                                                    __ATOMIC_RELAXED))
         ;
 }
 
+/* One change of a site's counters: usable bytes (b), requested bytes (r), counts (c). */
+typedef struct chg {
+    int64_t live_b, live_r, live_c, tot_b, tot_r, tot_c;
+} chg_t;
+
 /* Straight into the site's atomics: a flush, or a thread without a table (see below). */
-static void site_apply(site_t *s, int64_t live_b, int64_t live_c, int64_t tot_b,
-                       int64_t tot_c, uint32_t samples, int64_t rise)
+static void site_apply(site_t *s, const chg_t *c, uint32_t samples, int64_t rise,
+                       int64_t rise_req)
 {
-    int64_t before = __atomic_fetch_add(&s->live_bytes, live_b, __ATOMIC_RELEASE);
-    if (live_c)
-        __atomic_add_fetch(&s->live_count, live_c, __ATOMIC_RELEASE);
-    if (tot_b)
-        __atomic_add_fetch(&s->total_bytes, (uint64_t)tot_b, __ATOMIC_RELEASE);
-    if (tot_c)
-        __atomic_add_fetch(&s->total_count, (uint64_t)tot_c, __ATOMIC_RELEASE);
+    int64_t before = __atomic_fetch_add(&s->live_bytes, c->live_b, __ATOMIC_RELEASE);
+    int64_t before_req = __atomic_fetch_add(&s->live_req, c->live_r, __ATOMIC_RELEASE);
+    if (c->live_c)
+        __atomic_add_fetch(&s->live_count, c->live_c, __ATOMIC_RELEASE);
+    if (c->tot_b)
+        __atomic_add_fetch(&s->total_bytes, (uint64_t)c->tot_b, __ATOMIC_RELEASE);
+    if (c->tot_r)
+        __atomic_add_fetch(&s->total_req, (uint64_t)c->tot_r, __ATOMIC_RELEASE);
+    if (c->tot_c)
+        __atomic_add_fetch(&s->total_count, (uint64_t)c->tot_c, __ATOMIC_RELEASE);
     if (samples)
         __atomic_add_fetch(&s->samples, samples, __ATOMIC_RELEASE);
     if (rise > 0)
-        raise_peak(s, before + rise);
+        raise_peak(&s->peak_bytes, before + rise);
+    if (rise_req > 0)
+        raise_peak(&s->peak_req, before_req + rise_req);
 }
 
 /* site_apply with the site's flushing and flushes counters around it, which tell a reader
  * that the counters it read may hold part of the change (site_read). */
-static void site_apply_seen(site_t *s, int64_t live_b, int64_t live_c, int64_t tot_b,
-                            int64_t tot_c, uint32_t samples, int64_t rise)
+static void site_apply_seen(site_t *s, const chg_t *c, uint32_t samples, int64_t rise,
+                            int64_t rise_req)
 {
     __atomic_add_fetch(&s->flushing, 1, __ATOMIC_ACQ_REL);
-    site_apply(s, live_b, live_c, tot_b, tot_c, samples, rise);
+    site_apply(s, c, samples, rise, rise_req);
     __atomic_add_fetch(&s->flushes, 1, __ATOMIC_RELEASE);
     __atomic_sub_fetch(&s->flushing, 1, __ATOMIC_RELEASE);
 }
@@ -604,9 +618,13 @@ static void site_apply_seen(site_t *s, int64_t live_b, int64_t live_c, int64_t t
 /* Owner only, inside its seq window. */
 static void pend_flush(pend_t *e)
 {
-    site_apply_seen(e->site, e->live_bytes, e->live_count, e->total_bytes, e->total_count,
-                    e->samples, e->rise);
+    chg_t c = {e->live_bytes, e->live_req, e->live_count, e->total_bytes, e->total_req,
+               e->total_count};
+    site_apply_seen(e->site, &c, e->samples, e->rise, e->rise_req);
     ST(e->live_bytes, 0);
+    ST(e->live_req, 0);
+    ST(e->total_req, 0);
+    ST(e->rise_req, 0);
     ST(e->live_count, 0);
     ST(e->total_bytes, 0);
     ST(e->total_count, 0);
@@ -633,12 +651,11 @@ static pend_t *pend_table(void)
 
 /* A change of site s's counters by this thread. A record's weight is added before its
  * pointer can be freed (the pointer is not yet the program's) and taken off exactly once. */
-static void site_change(site_t *s, int64_t live_b, int64_t live_c, int64_t tot_b,
-                        int64_t tot_c, uint32_t samples)
+static void site_change(site_t *s, const chg_t *c, uint32_t samples)
 {
     pend_t *t = pend_busy ? NULL : pend_table();
     if (!t) {
-        site_apply_seen(s, live_b, live_c, tot_b, tot_c, samples, live_b);
+        site_apply_seen(s, c, samples, c->live_b, c->live_r);
         return;
     }
     pend_busy = 1;
@@ -650,14 +667,18 @@ static void site_change(site_t *s, int64_t live_b, int64_t live_c, int64_t tot_b
             pend_flush(e);
         ST(e->site, s);
     }
-    int64_t live = e->live_bytes + live_b;
+    int64_t live = e->live_bytes + c->live_b, live_r = e->live_req + c->live_r;
     ST(e->live_bytes, live);
     if (live > e->rise)
         ST(e->rise, live);
-    ST(e->live_count, e->live_count + live_c);
+    ST(e->live_req, live_r);
+    if (live_r > e->rise_req)
+        ST(e->rise_req, live_r);
+    ST(e->live_count, e->live_count + c->live_c);
     if (samples) { /* a record; a free moves only the live counts */
-        ST(e->total_bytes, e->total_bytes + tot_b);
-        ST(e->total_count, e->total_count + tot_c);
+        ST(e->total_bytes, e->total_bytes + c->tot_b);
+        ST(e->total_req, e->total_req + c->tot_r);
+        ST(e->total_count, e->total_count + c->tot_c);
         ST(e->samples, e->samples + samples);
     }
     ST(e->ops, e->ops + 1);
@@ -667,14 +688,16 @@ static void site_change(site_t *s, int64_t live_b, int64_t live_c, int64_t tot_b
     pend_busy = 0;
 }
 
-static void site_sub(site_t *s, uint64_t bytes, uint64_t count)
+static void site_sub(site_t *s, const preoom_pmap_entry_t *e)
 {
-    site_change(s, -(int64_t)bytes, -(int64_t)count, 0, 0, 0);
+    chg_t c = {-(int64_t)e->bytes, -(int64_t)e->req, -(int64_t)e->count, 0, 0, 0};
+    site_change(s, &c, 0);
 }
 
 /* A site as a report shows it: the flushed counters plus every thread's pending entry. */
 typedef struct site_view {
     uint64_t live_bytes, live_count, total_bytes, total_count, peak_bytes, samples;
+    uint64_t live_req, total_req, peak_req;
 } site_view_t;
 
 static int64_t pos(int64_t v) { return v > 0 ? v : 0; }
@@ -694,6 +717,9 @@ static void pend_read(const pend_t *e, pend_t *out)
         out->total_count = LD(e->total_count);
         out->samples = LD(e->samples);
         out->rise = LD(e->rise);
+        out->live_req = LD(e->live_req);
+        out->total_req = LD(e->total_req);
+        out->rise_req = LD(e->rise_req);
         if (__atomic_load_n(&e->seq, __ATOMIC_RELAXED) == q)
             return;
     }
@@ -712,6 +738,8 @@ static void site_read(site_t *s, site_view_t *v)
         int64_t lb = LD(s->live_bytes), lc = LD(s->live_count);
         int64_t tb = (int64_t)LD(s->total_bytes), tc = (int64_t)LD(s->total_count);
         int64_t peak = LD(s->peak_bytes), rise = 0, flushed_live = lb;
+        int64_t lr = LD(s->live_req), tr = (int64_t)LD(s->total_req), peak_r = LD(s->peak_req);
+        int64_t rise_r = 0, flushed_req = lr;
         uint64_t n = LD(s->samples);
         for (preoom_tblock_t *b = preoom_account_blocks(); b; b = b->next) {
             const pend_t *t = __atomic_load_n(&b->stacks_pend, __ATOMIC_ACQUIRE);
@@ -728,6 +756,10 @@ static void site_read(site_t *s, site_view_t *v)
             n += e.samples;
             if (e.rise > rise)
                 rise = e.rise;
+            lr += e.live_req;
+            tr += e.total_req;
+            if (e.rise_req > rise_r)
+                rise_r = e.rise_req;
         }
         busy |= __atomic_load_n(&s->flushing, __ATOMIC_ACQUIRE) != 0;
         /* After many tries (a site flushed without pause) take what we have. */
@@ -736,8 +768,13 @@ static void site_read(site_t *s, site_view_t *v)
                 peak = flushed_live + rise;
             if (lb > peak)
                 peak = lb;
+            if (flushed_req + rise_r > peak_r)
+                peak_r = flushed_req + rise_r;
+            if (lr > peak_r)
+                peak_r = lr;
             *v = (site_view_t){(uint64_t)pos(lb), (uint64_t)pos(lc), (uint64_t)pos(tb),
-                               (uint64_t)pos(tc), (uint64_t)pos(peak), n};
+                               (uint64_t)pos(tc), (uint64_t)pos(peak), n,
+                               (uint64_t)pos(lr), (uint64_t)pos(tr), (uint64_t)pos(peak_r)};
             return;
         }
         sched_yield();
@@ -805,7 +842,7 @@ static int put_record(const preoom_pmap_entry_t *e)
     }
     shard_unlock(sh);
     if (stale)
-        site_sub(old.site, old.bytes, old.count);
+        site_sub(old.site, &old);
     return rc;
 }
 
@@ -1035,16 +1072,18 @@ static void sc_learn(char *t, uintptr_t ra, uintptr_t cfa, site_t *s)
     sc_build(t, ra, cfa, s);
 }
 
-void preoom_stacks_alloc(void *p, size_t bytes, uintptr_t ra, uintptr_t cfa)
+void preoom_stacks_alloc(void *p, size_t bytes, size_t req, uintptr_t ra, uintptr_t cfa)
 {
     int m = __atomic_load_n(&mode, __ATOMIC_ACQUIRE);
     if (!p || m == PREOOM_STACKS_OFF || preoom_tls.guard || holding)
         return;
     preoom_tls.guard++;
-    uint64_t wb = bytes, wc = PREOOM_COUNT_ONE;
+    uint64_t wb = bytes, wc = PREOOM_COUNT_ONE, wr = req;
     if (m == PREOOM_STACKS_SAMPLE) {
         preoom_tls.sample_countdown = preoom_stacks_next_countdown();
         preoom_sample_weight(bytes, mean_bytes, &wb, &wc);
+        /* The same 1/p (the draw is on usable bytes, which the allocator spends). */
+        wr = bytes ? (uint64_t)((double)req * (double)wb / (double)bytes + 0.5) : wb;
     }
     /* The site: from the stack cache, else by unwinding (with no lock of ours held). */
     char *t = sc_table(cfa);
@@ -1065,9 +1104,11 @@ void preoom_stacks_alloc(void *p, size_t bytes, uintptr_t ra, uintptr_t cfa)
             sc_learn(t, ra, cfa, u);
         s = u;
     }
-    preoom_pmap_entry_t e = {.ptr = (uintptr_t)p, .site = s, .bytes = wb, .count = wc};
+    preoom_pmap_entry_t e = {.ptr = (uintptr_t)p, .site = s, .bytes = wb, .count = wc,
+                             .req = wr};
+    chg_t c = {(int64_t)wb, (int64_t)wr, (int64_t)wc, (int64_t)wb, (int64_t)wr, (int64_t)wc};
     if (put_record(&e) == 0)
-        site_change(s, (int64_t)wb, (int64_t)wc, (int64_t)wb, (int64_t)wc, 1);
+        site_change(s, &c, 1);
     else
         __atomic_add_fetch(&dropped, 1, __ATOMIC_RELAXED);
     preoom_tls.guard--;
@@ -1095,7 +1136,7 @@ void preoom_stacks_free(void *p)
         preoom_pfilter_del(filter_of(sh), key);
     shard_unlock(sh);
     if (found) {
-        site_sub(e.site, e.bytes, e.count);
+        site_sub(e.site, &e);
         last_taken = e;
     }
     preoom_tls.guard--;
@@ -1109,8 +1150,9 @@ void preoom_stacks_restore(void *p)
     preoom_tls.guard++;
     preoom_pmap_entry_t e = last_taken;
     last_taken.ptr = 0;
+    chg_t c = {(int64_t)e.bytes, (int64_t)e.req, (int64_t)e.count, 0, 0, 0};
     if (put_record(&e) == 0)
-        site_change(e.site, (int64_t)e.bytes, (int64_t)e.count, 0, 0, 0);
+        site_change(e.site, &c, 0);
     else
         __atomic_add_fetch(&dropped, 1, __ATOMIC_RELAXED);
     preoom_tls.guard--;
@@ -1192,7 +1234,7 @@ static int write_sites(int fd)
     o->fd = fd;
     static const char *const names[] = {"off", "sample", "all"};
     int m = mode;
-    ob_put(o, ", \"stacks\": {\"version\": 1, \"mode\": \"%s\", \"sample_bytes\": %llu, "
+    ob_put(o, ", \"stacks\": {\"version\": 2, \"mode\": \"%s\", \"sample_bytes\": %llu, "
               "\"depth\": %d, ",
            names[m], (unsigned long long)(m == PREOOM_STACKS_ALL ? 0 : mean_bytes), depth);
     uint64_t sc[3] = {0, 0, 0};
@@ -1218,13 +1260,15 @@ static int write_sites(int fd)
         site_read(s, &v);
         ob_put(o, "%s\n  {\"id\": %u, \"live_bytes\": %llu, \"live_count\": %llu, "
                   "\"total_bytes\": %llu, \"total_count\": %llu, \"peak_bytes\": %llu, "
-                  "\"samples\": %llu, \"truncated\": %s, \"frames\": [",
+                  "\"samples\": %llu, \"live_requested\": %llu, \"total_requested\": %llu, "
+               "\"peak_requested\": %llu, \"truncated\": %s, \"frames\": [",
                first ? "" : ",", s->id, (unsigned long long)v.live_bytes,
                (unsigned long long)((v.live_count + PREOOM_COUNT_ONE / 2) / PREOOM_COUNT_ONE),
                (unsigned long long)v.total_bytes,
                (unsigned long long)((v.total_count + PREOOM_COUNT_ONE / 2) / PREOOM_COUNT_ONE),
                (unsigned long long)v.peak_bytes, (unsigned long long)v.samples,
-               s->truncated ? "true" : "false");
+               (unsigned long long)v.live_req, (unsigned long long)v.total_req,
+               (unsigned long long)v.peak_req, s->truncated ? "true" : "false");
         for (int i = 0; i < s->nframes; i++)
             ob_put(o, "%s\"0x%lx\"", i ? ", " : "", (unsigned long)s->frames[i]);
         ob_put(o, "]}");

@@ -387,7 +387,7 @@ static __attribute__((noinline)) void *pend_worker(void *arg)
     preoom_block();
     for (int r = 0; r < PEND_ROUNDS; r++) {
         for (int i = 0; i < PEND_K; i++)
-            preoom_stacks_alloc((void *)(base + (uintptr_t)i * 64), 64, 0, 0);
+            preoom_stacks_alloc((void *)(base + (uintptr_t)i * 64), 64, 60, 0, 0);
         for (int i = 0; i < PEND_K; i++)
             if (preoom_stacks_maybe_sampled((void *)(base + (uintptr_t)i * 64)))
                 preoom_stacks_free((void *)(base + (uintptr_t)i * 64));
@@ -403,7 +403,7 @@ static __attribute__((noinline)) void *pend_worker(void *arg)
 
 /* The one site's counters from a report: 0, or -1 when the report has no site. */
 static int pend_read(unsigned long long *live, unsigned long long *live_count,
-                     unsigned long long *total_count)
+                     unsigned long long *total_count, unsigned long long *live_req)
 {
     char path[] = "/tmp/preoom-test-pend.XXXXXX";
     int fd = mkstemp(path);
@@ -421,6 +421,9 @@ static int pend_read(unsigned long long *live, unsigned long long *live_count,
     if (!s || sscanf(s, "\"live_bytes\": %llu, \"live_count\": %llu, \"total_bytes\": %*u, "
                         "\"total_count\": %llu", live, live_count, total_count) != 3)
         return -1;
+    s = strstr(buf, "\"live_requested\": ");
+    if (!s || sscanf(s, "\"live_requested\": %llu", live_req) != 1)
+        return -1;
     return 0;
 }
 
@@ -433,15 +436,17 @@ static void test_pending_reports(void)
     pthread_t t[PEND_THREADS];
     for (long i = 0; i < PEND_THREADS; i++)
         CHECK(pthread_create(&t[i], NULL, pend_worker, (void *)i) == 0);
-    unsigned long long live, count, total, last_total = 0;
+    unsigned long long live, count, total, req, last_total = 0;
     int reads = 0, bad = 0, backwards = 0;
     for (int i = 0; i < 300; i++) {
-        if (pend_read(&live, &count, &total) != 0)
+        if (pend_read(&live, &count, &total, &req) != 0)
             continue; /* no site yet */
         reads++;
-        if (count > PEND_THREADS * PEND_K || live != count * 64) {
+        /* 64 usable bytes a block, of which the program asked for 60. */
+        if (count > PEND_THREADS * PEND_K || live != count * 64 || req != count * 60) {
             if (!bad)
-                fprintf(stderr, "pend: live %llu count %llu total %llu\n", live, count, total);
+                fprintf(stderr, "pend: live %llu count %llu total %llu requested %llu\n", live,
+                        count, total, req);
             bad = 1;
         }
         backwards |= total < last_total;
@@ -452,8 +457,9 @@ static void test_pending_reports(void)
     CHECK(reads > 0);
     CHECK(!bad);
     CHECK(!backwards);
-    CHECK(pend_read(&live, &count, &total) == 0);
+    CHECK(pend_read(&live, &count, &total, &req) == 0);
     CHECK_EQ_U64(live, 0);
+    CHECK_EQ_U64(req, 0);
     CHECK_EQ_U64(count, 0);
     CHECK_EQ_U64(total, (unsigned long long)PEND_THREADS * PEND_K * PEND_ROUNDS);
 }
