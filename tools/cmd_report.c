@@ -170,6 +170,11 @@ static void loaded_free(loaded_t *l)
     memset(l, 0, sizeof *l);
 }
 
+static int is_alloc_name(const char *func)
+{
+    return sym_is_allocator(func) || strncmp(func, "operator new", 12) == 0;
+}
+
 static char *join_key(const sym_frame_t *const *f, size_t n)
 {
     size_t len = 1;
@@ -218,7 +223,10 @@ static int build_shown(loaded_t *l)
         }
         for (size_t k = start; k < s->nframes; k++)
             for (size_t j = 0; j < a[k]->nframes; j++)
-                sh->f[sh->n++] = &a[k]->frames[j];
+                /* An allocation function inlined where the stack starts (the loader's own
+                 * malloc wrappers) is folded as a called one is. */
+                if (sh->n || !a[k]->frames[j].inlined || !is_alloc_name(a[k]->frames[j].func))
+                    sh->f[sh->n++] = &a[k]->frames[j];
         sh->key = join_key(sh->f, sh->n);
         if (!sh->key) {
             free(a);

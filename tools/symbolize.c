@@ -288,8 +288,8 @@ static void push(frames_b_t *b, char *func, char *where, int inlined)
 }
 
 /* The inline chain at pc from DWARF; 0 frames when the module has none for pc. */
-static void inline_chain(Dwfl_Module *mod, Dwarf_Addr pc, const char *file, int line,
-                         frames_b_t *b)
+static void inline_chain(Dwfl_Module *mod, Dwarf_Addr pc, const char *sym, const char *file,
+                         int line, frames_b_t *b)
 {
     Dwarf_Addr bias = 0;
     Dwarf_Die *cudie = dwfl_module_addrdie(mod, pc, &bias);
@@ -322,7 +322,10 @@ static void inline_chain(Dwfl_Module *mod, Dwarf_Addr pc, const char *file, int 
         if (tag != DW_TAG_inlined_subroutine && tag != DW_TAG_subprogram)
             continue;
         int inl = tag == DW_TAG_inlined_subroutine;
-        char *func = readable(die_name(&scopes[i]));
+        /* The function itself by its symbol when that is C++'s (static C++ functions have no
+         * linkage name in DWARF, and the symbol carries the signature heaptrack shows). */
+        char *func = readable(!inl && sym && sym[0] == '_' && sym[1] == 'Z'
+                                  ? sym : die_name(&scopes[i]));
         if (!inl) {
             push(b, func, where, 0);
             where = NULL;
@@ -366,7 +369,7 @@ static void resolve(sym_ctx_t *c, uint64_t addr, sym_addr_t *out)
             Dwfl_Line *l = dwfl_module_getsrc(c->ms[i].mod, pc);
             int line = 0;
             const char *file = l ? dwfl_lineinfo(l, NULL, &line, NULL, NULL, NULL) : NULL;
-            inline_chain(c->ms[i].mod, pc, file, line, &b);
+            inline_chain(c->ms[i].mod, pc, sym, file, line, &b);
             if (b.n == 0 && !b.failed)
                 push(&b, readable(sym), place(file, line), 0);
         } else {

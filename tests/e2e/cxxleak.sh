@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# tests/e2e/cxxleak.sh — call-site reports read as a leak hunter reads heaptrack's (issue 14):
+# a C++ program of known leaks (containers, make_shared on adjacent lines, strings, a thread, a
+# function pointer, a C library's inlined helper) under PREOOM_STACKS=all; every leaking place
+# of the program is named by its own function (demangled) and line, with exactly the bytes it
+# asked for; allocator and preload frames are folded away and the preload's own allocations
+# are not listed. Then diffs: two snapshots of a growing process (--save), compared, name the
+# growing site first; --every --diff shows growth live; the differential flame graph is
+# well-formed. Runs inside a 256 MiB memory cgroup when root.
+. "$(dirname "$0")/lib.sh"
+PREOOM=$B/preoom
+CXXLEAK=$PROG/cxxleak
+for f in "$LIB" "$PREOOM" "$CXXLEAK" "$PROG/libinlhelp.so" "$PROG/grow"; do
+    [ -e "$f" ] || { skip "cxxleak: $f not built"; t_done; }
+done
+CG=
+if is_root && CG=$(cg_create cxxleak $((256 << 20)) 2>/dev/null); then :; else CG=; fi
+run_in_cg() {
+    if [ -n "$CG" ]; then
+        sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$CG" "$@"
+    else
+        "$@"
+    fi
+}
+
+# ---- a C++ program's leaks -----------------------------------------------------------------
+R=$T_TMP/cx.json
+run_in_cg env PREOOM_STACKS=all PREOOM_REPORT="$R" LD_PRELOAD="$LIB" "$CXXLEAK" "$PROG" \
+    >"$T_TMP/expect" 2>"$T_TMP/run.err"
+check "cxxleak runs and writes its report" test -s "$R"
+"$PREOOM" report "$R" --top 1000 >"$T_TMP/r.txt" 2>"$T_TMP/r.err"
+check "preoom report FILE succeeds" test -s "$T_TMP/r.txt"
+check "the header says requested bytes are shown" grep -q '^bytes: requested' "$T_TMP/r.txt"
+
+# by_place: "FUNC LINE BYTES BLOCKS" per place of cxxleak.cc: each leaked site is put at its
+# first frame in cxxleak.cc (frames are "    FUNC  FILE:LINE[  (inlined)]"), sites at one
+# place added up.
+by_place() {
+    awk '/^== top sites by peak/ { exit }
+        /^#[0-9]+ live/ { split($0, h, " "); b = h[3]; n = h[6]; want = 1; next }
+        want && /^    / {
+            line = substr($0, 5); split(line, part, "  ");
+            if (part[2] ~ /cxxleak\.cc:[0-9]+$/) {
+                l = part[2]; sub(/.*:/, "", l); key = part[1] " " l
+                bytes[key] += b; blocks[key] += n; want = 0 }
+        }
+        END { for (k in bytes) print k, bytes[k], blocks[k] }' "$1"
+}
+by_place "$T_TMP/r.txt" >"$T_TMP/places"
+n=0
+while read -r _ fn line bytes blocks; do
+    n=$((n + 1))
+    got=$(awk -v f="$fn" -v l="$line" '$1 == f && $2 == l { print $3, $4 }' "$T_TMP/places")
+    check "$fn at cxxleak.cc:$line leaks $bytes requested bytes in $blocks blocks (got '$got')" \
+        test "$got" = "$bytes $blocks"
+done < <(grep '^EXPECT ' "$T_TMP/expect")
+check "the program announced its 8 leaking places (got $n)" test "$n" -eq 8
+# main's own places hold the runtime's (stdio's buffer, dlopen's, the thread's TLS) and the
+# library's blocks: only the leaking functions are checked for strays.
+extra=$(awk 'NR == FNR { want[$2 " " $3] = 1; next } $1 != "main" && !(($1 " " $2) in want)' \
+    <(grep '^EXPECT ' "$T_TMP/expect") "$T_TMP/places")
+check "no other place of cxxleak.cc's functions leaks (got '$extra')" test -z "$extra"
+
+# The library's helper, inlined: shown with its own line, then the caller at the call's line.
+make_line=$(grep -n 'INLHELP_MAKE_LINE' "$TOP/tests/prog/lib/inlhelp.c" | cut -d: -f1)
+call_line=$(grep -n 'INLHELP_CALL_LINE' "$TOP/tests/prog/lib/inlhelp.c" | cut -d: -f1)
+read -r _ _ lbytes lblocks < <(grep '^EXPECT-LIB ' "$T_TMP/expect")
+got=$(awk -v m="inlhelp.c:$make_line" -v c="inlhelp.c:$call_line" '
+    /^== top sites by peak/ { exit }
+    /^#[0-9]+ live/ { split($0, h, " "); hdr = h[3] " " h[6]; getline a; getline b;
+        if (a ~ ("^    inlhelp_make  .*" m "  \\(inlined\\)$") && b ~ ("^    inlhelp_outer  .*" c "$"))
+            print hdr }' "$T_TMP/r.txt")
+check "the library's inlined helper: inlhelp_make at inlhelp.c:$make_line (inlined) in inlhelp_outer at :$call_line, $lbytes bytes in $lblocks blocks (got '$got')" \
+    test "$got" = "$lbytes $lblocks"
+
+# Folding and noise.
+check "names are demangled (no _Z symbol in any frame)" \
+    sh -c "! grep -E '^    _Z' '$T_TMP/r.txt'"
+check "no site starts in an allocation function or the preload" \
+    sh -c "! grep -A1 -E '^#[0-9]+ live' '$T_TMP/r.txt' | grep -E '^    (operator new|malloc|calloc|realloc|libpreoom)'"
+check "no preload frame anywhere" sh -c "! grep -q libpreoom '$T_TMP/r.txt'"
+check "the preload's own allocation is left out, and said so" \
+    grep -q "^not shown: [0-9]* sites of preoom's own" "$T_TMP/r.txt"
+check "the freed churn leaks nothing" \
+    sh -c "! awk '/^== top sites by peak/ { exit } { print }' '$T_TMP/r.txt' | grep -q '^    churn()'"
+"$PREOOM" report "$R" --top 1000 --bytes usable >"$T_TMP/u.txt" 2>&1
+check "--bytes usable says so" grep -q '^bytes: usable' "$T_TMP/u.txt"
+got=$(by_place "$T_TMP/u.txt" | awk '$1 == "leak_strings()" { print $3 }')
+want=$(grep '^EXPECT leak_strings()' "$T_TMP/expect" | awk '{ print $4 }')
+check "--bytes usable: the strings show more than the $want bytes asked for (got $got)" \
+    test "${got:-0}" -gt "$want"
+"$PREOOM" report "$R" --bytes sideways >/dev/null 2>"$T_TMP/bad.err"
+rc=$?
+check "a bad --bytes is a usage error (rc $rc) with one line" \
+    sh -c "[ $rc -eq 2 ] && [ \$(wc -l <'$T_TMP/bad.err') -eq 1 ]"
+
+# ---- diffs of a growing process ---------------------------------------------------------------
+# Started straight (no wrapper function, which would fork), so $! is grow's own pid.
+if [ -n "$CG" ]; then
+    bg sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$CG" \
+        env PREOOM_STACKS=all LD_PRELOAD="$LIB" "$PROG/grow" 96 1 40 5000
+else
+    bg env PREOOM_STACKS=all LD_PRELOAD="$LIB" "$PROG/grow" 96 1 40 5000
+fi
+pid=$BG_PID
+sleep 0.5
+"$PREOOM" report "$pid" --save "$T_TMP/a.json" >"$T_TMP/a.txt" 2>"$T_TMP/a.err"
+check "--save: the first snapshot is kept (rc $?: $(head -c 200 "$T_TMP/a.err"))" test -s "$T_TMP/a.json"
+sleep 0.6
+"$PREOOM" report "$pid" --save "$T_TMP/b.json" >/dev/null 2>&1
+check "--save: the second snapshot is kept" test -s "$T_TMP/b.json"
+check "--save: nothing is left in /tmp" sh -c "! ls /tmp/preoom-report.$T_REG.$pid.json* 2>/dev/null"
+"$PREOOM" report "$T_TMP/a.json" "$T_TMP/b.json" >"$T_TMP/d.txt" 2>&1
+first=$(grep -A1 '^#1 +' "$T_TMP/d.txt" | tail -1)
+check "diff A B: the growing site comes first (got '$first')" \
+    sh -c "echo '$first' | grep -q '^    main  .*grow\.c:[0-9]'"
+grows=$(awk '/^== sites that grew/ { on = 1; next } /^== / { on = 0 } on && /^#/ { print $2 }' "$T_TMP/d.txt" | head -1)
+check "diff A B: it grew by whole MiB steps (got $grows)" \
+    sh -c "[ \"${grows#+}\" -ge $((1 << 20)) ] && [ \$(( ${grows#+} % (1 << 20) )) -eq 0 ]"
+"$PREOOM" report "$T_TMP/b.json" --base "$T_TMP/a.json" >"$T_TMP/d2.txt" 2>&1
+check "--base A is the same diff" cmp -s "$T_TMP/d.txt" "$T_TMP/d2.txt"
+"$PREOOM" report "$T_TMP/a.json" "$T_TMP/b.json" --format collapsed >"$T_TMP/d.folded"
+check "diff collapsed: 'stack BEFORE AFTER' lines" \
+    awk 'NF < 3 || $NF !~ /^[0-9]+$/ || $(NF-1) !~ /^[0-9]+$/ { bad = 1 } END { exit bad || NR == 0 }' "$T_TMP/d.folded"
+"$PREOOM" report "$T_TMP/a.json" "$T_TMP/b.json" --format svg -o "$T_TMP/d.svg"
+if command -v xmllint >/dev/null; then
+    check "diff svg: well-formed XML" xmllint --noout "$T_TMP/d.svg"
+else
+    skip "diff svg: xmllint (libxml2-utils) not installed"
+fi
+check "diff svg: the growing frame is drawn red" grep -q 'fill="rgb(255,[0-9]*,[0-9]*)"' "$T_TMP/d.svg"
+"$PREOOM" report "$pid" --every 300ms --diff --count 2 >"$T_TMP/live.txt" 2>&1
+check "--every 300ms --diff: growth of a running process, main first" \
+    sh -c "grep -A1 '^#1 +' '$T_TMP/live.txt' | grep -q '^    main  .*grow\.c'"
+kill "$pid" 2>/dev/null
+wait "$pid" 2>/dev/null
+t_done
