@@ -304,6 +304,10 @@ typedef struct site {
     /* The same in requested bytes (what the program asked for; usable bytes above). */
     int64_t live_req, peak_req;
     uint64_t total_req;
+    int64_t temp_count;                  /* temporary allocations (see preoom_stacks_free) */
+    /* The heap peak's bookkeeping, under peak_lock (see peak_note). */
+    int64_t cur_req, at_peak_req;
+    uint64_t seen_epoch;
     /* From the next line on: what lookups read, written once (hh only under site_lock when a
      * site is added), so a lookup never misses on a line another thread keeps writing. */
     uint64_t hash __attribute__((aligned(PREOOM_CACHE_LINE))); /* stack_hash() of the frames */
@@ -353,6 +357,26 @@ static int depth = 32;
 static __thread uint64_t rng __attribute__((tls_model("initial-exec")));
 static __thread int holding __attribute__((tls_model("initial-exec")));
 static __thread preoom_pmap_entry_t last_taken __attribute__((tls_model("initial-exec")));
+/* The last allocation this thread recorded, and the thread's allocation calls just after it:
+ * freed while both still hold, no allocation came in between (a temporary, heaptrack's
+ * definition). */
+static __thread uintptr_t last_rec __attribute__((tls_model("initial-exec")));
+static __thread uint64_t last_rec_calls __attribute__((tls_model("initial-exec")));
+
+/* This thread's calls that hand out heap memory (not operator new: it is counted after the
+ * malloc inside it, and would make every C++ block look followed by another). */
+static uint64_t thread_alloc_calls(void)
+{
+    static const enum preoom_call kinds[] = {
+        PREOOM_CALL_MALLOC, PREOOM_CALL_CALLOC, PREOOM_CALL_REALLOC, PREOOM_CALL_REALLOCARRAY,
+        PREOOM_CALL_POSIX_MEMALIGN, PREOOM_CALL_ALIGNED_ALLOC, PREOOM_CALL_MEMALIGN,
+        PREOOM_CALL_VALLOC, PREOOM_CALL_PVALLOC};
+    preoom_tblock_t *b = preoom_tls.block;
+    uint64_t n = 0;
+    for (size_t i = 0; b && i < sizeof kinds / sizeof *kinds; i++)
+        n += atomic_load_explicit(&b->calls[kinds[i]], memory_order_relaxed);
+    return n;
+}
 
 /* `holding` is raised before a mutex is taken and lowered after it is released, so a signal
  * handler never finds this thread owning one with the flag down. We never hold two. */
@@ -400,6 +424,8 @@ static inline shard_t *shard_of(uintptr_t p)
 }
 
 static void sc_init(void);
+static uint64_t now_ns(void);
+static uint64_t start_ns;
 
 static void seed(void)
 {
@@ -439,6 +465,7 @@ void preoom_stacks_init(void)
         return;
     }
     sc_init();
+    start_ns = now_ns();
     preoom_unwind_init();
     preoom_tls.sample_countdown = preoom_stacks_next_countdown();
     __atomic_store_n(&mode, preoom_opt.stacks, __ATOMIC_RELEASE);
@@ -649,10 +676,71 @@ static pend_t *pend_table(void)
     return t;
 }
 
+/* ---- the heap's peak, as heaptrack defines it ------------------------------------------ */
+/* The peak table wants each site's live bytes at the moment the process's own heap (the
+ * requested bytes of every site together) was highest: those add up to the peak, unlike the
+ * sites' own maxima, which come at different times. Kept lazily, so a new peak costs nothing
+ * per site: a new peak starts a new epoch; a site whose last change came in an older epoch has
+ * not changed since, so its live bytes at the latest peak are its current ones, and it saves
+ * them (at_peak_req) before its next change. All under one spin lock, taken alone and
+ * never while another of ours is held (so a report reads these without it: exact once the
+ * threads are quiet, as at exit). A signal handler that frees while its thread holds the lock
+ * skips the bookkeeping and is counted (peak_skipped): the peak may then be off by its bytes.
+ * In sample mode the changes are weighted, so the peak and its shares are estimates. */
+static int peak_lock;
+static __thread int peak_holding __attribute__((tls_model("initial-exec")));
+static int64_t heap_req, heap_peak_req;
+static uint64_t peak_epoch, peak_ns, peak_skipped;
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    /* Coarse: a new peak is met at every allocation while the heap grows; a tick is plenty. */
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void peak_note(site_t *s, int64_t d)
+{
+    if (!d)
+        return;
+    if (peak_holding) {
+        __atomic_add_fetch(&peak_skipped, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    peak_holding = 1;
+    while (__atomic_exchange_n(&peak_lock, 1, __ATOMIC_ACQUIRE))
+        while (__atomic_load_n(&peak_lock, __ATOMIC_RELAXED))
+            __builtin_ia32_pause();
+    if (s->seen_epoch != peak_epoch) {
+        __atomic_store_n(&s->at_peak_req, s->cur_req, __ATOMIC_RELAXED);
+        __atomic_store_n(&s->seen_epoch, peak_epoch, __ATOMIC_RELAXED);
+    }
+    __atomic_store_n(&s->cur_req, s->cur_req + d, __ATOMIC_RELAXED);
+    heap_req += d;
+    if (heap_req > heap_peak_req) {
+        __atomic_store_n(&heap_peak_req, heap_req, __ATOMIC_RELAXED);
+        __atomic_store_n(&peak_epoch, peak_epoch + 1, __ATOMIC_RELAXED);
+        __atomic_store_n(&peak_ns, now_ns(), __ATOMIC_RELAXED);
+    }
+    __atomic_store_n(&peak_lock, 0, __ATOMIC_RELEASE);
+    peak_holding = 0;
+}
+
+/* Site s's live requested bytes at the heap's peak (a report's read: see peak_note). */
+static int64_t peak_share(const site_t *s)
+{
+    uint64_t epoch = __atomic_load_n(&peak_epoch, __ATOMIC_RELAXED);
+    return __atomic_load_n(&s->seen_epoch, __ATOMIC_RELAXED) != epoch
+               ? __atomic_load_n(&s->cur_req, __ATOMIC_RELAXED)
+               : __atomic_load_n(&s->at_peak_req, __ATOMIC_RELAXED);
+}
+
 /* A change of site s's counters by this thread. A record's weight is added before its
  * pointer can be freed (the pointer is not yet the program's) and taken off exactly once. */
 static void site_change(site_t *s, const chg_t *c, uint32_t samples)
 {
+    peak_note(s, c->live_r);
     pend_t *t = pend_busy ? NULL : pend_table();
     if (!t) {
         site_apply_seen(s, c, samples, c->live_b, c->live_r);
@@ -1107,9 +1195,11 @@ void preoom_stacks_alloc(void *p, size_t bytes, size_t req, uintptr_t ra, uintpt
     preoom_pmap_entry_t e = {.ptr = (uintptr_t)p, .site = s, .bytes = wb, .count = wc,
                              .req = wr};
     chg_t c = {(int64_t)wb, (int64_t)wr, (int64_t)wc, (int64_t)wb, (int64_t)wr, (int64_t)wc};
-    if (put_record(&e) == 0)
+    if (put_record(&e) == 0) {
         site_change(s, &c, 1);
-    else
+        last_rec = (uintptr_t)p;
+        last_rec_calls = thread_alloc_calls();
+    } else
         __atomic_add_fetch(&dropped, 1, __ATOMIC_RELAXED);
     preoom_tls.guard--;
 }
@@ -1136,6 +1226,10 @@ void preoom_stacks_free(void *p)
         preoom_pfilter_del(filter_of(sh), key);
     shard_unlock(sh);
     if (found) {
+        if (key == last_rec && thread_alloc_calls() == last_rec_calls)
+            __atomic_add_fetch(&((site_t *)e.site)->temp_count, (int64_t)e.count,
+                               __ATOMIC_RELAXED);
+        last_rec = 0;
         site_sub(e.site, &e);
         last_taken = e;
     }
@@ -1171,12 +1265,15 @@ void preoom_stacks_atfork_prepare(void)
     for (int i = 0; i < SHARDS; i++)
         while (__atomic_exchange_n(&shards[i].lock, 1, __ATOMIC_ACQUIRE))
             sched_yield();
+    while (__atomic_exchange_n(&peak_lock, 1, __ATOMIC_ACQUIRE))
+        sched_yield();
 }
 
 void preoom_stacks_atfork_parent(void)
 {
     if (mode == PREOOM_STACKS_OFF)
         return;
+    __atomic_store_n(&peak_lock, 0, __ATOMIC_RELEASE);
     for (int i = SHARDS - 1; i >= 0; i--)
         __atomic_store_n(&shards[i].lock, 0, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&site_lock);
@@ -1187,6 +1284,9 @@ void preoom_stacks_atfork_child(void)
     pthread_mutex_init(&site_lock, NULL);
     for (int i = 0; i < SHARDS; i++)
         shards[i].lock = 0;
+    peak_lock = 0;
+    peak_holding = 0;
+    last_rec = 0;
     holding = 0;
     pend_busy = 0;
     rng = 0;
@@ -1252,6 +1352,11 @@ static int write_sites(int fd)
            cache_names[sc_mode], (unsigned long long)sc[0], (unsigned long long)sc[1],
            (unsigned long long)sc[2]);
     lock(&site_lock);
+    uint64_t pk_ns = __atomic_load_n(&peak_ns, __ATOMIC_RELAXED);
+    ob_put(o, "\"heap_peak_requested\": %lld, \"heap_peak_ms\": %llu, \"peak_skipped\": %llu, ",
+           (long long)__atomic_load_n(&heap_peak_req, __ATOMIC_RELAXED),
+           (unsigned long long)(pk_ns > start_ns ? (pk_ns - start_ns) / 1000000 : 0),
+           (unsigned long long)__atomic_load_n(&peak_skipped, __ATOMIC_RELAXED));
     ob_put(o, "\"dropped\": %llu, \"sites\": [",
            (unsigned long long)__atomic_load_n(&dropped, __ATOMIC_RELAXED));
     int first = 1;
@@ -1261,14 +1366,18 @@ static int write_sites(int fd)
         ob_put(o, "%s\n  {\"id\": %u, \"live_bytes\": %llu, \"live_count\": %llu, "
                   "\"total_bytes\": %llu, \"total_count\": %llu, \"peak_bytes\": %llu, "
                   "\"samples\": %llu, \"live_requested\": %llu, \"total_requested\": %llu, "
-               "\"peak_requested\": %llu, \"truncated\": %s, \"frames\": [",
+               "\"peak_requested\": %llu, \"at_peak_requested\": %lld, \"temporary\": %llu, "
+               "\"truncated\": %s, \"frames\": [",
                first ? "" : ",", s->id, (unsigned long long)v.live_bytes,
                (unsigned long long)((v.live_count + PREOOM_COUNT_ONE / 2) / PREOOM_COUNT_ONE),
                (unsigned long long)v.total_bytes,
                (unsigned long long)((v.total_count + PREOOM_COUNT_ONE / 2) / PREOOM_COUNT_ONE),
                (unsigned long long)v.peak_bytes, (unsigned long long)v.samples,
                (unsigned long long)v.live_req, (unsigned long long)v.total_req,
-               (unsigned long long)v.peak_req, s->truncated ? "true" : "false");
+               (unsigned long long)v.peak_req, (long long)pos(peak_share(s)),
+               (unsigned long long)((pos(__atomic_load_n(&s->temp_count, __ATOMIC_RELAXED)) +
+                                     PREOOM_COUNT_ONE / 2) / PREOOM_COUNT_ONE),
+               s->truncated ? "true" : "false");
         for (int i = 0; i < s->nframes; i++)
             ob_put(o, "%s\"0x%lx\"", i ? ", " : "", (unsigned long)s->frames[i]);
         ob_put(o, "]}");

@@ -1,6 +1,7 @@
 /* tools/cmd_report.c — `preoom report FILE|PID`: where the memory came from.
  *
- *   preoom report FILE|PID [--format text|collapsed|svg] [--weight live|peak|total|count]
+ *   preoom report FILE|PID [--format text|collapsed|svg]
+ *                          [--weight live|peak|max|total|count|temporary]
  *                          [--bytes requested|usable] [--top N] [-o OUT] [--save FILE]
  *   preoom report A.json B.json | B --base A.json       what grew from A to B, by site
  *   preoom report PID --every 10s --diff [--count N]     growth of a running process
@@ -17,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +39,7 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: preoom report FILE|PID [--format text|collapsed|svg] "
-               "[--weight live|peak|total|count]\n"
+               "[--weight live|peak|max|total|count|temporary]\n"
                "                     [--bytes requested|usable] [--top N] [-o OUT] "
                "[--save FILE]\n"
                "       preoom report A.json B.json   (or B --base A.json): growth by site\n"
@@ -304,12 +306,28 @@ static int load_report(const char *reg_name, const char *target, const char *sav
 }
 
 /* ---- output ------------------------------------------------------------------------------- */
+static const char *const weight_names[] = {"live bytes", "bytes at the heap's peak",
+                                           "total bytes", "allocations", "own maximum bytes",
+                                           "temporary allocations"};
+
+static int weight_counts(enum srep_weight w)
+{
+    return w == SREP_COUNT || w == SREP_TEMP;
+}
+
 static enum srep_weight sort_weight;
 static const loaded_t *sort_l;
 
+/* Shares of the heap's peak are kept in requested bytes only: without them (an older report,
+ * or --bytes usable) the peak is each site's own maximum. */
+static enum srep_weight peak_kind(const loaded_t *l, enum srep_weight w)
+{
+    return w == SREP_PEAK && !(l->req && l->r.has_at_peak) ? SREP_MAX : w;
+}
+
 static uint64_t wt(const loaded_t *l, size_t i, enum srep_weight w)
 {
-    return srep_site_weight(&l->r.sites[i], w, l->req);
+    return srep_site_weight(&l->r.sites[i], peak_kind(l, w), l->req);
 }
 
 static int by_weight(const void *a, const void *b)
@@ -391,6 +409,19 @@ static void print_header(const loaded_t *l, FILE *out)
         fprintf(out, " (usable: %s%llu allocated, %s%llu leaked)", est,
                 (unsigned long long)total_u, est, (unsigned long long)live_u);
     fprintf(out, "\n");
+    if (r->has_at_peak) {
+        uint64_t temp = 0;
+        for (size_t i = 0; i < r->nsites; i++)
+            if (!l->sh[i].own)
+                temp += r->sites[i].temporary;
+        fprintf(out, "peak heap: %s%llu bytes requested, %.3f s after start (the peak table's "
+                     "sites add up to it)%s\n",
+                est, (unsigned long long)r->heap_peak_req, (double)r->heap_peak_ms / 1000,
+                r->peak_skipped ? "; a few changes inside signal handlers were not counted" : "");
+        fprintf(out, "temporary allocations: %s%llu (%.1f%% of all; freed before any other "
+                     "allocation on their thread)\n",
+                est, (unsigned long long)temp, count ? 100.0 * (double)temp / (double)count : 0.0);
+    }
     if (r->peak_committed)
         fprintf(out, "process: peak committed %llu bytes (heap and mappings, usable)\n",
                 (unsigned long long)r->peak_committed);
@@ -409,12 +440,18 @@ static int print_text(const loaded_t *l, int top, FILE *out)
     const srep_t *r = &l->r;
     const char *est = strcmp(r->mode, "sample") == 0 ? "~" : "";
     print_header(l, out);
-    static const struct { enum srep_weight w; const char *title; } tables[] = {
+    const char *peak_title = peak_kind(l, SREP_PEAK) == SREP_PEAK
+                                 ? "live bytes at the heap's peak"
+                                 : "peak live bytes (each site's own maximum)";
+    const struct { enum srep_weight w; const char *title; } tables[] = {
         {SREP_LIVE, "leaked (live at exit or at the request)"},
-        {SREP_PEAK, "peak live bytes"},
+        {SREP_PEAK, peak_title},
+        {SREP_TEMP, "temporary allocations"},
         {SREP_COUNT, "allocation count"},
     };
-    for (size_t t = 0; t < 3; t++) {
+    for (size_t t = 0; t < 4; t++) {
+        if (tables[t].w == SREP_TEMP && !r->has_at_peak)
+            continue;
         size_t n;
         size_t *idx = sorted(l, tables[t].w, &n);
         if (!idx)
@@ -426,14 +463,24 @@ static int print_text(const loaded_t *l, int top, FILE *out)
             if (wt(l, idx[k], tables[t].w) == 0)
                 break;
             shown++;
-            fprintf(out, "#%d live %s%llu bytes in %s%llu blocks, peak %s%llu bytes, total %s%llu "
-                         "bytes in %s%llu allocations%s\n",
+            fprintf(out, "#%d live %s%llu bytes in %s%llu blocks, peak %s%llu bytes",
                     shown, est, (unsigned long long)wt(l, idx[k], SREP_LIVE), est,
                     (unsigned long long)s->live_count, est,
-                    (unsigned long long)wt(l, idx[k], SREP_PEAK), est,
+                    (unsigned long long)wt(l, idx[k], SREP_PEAK));
+            if (peak_kind(l, SREP_PEAK) == SREP_PEAK)
+                fprintf(out, " (own max %s%llu)", est, (unsigned long long)wt(l, idx[k], SREP_MAX));
+            fprintf(out, ", total %s%llu bytes in %s%llu allocations", est,
                     (unsigned long long)wt(l, idx[k], SREP_TOTAL), est,
-                    (unsigned long long)s->total_count,
-                    s->truncated ? " (stack truncated)" : "");
+                    (unsigned long long)s->total_count);
+            if (r->has_at_peak && s->temporary)
+                fprintf(out, ", %s%llu temporary", est, (unsigned long long)s->temporary);
+            if (est[0] && s->samples) {
+                /* The sampling error of the table's own figure (preload/stacks.c). */
+                uint64_t b = wt(l, idx[k], weight_counts(tables[t].w) ? SREP_TOTAL : tables[t].w);
+                if (b)
+                    fprintf(out, " (+-%.0f%%)", 100.0 * sqrt((double)r->sample_bytes / (double)b));
+            }
+            fprintf(out, "%s\n", s->truncated ? " (stack truncated)" : "");
             print_frames(&l->sh[idx[k]], out);
         }
         if (!shown)
@@ -606,7 +653,7 @@ static int print_diff(const loaded_t *A, const loaded_t *B, const char *format,
         v[k++] = d;
     if (n > 1)
         qsort(v, n, sizeof *v, by_growth);
-    static const char *const wname[] = {"live bytes", "peak bytes", "total bytes", "allocations"};
+    const char *const *wname = weight_names;
     int rc = 0;
     if (strcmp(format, "text") == 0) {
         fprintf(out, "growth of %s (%s bytes) by site, from pid %ld (%s) to pid %ld (%s)\n",
@@ -653,8 +700,8 @@ static int print_diff(const loaded_t *A, const loaded_t *B, const char *format,
                 snprintf(title, sizeof title, "growth of %s from pid %ld to pid %ld (red grew, "
                          "blue shrank; widths are the newer report's)", wname[w], A->r.pid,
                          B->r.pid);
-                rc = srep_flamegraph_svg_diff(b.s, title, w == SREP_COUNT ? "allocations"
-                                                                           : "bytes", out);
+                rc = srep_flamegraph_svg_diff(b.s, title, weight_counts(w) ? "allocations"
+                                                                             : "bytes", out);
             }
         }
         free(na);
@@ -706,14 +753,13 @@ static int render(const loaded_t *l, const char *format, enum srep_weight weight
     if (strcmp(format, "collapsed") == 0) {
         fputs(c, out);
     } else {
-        static const char *const wname[] = {"live bytes", "peak bytes", "total bytes",
-                                            "allocations"};
-        static const char *const unit[] = {"bytes", "bytes", "bytes", "allocations"};
         char title[300];
-        snprintf(title, sizeof title, "%s (%s) of %s (pid %ld), by call stack%s", wname[weight],
-                 weight == SREP_COUNT ? "calls" : bytes_word(l), l->r.name, l->r.pid,
+        snprintf(title, sizeof title, "%s (%s) of %s (pid %ld), by call stack%s",
+                 weight_names[peak_kind(l, weight)],
+                 weight_counts(weight) ? "calls" : bytes_word(l), l->r.name, l->r.pid,
                  strcmp(l->r.mode, "sample") == 0 ? " (sampled estimate)" : "");
-        if (srep_flamegraph_svg(c, title, unit[weight], out) != 0) {
+        if (srep_flamegraph_svg(c, title, weight_counts(weight) ? "allocations" : "bytes",
+                                out) != 0) {
             fprintf(stderr, "preoom report: cannot draw the flame graph\n");
             status = 1;
         }
@@ -735,7 +781,8 @@ int preoom_cmd_report(const char *reg_name, int argc, char **argv)
             format = argv[++i];
         } else if (strcmp(a, "--weight") == 0 && i + 1 < argc) {
             if (srep_parse_weight(argv[++i], &weight) != 0) {
-                fprintf(stderr, "preoom report: --weight must be live, peak, total or count\n");
+                fprintf(stderr, "preoom report: --weight must be live, peak, max, total, count "
+                                "or temporary\n");
                 return 2;
             }
         } else if (strcmp(a, "--bytes") == 0 && i + 1 < argc) {

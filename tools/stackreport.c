@@ -378,6 +378,11 @@ static int parse_site(const jval_t *o, srep_site_t *s, char *err, size_t es)
          need_u64(o, "total_requested", &s->total_req, err, es) ||
          need_u64(o, "peak_requested", &s->peak_req, err, es)))
         return -1;
+    s->at_peak_req = s->temporary = UINT64_MAX;
+    if (jget(o, "at_peak_requested") &&
+        (need_u64(o, "at_peak_requested", &s->at_peak_req, err, es) ||
+         need_u64(o, "temporary", &s->temporary, err, es)))
+        return -1;
     const jval_t *t = jget(o, "truncated");
     s->truncated = t && t->t == J_BOOL && t->b;
     const jval_t *f = jget(o, "frames");
@@ -530,9 +535,23 @@ int srep_parse(const char *buf, size_t len, srep_t *out, char *err, size_t err_s
             goto done;
         }
     out->has_requested = out->nsites > 0;
-    for (size_t i = 0; i < out->nsites; i++)
+    out->has_at_peak = out->nsites > 0 && jget(st, "heap_peak_requested") &&
+                       need_u64(st, "heap_peak_requested", &out->heap_peak_req, err, err_size) == 0 &&
+                       need_u64(st, "heap_peak_ms", &out->heap_peak_ms, err, err_size) == 0 &&
+                       need_u64(st, "peak_skipped", &out->peak_skipped, err, err_size) == 0;
+    err[0] = '\0';
+    for (size_t i = 0; i < out->nsites; i++) {
         if (out->sites[i].live_req == UINT64_MAX)
             out->has_requested = 0;
+        if (out->sites[i].at_peak_req == UINT64_MAX)
+            out->has_at_peak = 0;
+    }
+    for (size_t i = 0; i < out->nsites; i++) { /* absent: nothing to show, not "all ones" */
+        if (!out->has_requested)
+            out->sites[i].live_req = out->sites[i].total_req = out->sites[i].peak_req = 0;
+        if (!out->has_at_peak)
+            out->sites[i].at_peak_req = out->sites[i].temporary = 0;
+    }
     out->has_stacks = 1;
     rc = 0;
 done:
@@ -569,8 +588,8 @@ const srep_module_t *srep_module_of(const srep_t *r, uint64_t addr)
 
 int srep_parse_weight(const char *s, enum srep_weight *out)
 {
-    static const char *const names[] = {"live", "peak", "total", "count"};
-    for (int i = 0; i < 4; i++)
+    static const char *const names[] = {"live", "peak", "total", "count", "max", "temporary"};
+    for (int i = 0; i < 6; i++)
         if (strcmp(s, names[i]) == 0) {
             *out = (enum srep_weight)i;
             return 0;
@@ -582,7 +601,9 @@ uint64_t srep_site_weight(const srep_site_t *s, enum srep_weight w, int req)
 {
     switch (w) {
     case SREP_LIVE: return req ? s->live_req : s->live_bytes;
-    case SREP_PEAK: return req ? s->peak_req : s->peak_bytes;
+    case SREP_PEAK: return req ? s->at_peak_req : s->peak_bytes;
+    case SREP_MAX: return req ? s->peak_req : s->peak_bytes;
+    case SREP_TEMP: return s->temporary;
     case SREP_TOTAL: return req ? s->total_req : s->total_bytes;
     case SREP_COUNT: return s->total_count;
     }

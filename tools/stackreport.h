@@ -15,6 +15,9 @@ typedef struct srep_site {
     /* What the code asked for (the hooks' n), beside the usable bytes above; only when the
      * report has them (srep_t.has_requested). */
     uint64_t live_req, total_req, peak_req;
+    /* Live requested bytes when the process's heap peaked (they add up to the peak), and
+     * allocations freed before any other on their thread: when srep_t.has_at_peak. */
+    uint64_t at_peak_req, temporary;
     int truncated;
     uint64_t *frames;        /* return addresses, innermost first */
     size_t nframes;
@@ -32,6 +35,8 @@ typedef struct srep {
     char name[64];
     int has_stacks;          /* the "stacks" object was present */
     int has_requested;       /* every site has requested bytes (version 2 and later) */
+    int has_at_peak;         /* sites have at_peak_requested and temporary; heap_peak_* set */
+    uint64_t heap_peak_req, heap_peak_ms, peak_skipped;
     /* The process's totals, from the report's top level (0 when absent). */
     uint64_t peak_committed, malloc_bytes, mmap_bytes, calls_alloc, calls_free;
     char mode[16];           /* "sample" | "all" */
@@ -52,7 +57,10 @@ void srep_free(srep_t *r);
 /* The module holding addr, or NULL. */
 const srep_module_t *srep_module_of(const srep_t *r, uint64_t addr);
 
-enum srep_weight { SREP_LIVE, SREP_PEAK, SREP_TOTAL, SREP_COUNT };
+/* peak: a site's share of the heap's peak (requested bytes; the site's own maximum when the
+ * report has no shares or usable bytes are asked for); max: the site's own maximum;
+ * temporary: allocations freed before any other on their thread. */
+enum srep_weight { SREP_LIVE, SREP_PEAK, SREP_TOTAL, SREP_COUNT, SREP_MAX, SREP_TEMP };
 int srep_parse_weight(const char *s, enum srep_weight *out);
 /* A site's weight; byte weights in requested bytes when req is set (and the report has
  * them), else usable. */

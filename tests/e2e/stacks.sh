@@ -34,7 +34,7 @@ json_ok() { python3 -m json.tool "$1" >/dev/null 2>&1; }
 # innermost frame is FUNC.
 site_of() {
     awk -v fn="$2" '
-        /^== top sites by peak/ { exit }
+        /^== / && ++tables > 1 { exit }
         /^#[0-9]+ live/ { hdr = $0; getline; split($0, w, " ");
             if (w[1] == fn) { gsub("~", "", hdr); split(hdr, h, " "); print h[3], h[6]; exit } }' "$1"
 }
