@@ -44,8 +44,9 @@ TOOL_MAINS = tools/preoom.c tools/preoomd.c
 TOOL_LIB_SRC = $(filter-out $(TOOL_MAINS),$(wildcard tools/*.c))
 TOOL_LIB_OBJ = $(TOOL_LIB_SRC:%.c=$(BUILD)/%.o)
 TOOL_BINS = $(patsubst tools/%.c,$(BUILD)/%,$(wildcard $(TOOL_MAINS)))
-# libstdc++ for __cxa_demangle (symbolize.c): the C++ ABI's demangler, kept with the compiler.
-TOOL_LIBS = -lpthread -lm -ldw -lelf -lstdc++
+# libstdc++ for __cxa_demangle (symbolize.c): the C++ ABI's demangler, kept with the compiler;
+# zlib for pprof's gzip'd profiles (pprof.c).
+TOOL_LIBS = -lpthread -lm -ldw -lelf -lstdc++ -lz
 
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
 UNIT_BINS = $(UNIT_SRC:%.c=$(BUILD)/%)

@@ -1,6 +1,6 @@
 /* tools/cmd_report.c — `preoom report FILE|PID`: where the memory came from.
  *
- *   preoom report FILE|PID [--format text|collapsed|svg]
+ *   preoom report FILE|PID [--format text|collapsed|svg|pprof]
  *                          [--weight live|peak|max|total|count|temporary]
  *                          [--bytes requested|usable] [--top N] [-o OUT] [--save FILE]
  *   preoom report A.json B.json | B --base A.json       what grew from A to B, by site
@@ -31,6 +31,7 @@
 
 #include "cmd.h"
 #include "internal.h"
+#include "pprof.h"
 #include "stackreport.h"
 #include "symbolize.h"
 
@@ -38,7 +39,7 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: preoom report FILE|PID [--format text|collapsed|svg] "
+    fprintf(f, "usage: preoom report FILE|PID [--format text|collapsed|svg|pprof] "
                "[--weight live|peak|max|total|count|temporary]\n"
                "                     [--bytes requested|usable] [--top N] [-o OUT] "
                "[--save FILE]\n"
@@ -744,6 +745,17 @@ static int render(const loaded_t *l, const char *format, enum srep_weight weight
 {
     if (strcmp(format, "text") == 0)
         return print_text(l, top, out) == 0 ? 0 : 1;
+    if (strcmp(format, "pprof") == 0) {
+        int *skip = calloc(l->r.nsites ? l->r.nsites : 1, sizeof *skip);
+        char err[200] = "out of memory";
+        for (size_t i = 0; skip && i < l->r.nsites; i++)
+            skip[i] = l->sh[i].own;
+        int rc = skip ? pprof_write(&l->r, l->sym, skip, l->req, out, err, sizeof err) : -1;
+        free(skip);
+        if (rc != 0)
+            fprintf(stderr, "preoom report: pprof: %s\n", err);
+        return rc == 0 ? 0 : 1;
+    }
     char *c = collapsed(l, weight);
     int status = 0;
     if (!c) {
@@ -834,8 +846,15 @@ int preoom_cmd_report(const char *reg_name, int argc, char **argv)
                         "--help)\n");
         return 2;
     }
-    if (strcmp(format, "text") && strcmp(format, "collapsed") && strcmp(format, "svg")) {
-        fprintf(stderr, "preoom report: --format '%s' is not text, collapsed or svg\n", format);
+    if (strcmp(format, "text") && strcmp(format, "collapsed") && strcmp(format, "svg") &&
+        strcmp(format, "pprof")) {
+        fprintf(stderr, "preoom report: --format '%s' is not text, collapsed, svg or pprof\n",
+                format);
+        return 2;
+    }
+    if (strcmp(format, "pprof") == 0 && (base || ntargets == 2 || diff)) {
+        fprintf(stderr, "preoom report: pprof compares profiles itself (pprof -diff_base): "
+                        "write each report's profile\n");
         return 2;
     }
     if ((ntargets == 2 && base) || (every_ms && (ntargets != 1 || base)) ||

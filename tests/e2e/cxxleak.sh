@@ -94,6 +94,58 @@ rc=$?
 check "a bad --bytes is a usage error (rc $rc) with one line" \
     sh -c "[ $rc -eq 2 ] && [ \$(wc -l <'$T_TMP/bad.err') -eq 1 ]"
 
+# ---- pprof ---------------------------------------------------------------------------------
+# Decoded by a real protobuf reader (protoc) against profile.proto's messages, written out here
+# from the format's published field numbers (only the fields the checks read, and the ones
+# preoom writes; protoc keeps the rest as unknown fields).
+"$PREOOM" report "$R" --format pprof -o "$T_TMP/p.pb.gz" 2>"$T_TMP/pprof.err"
+check "--format pprof writes a gzip file" sh -c "gzip -t '$T_TMP/p.pb.gz'"
+if command -v protoc >/dev/null; then
+    cat >"$T_TMP/profile.proto" <<'PROTO'
+syntax = "proto3";
+package prof;
+message ValueType { int64 type = 1; int64 unit = 2; }
+message Sample { repeated uint64 location_id = 1; repeated int64 value = 2; }
+message Mapping { uint64 id = 1; uint64 memory_start = 2; uint64 memory_limit = 3;
+  uint64 file_offset = 4; int64 filename = 5; int64 build_id = 6; bool has_functions = 7;
+  bool has_filenames = 8; bool has_line_numbers = 9; bool has_inline_frames = 10; }
+message Line { uint64 function_id = 1; int64 line = 2; }
+message Location { uint64 id = 1; uint64 mapping_id = 2; uint64 address = 3;
+  repeated Line line = 4; bool is_folded = 5; }
+message Function { uint64 id = 1; int64 name = 2; int64 system_name = 3; int64 filename = 4;
+  int64 start_line = 5; }
+message Profile { repeated ValueType sample_type = 1; repeated Sample sample = 2;
+  repeated Mapping mapping = 3; repeated Location location = 4; repeated Function function = 5;
+  repeated string string_table = 6; int64 drop_frames = 7; int64 keep_frames = 8;
+  int64 time_nanos = 9; int64 duration_nanos = 10; ValueType period_type = 11;
+  int64 period = 12; repeated int64 comment = 13; int64 default_sample_type = 14; }
+PROTO
+    gunzip -c "$T_TMP/p.pb.gz" | (cd "$T_TMP" && protoc --decode=prof.Profile profile.proto) \
+        >"$T_TMP/p.decoded" 2>"$T_TMP/protoc.err"
+    check "pprof: protoc decodes it as a Profile ($(head -c 200 "$T_TMP/protoc.err"))" \
+        test -s "$T_TMP/p.decoded"
+    check "pprof: no field protoc does not know" sh -c "! grep -qE '^ *[0-9]+:' '$T_TMP/p.decoded'"
+    check "pprof: the string table starts with \"\"" \
+        sh -c "grep -m1 '^string_table:' '$T_TMP/p.decoded' | grep -qx 'string_table: \"\"'"
+    check "pprof: the four value types of a heap profile" \
+        sh -c "for s in alloc_objects alloc_space inuse_objects inuse_space; do grep -q \"^string_table: \\\"\$s\\\"\" '$T_TMP/p.decoded' || exit 1; done"
+    check "pprof: demangled names with their lines" \
+        sh -c "grep -q '^string_table: \"leak_strings()\"' '$T_TMP/p.decoded'"
+    # inuse_space (each sample's 4th value) adds up to the leaked bytes of the text header.
+    got=$(awk '/^sample \{/ { n = 0; s = 1 } s && /^  value:/ { n++; if (n == 4) sum += $2 }
+        /^\}/ { s = 0 } END { print sum + 0 }' "$T_TMP/p.decoded")
+    want=$(sed -n 's/^total: .* bytes allocated, \([0-9]*\) bytes leaked.*/\1/p' "$T_TMP/r.txt")
+    check "pprof: inuse_space adds up to the $want bytes leaked (got $got)" test "$got" = "$want"
+    nloc=$(grep -c '^location {' "$T_TMP/p.decoded")
+    check "pprof: locations with inlined lines (some have several)" \
+        sh -c "awk '/^location \\{/ { n = 0 } /^  line \\{/ { n++ } /^\\}/ && n > 1 { m = 1 } END { exit !m }' '$T_TMP/p.decoded'"
+    check "pprof: $nloc locations" test "$nloc" -gt 10
+else
+    skip "pprof: protoc (Debian package protobuf-compiler) not installed: not decoded"
+fi
+"$PREOOM" report "$R" "$R" --format pprof >/dev/null 2>"$T_TMP/pp2.err"
+check "pprof of a diff is refused with one line" test "$(wc -l <"$T_TMP/pp2.err")" -eq 1
+
 # ---- diffs of a growing process ---------------------------------------------------------------
 # Started straight (no wrapper function, which would fork), so $! is grow's own pid.
 if [ -n "$CG" ]; then
