@@ -510,9 +510,12 @@ static void *mmap_common(mmap_fn f, void *addr, size_t len, int prot, int flags,
     if (preoom_tls.in_alloc)
         return r;
     int saved = errno;
-    if (counts_as_committed(prot, flags))
+    if (counts_as_committed(prot, flags)) {
         preoom_account_mmap(preoom_maps_add((uintptr_t)r, len));
-    else if (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE))
+        /* The program's own anonymous mappings: few and large, so every one is recorded. */
+        if (PREOOM_UNLIKELY(stacks_on) && !preoom_tls.guard)
+            preoom_stacks_mmap(r, len);
+    } else if (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE))
         /* Something else now lives where a counted mapping may have been. */
         preoom_account_mmap(preoom_maps_remove((uintptr_t)r, len));
     errno = saved;
@@ -543,6 +546,8 @@ PREOOM_EXPORT int munmap(void *addr, size_t len)
     if (rc == 0) {
         int saved = errno;
         preoom_account_mmap(preoom_maps_remove((uintptr_t)addr, len));
+        if (PREOOM_UNLIKELY(stacks_on) && preoom_stacks_maybe_sampled(addr))
+            preoom_stacks_free(addr);
         errno = saved;
     }
     return rc;
@@ -576,6 +581,10 @@ PREOOM_EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags,
         int keep = 0;
 #endif
         preoom_account_mmap(preoom_maps_move((uintptr_t)old, old_len, (uintptr_t)r, new_len, keep));
+        if (PREOOM_UNLIKELY(stacks_on) && !keep && preoom_stacks_maybe_sampled(old)) {
+            preoom_stacks_free(old);
+            preoom_stacks_mmap(r, new_len);
+        }
         errno = saved;
     }
     return r;

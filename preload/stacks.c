@@ -314,6 +314,7 @@ typedef struct site {
     uint32_t id;
     uint16_t nframes;
     uint8_t truncated;
+    uint8_t is_mmap;                     /* recorded by preoom_stacks_mmap (set once) */
     UT_hash_handle hh;
     uintptr_t frames[];                  /* innermost first: [0] called malloc */
 } site_t;
@@ -740,7 +741,9 @@ static int64_t peak_share(const site_t *s)
  * pointer can be freed (the pointer is not yet the program's) and taken off exactly once. */
 static void site_change(site_t *s, const chg_t *c, uint32_t samples)
 {
-    peak_note(s, c->live_r);
+    /* The heap's peak is the heap's, as heaptrack's: mappings are not in it. */
+    if (!__atomic_load_n(&s->is_mmap, __ATOMIC_RELAXED))
+        peak_note(s, c->live_r);
     pend_t *t = pend_busy ? NULL : pend_table();
     if (!t) {
         site_apply_seen(s, c, samples, c->live_b, c->live_r);
@@ -1160,14 +1163,14 @@ static void sc_learn(char *t, uintptr_t ra, uintptr_t cfa, site_t *s)
     sc_build(t, ra, cfa, s);
 }
 
-void preoom_stacks_alloc(void *p, size_t bytes, size_t req, uintptr_t ra, uintptr_t cfa)
+static void record(void *p, size_t bytes, size_t req, uintptr_t ra, uintptr_t cfa, int is_mmap)
 {
     int m = __atomic_load_n(&mode, __ATOMIC_ACQUIRE);
     if (!p || m == PREOOM_STACKS_OFF || preoom_tls.guard || holding)
         return;
     preoom_tls.guard++;
     uint64_t wb = bytes, wc = PREOOM_COUNT_ONE, wr = req;
-    if (m == PREOOM_STACKS_SAMPLE) {
+    if (m == PREOOM_STACKS_SAMPLE && !is_mmap) {
         preoom_tls.sample_countdown = preoom_stacks_next_countdown();
         preoom_sample_weight(bytes, mean_bytes, &wb, &wc);
         /* The same 1/p (the draw is on usable bytes, which the allocator spends). */
@@ -1192,16 +1195,30 @@ void preoom_stacks_alloc(void *p, size_t bytes, size_t req, uintptr_t ra, uintpt
             sc_learn(t, ra, cfa, u);
         s = u;
     }
+    if (is_mmap && s && !s->is_mmap)
+        __atomic_store_n(&s->is_mmap, 1, __ATOMIC_RELAXED);
     preoom_pmap_entry_t e = {.ptr = (uintptr_t)p, .site = s, .bytes = wb, .count = wc,
                              .req = wr};
     chg_t c = {(int64_t)wb, (int64_t)wr, (int64_t)wc, (int64_t)wb, (int64_t)wr, (int64_t)wc};
     if (put_record(&e) == 0) {
         site_change(s, &c, 1);
-        last_rec = (uintptr_t)p;
-        last_rec_calls = thread_alloc_calls();
+        if (!is_mmap) { /* temporaries are heap blocks, as heaptrack counts them */
+            last_rec = (uintptr_t)p;
+            last_rec_calls = thread_alloc_calls();
+        }
     } else
         __atomic_add_fetch(&dropped, 1, __ATOMIC_RELAXED);
     preoom_tls.guard--;
+}
+
+void preoom_stacks_alloc(void *p, size_t bytes, size_t req, uintptr_t ra, uintptr_t cfa)
+{
+    record(p, bytes, req, ra, cfa, 0);
+}
+
+void preoom_stacks_mmap(void *p, size_t bytes)
+{
+    record(p, bytes, bytes, 0, 0, 1); /* no cache key: a mapping's stack is always unwound */
 }
 
 void preoom_stacks_free(void *p)
@@ -1367,7 +1384,7 @@ static int write_sites(int fd)
                   "\"total_bytes\": %llu, \"total_count\": %llu, \"peak_bytes\": %llu, "
                   "\"samples\": %llu, \"live_requested\": %llu, \"total_requested\": %llu, "
                "\"peak_requested\": %llu, \"at_peak_requested\": %lld, \"temporary\": %llu, "
-               "\"truncated\": %s, \"frames\": [",
+               "\"mmap\": %s, \"truncated\": %s, \"frames\": [",
                first ? "" : ",", s->id, (unsigned long long)v.live_bytes,
                (unsigned long long)((v.live_count + PREOOM_COUNT_ONE / 2) / PREOOM_COUNT_ONE),
                (unsigned long long)v.total_bytes,
@@ -1377,7 +1394,7 @@ static int write_sites(int fd)
                (unsigned long long)v.peak_req, (long long)pos(peak_share(s)),
                (unsigned long long)((pos(__atomic_load_n(&s->temp_count, __ATOMIC_RELAXED)) +
                                      PREOOM_COUNT_ONE / 2) / PREOOM_COUNT_ONE),
-               s->truncated ? "true" : "false");
+               s->is_mmap ? "true" : "false", s->truncated ? "true" : "false");
         for (int i = 0; i < s->nframes; i++)
             ob_put(o, "%s\"0x%lx\"", i ? ", " : "", (unsigned long)s->frames[i]);
         ob_put(o, "]}");

@@ -473,6 +473,8 @@ static int print_text(const loaded_t *l, int top, FILE *out)
             fprintf(out, ", total %s%llu bytes in %s%llu allocations", est,
                     (unsigned long long)wt(l, idx[k], SREP_TOTAL), est,
                     (unsigned long long)s->total_count);
+            if (s->is_mmap)
+                fprintf(out, ", mapped (mmap)");
             if (r->has_at_peak && s->temporary)
                 fprintf(out, ", %s%llu temporary", est, (unsigned long long)s->temporary);
             if (est[0] && s->samples) {
@@ -518,18 +520,22 @@ static char *sb_room(sbuf_t *b, size_t need)
     return b->s + b->len;
 }
 
-/* One collapsed line for shown site i; extra (diff mode) is the base's weight, written
- * before the weight as difffolded's two columns. */
-static void collapsed_line(sbuf_t *b, const shown_t *sh, int truncated, int diff,
+/* One collapsed line for a shown site; in diff mode the base's weight is written before the
+ * weight, as difffolded's two columns. A mapping's stack ends in "[mmap]", so a flame graph
+ * tells it from the heap's. */
+static void collapsed_line(sbuf_t *b, const shown_t *sh, int truncated, int is_mmap, int diff,
                            uint64_t before, uint64_t after, const char **names)
 {
+    size_t m = 0;
+    if (is_mmap)
+        names[m++] = "[mmap]";
     for (size_t k = 0; k < sh->n; k++)
-        names[k] = sh->f[k]->func;
-    size_t need = srep_collapsed_line(names, sh->n, truncated, after, NULL, 0) + 24;
+        names[m++] = sh->f[k]->func;
+    size_t need = srep_collapsed_line(names, m, truncated, after, NULL, 0) + 24;
     char *p = sb_room(b, need);
     if (!p)
         return;
-    size_t n = srep_collapsed_line(names, sh->n, truncated, after, p, need);
+    size_t n = srep_collapsed_line(names, m, truncated, after, p, need);
     if (diff) {
         /* "stack after\n" -> "stack before after\n" */
         char *sp = strrchr(p, ' ');
@@ -547,7 +553,7 @@ static const char **names_buf(const loaded_t *l)
     for (size_t i = 0; i < l->r.nsites; i++)
         if (l->sh[i].n > most)
             most = l->sh[i].n;
-    return calloc(most, sizeof(const char *));
+    return calloc(most + 1, sizeof(const char *)); /* and "[mmap]" */
 }
 
 static char *collapsed(const loaded_t *l, enum srep_weight w)
@@ -563,7 +569,8 @@ static char *collapsed(const loaded_t *l, enum srep_weight w)
     for (size_t i = 0; i < l->r.nsites; i++) {
         uint64_t weight = wt(l, i, w);
         if (weight && !l->sh[i].own)
-            collapsed_line(&b, &l->sh[i], l->r.sites[i].truncated, 0, 0, weight, names);
+            collapsed_line(&b, &l->sh[i], l->r.sites[i].truncated, l->r.sites[i].is_mmap, 0, 0,
+                           weight, names);
     }
     free(names);
     if (b.failed) {
@@ -579,7 +586,7 @@ static char *collapsed(const loaded_t *l, enum srep_weight w)
 typedef struct dsite {
     const char *key;
     const shown_t *sh;       /* for printing: B's site, else A's */
-    int truncated;
+    int truncated, is_mmap;
     uint64_t a, b;           /* weight in the base, in the newer report */
     UT_hash_handle hh;
 } dsite_t;
@@ -608,6 +615,7 @@ static dsite_t *diff_sites(const loaded_t *A, const loaded_t *B, enum srep_weigh
             if (side == 1 || !d->sh) {
                 d->sh = &l->sh[i];
                 d->truncated = l->r.sites[i].truncated;
+                d->is_mmap = l->r.sites[i].is_mmap;
             }
             if (side == 0)
                 d->a += wt(l, i, w);
@@ -689,7 +697,7 @@ static int print_diff(const loaded_t *A, const loaded_t *B, const char *format,
             b.s[0] = '\0';
             for (size_t i = 0; i < n; i++)
                 if (v[i]->a || v[i]->b)
-                    collapsed_line(&b, v[i]->sh, v[i]->truncated, 1, v[i]->a, v[i]->b,
+                    collapsed_line(&b, v[i]->sh, v[i]->truncated, v[i]->is_mmap, 1, v[i]->a, v[i]->b,
                                    v[i]->sh >= B->sh && v[i]->sh < B->sh + B->r.nsites ? nb
                                                                                       : na);
             if (b.failed) {

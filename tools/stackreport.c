@@ -385,6 +385,8 @@ static int parse_site(const jval_t *o, srep_site_t *s, char *err, size_t es)
         return -1;
     const jval_t *t = jget(o, "truncated");
     s->truncated = t && t->t == J_BOOL && t->b;
+    t = jget(o, "mmap");
+    s->is_mmap = t && t->t == J_BOOL && t->b;
     const jval_t *f = jget(o, "frames");
     if (!f || f->t != J_ARR || f->n > 1024) {
         snprintf(err, es, "a site's \"frames\" missing or not a list");

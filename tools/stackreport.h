@@ -19,6 +19,7 @@ typedef struct srep_site {
      * allocations freed before any other on their thread: when srep_t.has_at_peak. */
     uint64_t at_peak_req, temporary;
     int truncated;
+    int is_mmap;             /* the program's own anonymous mappings (always recorded) */
     uint64_t *frames;        /* return addresses, innermost first */
     size_t nframes;
 } srep_site_t;

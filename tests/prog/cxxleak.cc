@@ -1,11 +1,12 @@
 // tests/prog/cxxleak.cc — a C++ program with leaks of known sites and sizes, for the call-site
 // report (tests/e2e/cxxleak.sh): containers, make_shared on adjacent lines, strings, a thread,
-// a call through a function pointer, and (cxxleak LIBDIR) a C library's inlined helper. It
+// a call through a function pointer, anonymous mappings, and (cxxleak LIBDIR) a C library's inlined helper. It
 // prints one line per leaking place, "EXPECT FUNCTION LINE BYTES BLOCKS": the function and line
 // of this file a report must name, and the bytes the code asked for there (not the allocator's
 // rounded-up sizes). Everything else it allocates is freed before exit. Never prints the
 // sizes of anything it did not ask for itself.
 #include <dlfcn.h>
+#include <sys/mman.h>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -101,6 +102,19 @@ NOINLINE static void leak_via_pointer(int i)
 }
 static void (*volatile fp)(int) = leak_via_pointer;
 
+// Mappings of its own: three of 1 MiB, one unmapped again; recorded by call site too.
+NOINLINE static void leak_mappings()
+{
+    void *m[3];
+    int line = 0;
+    for (int i = 0; i < 3; i++) {
+        m[i] = mmap(nullptr, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0); line = __LINE__;
+        escape(m[i]);
+    }
+    munmap(m[1], 1 << 20);
+    expect("leak_mappings()", line, 2 << 20, 2);
+}
+
 // Freed: must not show as a leak.
 NOINLINE static void churn()
 {
@@ -121,6 +135,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < 10; i++)
         fp(i);
     churn();
+    leak_mappings();
     if (argc > 1) {
         // The library's helper, inlined into its exported function (never dlclosed).
         std::string path = std::string(argv[1]) + "/libinlhelp.so";
