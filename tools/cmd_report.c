@@ -230,6 +230,13 @@ static int build_shown(loaded_t *l)
                  * malloc wrappers) is folded as a called one is. */
                 if (sh->n || !a[k]->frames[j].inlined || !is_alloc_name(a[k]->frames[j].func))
                     sh->f[sh->n++] = &a[k]->frames[j];
+        /* Stacks end at main, as heaptrack's: what the C library did to call it is the same
+         * for every site. */
+        for (size_t k = 0; k < sh->n; k++)
+            if (!sh->f[k]->inlined && strcmp(sh->f[k]->func, "main") == 0) {
+                sh->n = k + 1;
+                break;
+            }
         sh->key = join_key(sh->f, sh->n);
         if (!sh->key) {
             free(a);
@@ -403,7 +410,7 @@ static void print_header(const loaded_t *l, FILE *out)
         total_u += r->sites[i].total_bytes;
     }
     fprintf(out, "total: %s%llu allocations, %s%llu bytes allocated, %s%llu bytes leaked in "
-                 "%s%llu blocks",
+                 "%s%llu blocks, mappings included",
             est, (unsigned long long)count, est, (unsigned long long)total, est,
             (unsigned long long)live, est, (unsigned long long)blocks);
     if (l->req)
@@ -464,12 +471,19 @@ static int print_text(const loaded_t *l, int top, FILE *out)
             if (wt(l, idx[k], tables[t].w) == 0)
                 break;
             shown++;
-            fprintf(out, "#%d live %s%llu bytes in %s%llu blocks, peak %s%llu bytes",
-                    shown, est, (unsigned long long)wt(l, idx[k], SREP_LIVE), est,
-                    (unsigned long long)s->live_count, est,
-                    (unsigned long long)wt(l, idx[k], SREP_PEAK));
-            if (peak_kind(l, SREP_PEAK) == SREP_PEAK)
-                fprintf(out, " (own max %s%llu)", est, (unsigned long long)wt(l, idx[k], SREP_MAX));
+            fprintf(out, "#%d live %s%llu bytes in %s%llu blocks", shown, est,
+                    (unsigned long long)wt(l, idx[k], SREP_LIVE), est,
+                    (unsigned long long)s->live_count);
+            if (s->is_mmap) /* not in the heap, so no share of its peak */
+                fprintf(out, ", own max %s%llu bytes", est,
+                        (unsigned long long)wt(l, idx[k], SREP_MAX));
+            else if (peak_kind(l, SREP_PEAK) == SREP_PEAK)
+                fprintf(out, ", peak %s%llu bytes (own max %s%llu)", est,
+                        (unsigned long long)wt(l, idx[k], SREP_PEAK), est,
+                        (unsigned long long)wt(l, idx[k], SREP_MAX));
+            else
+                fprintf(out, ", peak %s%llu bytes", est,
+                        (unsigned long long)wt(l, idx[k], SREP_PEAK));
             fprintf(out, ", total %s%llu bytes in %s%llu allocations", est,
                     (unsigned long long)wt(l, idx[k], SREP_TOTAL), est,
                     (unsigned long long)s->total_count);
