@@ -418,13 +418,18 @@ static void print_header(const loaded_t *l, FILE *out)
                 (unsigned long long)total_u, est, (unsigned long long)live_u);
     fprintf(out, "\n");
     if (r->has_at_peak) {
-        uint64_t temp = 0;
+        uint64_t temp = 0, own_share = 0;
         for (size_t i = 0; i < r->nsites; i++)
             if (!l->sh[i].own)
                 temp += r->sites[i].temporary;
+            else if (!r->sites[i].is_mmap)
+                own_share += r->sites[i].at_peak_req;
+        /* The preload's own blocks were in the heap at its peak; they are not shown, so
+         * the figure is the program's, and the table below adds up to it. */
+        uint64_t peak = r->heap_peak_req > own_share ? r->heap_peak_req - own_share : 0;
         fprintf(out, "peak heap: %s%llu bytes requested, %.3f s after start (the peak table's "
                      "sites add up to it)%s\n",
-                est, (unsigned long long)r->heap_peak_req, (double)r->heap_peak_ms / 1000,
+                est, (unsigned long long)peak, (double)r->heap_peak_ms / 1000,
                 r->peak_skipped ? "; a few changes inside signal handlers were not counted" : "");
         fprintf(out, "temporary allocations: %s%llu (%.1f%% of all; freed before any other "
                      "allocation on their thread)\n",
@@ -446,7 +451,7 @@ static void print_header(const loaded_t *l, FILE *out)
 static int print_text(const loaded_t *l, int top, FILE *out)
 {
     const srep_t *r = &l->r;
-    const char *est = strcmp(r->mode, "sample") == 0 ? "~" : "";
+    int sampled = strcmp(r->mode, "sample") == 0;
     print_header(l, out);
     const char *peak_title = peak_kind(l, SREP_PEAK) == SREP_PEAK
                                  ? "live bytes at the heap's peak"
@@ -471,12 +476,20 @@ static int print_text(const loaded_t *l, int top, FILE *out)
             if (wt(l, idx[k], tables[t].w) == 0)
                 break;
             shown++;
+            /* Mappings are recorded every one (exact) in sample mode too. */
+            const char *est = sampled && !s->is_mmap ? "~" : "";
             fprintf(out, "#%d live %s%llu bytes in %s%llu blocks", shown, est,
                     (unsigned long long)wt(l, idx[k], SREP_LIVE), est,
                     (unsigned long long)s->live_count);
             if (s->is_mmap) /* not in the heap, so no share of its peak */
                 fprintf(out, ", own max %s%llu bytes", est,
                         (unsigned long long)wt(l, idx[k], SREP_MAX));
+            else if (peak_kind(l, SREP_PEAK) == SREP_PEAK && est[0])
+                /* Sampled, a site's own maximum is the largest of its noisy estimates over
+                 * time, biased upwards (a single sampled block stands for S bytes): only the
+                 * share of the heap's peak, an estimate at one moment, is shown. */
+                fprintf(out, ", peak %s%llu bytes", est,
+                        (unsigned long long)wt(l, idx[k], SREP_PEAK));
             else if (peak_kind(l, SREP_PEAK) == SREP_PEAK)
                 fprintf(out, ", peak %s%llu bytes (own max %s%llu)", est,
                         (unsigned long long)wt(l, idx[k], SREP_PEAK), est,

@@ -94,6 +94,25 @@ rc=$?
 check "a bad --bytes is a usage error (rc $rc) with one line" \
     sh -c "[ $rc -eq 2 ] && [ \$(wc -l <'$T_TMP/bad.err') -eq 1 ]"
 
+# ---- the heap's peak, temporaries, sample mode ------------------------------------------------
+# heaptrack's peak: each site's live bytes when the heap peaked, which add up to the peak.
+peak=$(sed -n 's/^peak heap: \([0-9]*\) bytes requested.*/\1/p' "$T_TMP/r.txt")
+sum=$(awk '/^== top sites by live bytes at the heap/ { on = 1; next } /^== / { on = 0 }
+    on && /^#[0-9]+ live/ { sub(/.*, peak /, ""); s += $1 } END { print s + 0 }' "$T_TMP/r.txt")
+check "the peak table's sites add up to the heap's peak ($peak bytes; got $sum)" \
+    sh -c "[ -n '$peak' ] && [ '$peak' -gt 0 ] && [ '$sum' = '$peak' ]"
+tmp=$(awk '/^== top sites by temporary/ { on = 1; next } /^== / { on = 0 }
+    on && /^#1 / { want = 1; next } on && want && /cxxleak\.cc:/ { print $1; exit }' "$T_TMP/r.txt")
+check "the most temporary allocations come from churn() (got '$tmp')" test "$tmp" = "churn()"
+run_in_cg env PREOOM_STACKS=sample PREOOM_REPORT="$T_TMP/s.json" LD_PRELOAD="$LIB" "$CXXLEAK" \
+    >/dev/null 2>&1
+"$PREOOM" report "$T_TMP/s.json" --top 1000 >"$T_TMP/s.txt" 2>&1
+got=$(grep -A1 'mapped (mmap)' "$T_TMP/s.txt" | awk '/^#/ { print $3, $6 } /^    / { print $1 }' | head -2 | tr '\n' ' ')
+check "sample mode: mappings are exact, not estimated (got '$got')" \
+    test "$got" = "2097152 2 leak_mappings() "
+check "sample mode: estimates are marked and their error stated" \
+    sh -c "grep -q 'live ~' '$T_TMP/s.txt' && grep -q '(+-[0-9]*%)' '$T_TMP/s.txt'"
+
 # ---- pprof ---------------------------------------------------------------------------------
 # Decoded by a real protobuf reader (protoc) against profile.proto's messages, written out here
 # from the format's published field numbers (only the fields the checks read, and the ones
