@@ -305,8 +305,8 @@ typedef struct site {
     int64_t live_req, peak_req;
     uint64_t total_req;
     int64_t temp_count;                  /* temporary allocations (see preoom_stacks_free) */
-    /* The heap peak's bookkeeping, under peak_lock (see peak_note). */
-    int64_t cur_req, at_peak_req;
+    /* The heap's peak bookkeeping (see peak_note). */
+    int64_t at_peak_req;
     uint64_t seen_epoch;
     /* From the next line on: what lookups read, written once (hh only under site_lock when a
      * site is added), so a lookup never misses on a line another thread keeps writing. */
@@ -358,26 +358,13 @@ static int depth = 32;
 static __thread uint64_t rng __attribute__((tls_model("initial-exec")));
 static __thread int holding __attribute__((tls_model("initial-exec")));
 static __thread preoom_pmap_entry_t last_taken __attribute__((tls_model("initial-exec")));
-/* The last allocation this thread recorded, and the thread's allocation calls just after it:
- * freed while both still hold, no allocation came in between (a temporary, heaptrack's
- * definition). */
+/* The last allocation this thread recorded, and the thread's sampling countdown just after
+ * it: freed while both still hold, no allocation came in between (a temporary, heaptrack's
+ * definition). Every allocation the hooks see spends its usable bytes (never 0) from the
+ * countdown, in both modes, so an unchanged countdown means none did: one load, where adding
+ * up the thread's call counters took twenty instructions on every record and free. */
 static __thread uintptr_t last_rec __attribute__((tls_model("initial-exec")));
-static __thread uint64_t last_rec_calls __attribute__((tls_model("initial-exec")));
-
-/* This thread's calls that hand out heap memory (not operator new: it is counted after the
- * malloc inside it, and would make every C++ block look followed by another). */
-static uint64_t thread_alloc_calls(void)
-{
-    static const enum preoom_call kinds[] = {
-        PREOOM_CALL_MALLOC, PREOOM_CALL_CALLOC, PREOOM_CALL_REALLOC, PREOOM_CALL_REALLOCARRAY,
-        PREOOM_CALL_POSIX_MEMALIGN, PREOOM_CALL_ALIGNED_ALLOC, PREOOM_CALL_MEMALIGN,
-        PREOOM_CALL_VALLOC, PREOOM_CALL_PVALLOC};
-    preoom_tblock_t *b = preoom_tls.block;
-    uint64_t n = 0;
-    for (size_t i = 0; b && i < sizeof kinds / sizeof *kinds; i++)
-        n += atomic_load_explicit(&b->calls[kinds[i]], memory_order_relaxed);
-    return n;
-}
+static __thread int64_t last_rec_countdown __attribute__((tls_model("initial-exec")));
 
 /* `holding` is raised before a mutex is taken and lowered after it is released, so a signal
  * handler never finds this thread owning one with the flag down. We never hold two. */
@@ -670,7 +657,8 @@ static pend_t *pend_table(void)
         return NULL;
     pend_t *t = __atomic_load_n(&b->stacks_pend, __ATOMIC_RELAXED);
     if (PREOOM_UNLIKELY(!t)) {
-        t = preoom_arena_alloc(PEND_SLOTS * sizeof *t); /* zeroed */
+        /* One spare entry past the slots: the heap's changes not yet added (peak_note). */
+        t = preoom_arena_alloc((PEND_SLOTS + 1) * sizeof *t); /* zeroed */
         if (t)
             __atomic_store_n(&b->stacks_pend, t, __ATOMIC_RELEASE);
     }
@@ -682,16 +670,34 @@ static pend_t *pend_table(void)
  * requested bytes of every site together) was highest: those add up to the peak, unlike the
  * sites' own maxima, which come at different times. Kept lazily, so a new peak costs nothing
  * per site: a new peak starts a new epoch; a site whose last change came in an older epoch has
- * not changed since, so its live bytes at the latest peak are its current ones, and it saves
- * them (at_peak_req) before its next change. All under one spin lock, taken alone and
- * never while another of ours is held (so a report reads these without it: exact once the
- * threads are quiet, as at exit). A signal handler that frees while its thread holds the lock
- * skips the bookkeeping and is counted (peak_skipped): the peak may then be off by its bytes.
- * In sample mode the changes are weighted, so the peak and its shares are estimates. */
+ * not changed since, so its live bytes at the latest peak are its current ones (site_read),
+ * which it saves (at_peak_req) before its next change. Only that, once per site and epoch, and
+ * a new peak take peak_lock.
+ *
+ * The heap's bytes: while one thread records, every change goes to heap_req at once and the
+ * peak is exact. Once several do, each thread gathers its changes in its table's spare entry
+ * and adds them to heap_req when they pass PEAK_BATCH_BYTES either way: one shared counter
+ * changed on every allocation of every thread halved the speed of two threads in `all` mode.
+ * The peak is then found to within the threads' unadded changes (at most PEAK_BATCH_BYTES
+ * each), and a change in flight while another thread starts an epoch may land on either side
+ * of it. The spare entry stays with the thread's block, which the next thread takes over, so
+ * nothing is lost when a thread exits. A signal handler that arrives while its thread holds
+ * the lock skips the bookkeeping and is counted (peak_skipped). In sample mode changes are
+ * weighted: the peak and its shares are estimates. */
+#define PEAK_BATCH_BYTES ((int64_t)64 << 10)
 static int peak_lock;
 static __thread int peak_holding __attribute__((tls_model("initial-exec")));
+static __thread int peak_joined __attribute__((tls_model("initial-exec")));
+static uint32_t peak_writers;            /* threads that have changed a site */
 static int64_t heap_req, heap_peak_req;
 static uint64_t peak_epoch, peak_ns, peak_skipped;
+
+/* A site as a report shows it: the flushed counters plus every thread's pending entry. */
+typedef struct site_view {
+    uint64_t live_bytes, live_count, total_bytes, total_count, peak_bytes, samples;
+    uint64_t live_req, total_req, peak_req;
+} site_view_t;
+static void site_read(site_t *s, site_view_t *v);
 
 static uint64_t now_ns(void)
 {
@@ -701,39 +707,77 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static void peak_note(site_t *s, int64_t d)
+static int peak_enter(void)
 {
-    if (!d)
-        return;
     if (peak_holding) {
         __atomic_add_fetch(&peak_skipped, 1, __ATOMIC_RELAXED);
-        return;
+        return 0;
     }
     peak_holding = 1;
     while (__atomic_exchange_n(&peak_lock, 1, __ATOMIC_ACQUIRE))
         while (__atomic_load_n(&peak_lock, __ATOMIC_RELAXED))
             __builtin_ia32_pause();
-    if (s->seen_epoch != peak_epoch) {
-        __atomic_store_n(&s->at_peak_req, s->cur_req, __ATOMIC_RELAXED);
-        __atomic_store_n(&s->seen_epoch, peak_epoch, __ATOMIC_RELAXED);
-    }
-    __atomic_store_n(&s->cur_req, s->cur_req + d, __ATOMIC_RELAXED);
-    heap_req += d;
-    if (heap_req > heap_peak_req) {
-        __atomic_store_n(&heap_peak_req, heap_req, __ATOMIC_RELAXED);
-        __atomic_store_n(&peak_epoch, peak_epoch + 1, __ATOMIC_RELAXED);
-        __atomic_store_n(&peak_ns, now_ns(), __ATOMIC_RELAXED);
-    }
+    return 1;
+}
+
+static void peak_leave(void)
+{
     __atomic_store_n(&peak_lock, 0, __ATOMIC_RELEASE);
     peak_holding = 0;
 }
 
+/* Before site s changes by d requested bytes; t is this thread's table, or NULL. */
+static void peak_note(site_t *s, int64_t d, pend_t *t)
+{
+    if (!d)
+        return;
+    if (PREOOM_UNLIKELY(!peak_joined)) {
+        peak_joined = 1;
+        __atomic_add_fetch(&peak_writers, 1, __ATOMIC_RELAXED);
+    }
+    uint64_t epoch = __atomic_load_n(&peak_epoch, __ATOMIC_ACQUIRE);
+    if (PREOOM_UNLIKELY(__atomic_load_n(&s->seen_epoch, __ATOMIC_RELAXED) != epoch)) {
+        if (!peak_enter())
+            return;
+        epoch = __atomic_load_n(&peak_epoch, __ATOMIC_RELAXED);
+        if (s->seen_epoch != epoch) {
+            site_view_t v;
+            site_read(s, &v);
+            __atomic_store_n(&s->at_peak_req, (int64_t)v.live_req, __ATOMIC_RELAXED);
+            __atomic_store_n(&s->seen_epoch, epoch, __ATOMIC_RELEASE);
+        }
+        peak_leave();
+    }
+    if (__atomic_load_n(&peak_writers, __ATOMIC_RELAXED) > 1) {
+        if (t) {
+            int64_t *spare = &t[PEND_SLOTS].live_req;
+            d += *spare;
+            if (d < PEAK_BATCH_BYTES && d > -PEAK_BATCH_BYTES) {
+                *spare = d;
+                return;
+            }
+            *spare = 0;
+        }
+    }
+    int64_t h = __atomic_add_fetch(&heap_req, d, __ATOMIC_ACQ_REL);
+    if (d > 0 && h > __atomic_load_n(&heap_peak_req, __ATOMIC_RELAXED) && peak_enter()) {
+        /* Read again under the lock: the heap may have moved on since. */
+        h = __atomic_load_n(&heap_req, __ATOMIC_ACQUIRE);
+        if (h > heap_peak_req) {
+            __atomic_store_n(&heap_peak_req, h, __ATOMIC_RELAXED);
+            __atomic_store_n(&peak_ns, now_ns(), __ATOMIC_RELAXED);
+            __atomic_store_n(&peak_epoch, peak_epoch + 1, __ATOMIC_RELEASE);
+        }
+        peak_leave();
+    }
+}
+
 /* Site s's live requested bytes at the heap's peak (a report's read: see peak_note). */
-static int64_t peak_share(const site_t *s)
+static int64_t peak_share(site_t *s, const site_view_t *now)
 {
     uint64_t epoch = __atomic_load_n(&peak_epoch, __ATOMIC_RELAXED);
     return __atomic_load_n(&s->seen_epoch, __ATOMIC_RELAXED) != epoch
-               ? __atomic_load_n(&s->cur_req, __ATOMIC_RELAXED)
+               ? (int64_t)now->live_req
                : __atomic_load_n(&s->at_peak_req, __ATOMIC_RELAXED);
 }
 
@@ -741,10 +785,10 @@ static int64_t peak_share(const site_t *s)
  * pointer can be freed (the pointer is not yet the program's) and taken off exactly once. */
 static void site_change(site_t *s, const chg_t *c, uint32_t samples)
 {
+    pend_t *t = pend_busy ? NULL : pend_table();
     /* The heap's peak is the heap's, as heaptrack's: mappings are not in it. */
     if (!__atomic_load_n(&s->is_mmap, __ATOMIC_RELAXED))
-        peak_note(s, c->live_r);
-    pend_t *t = pend_busy ? NULL : pend_table();
+        peak_note(s, c->live_r, t);
     if (!t) {
         site_apply_seen(s, c, samples, c->live_b, c->live_r);
         return;
@@ -785,11 +829,6 @@ static void site_sub(site_t *s, const preoom_pmap_entry_t *e)
     site_change(s, &c, 0);
 }
 
-/* A site as a report shows it: the flushed counters plus every thread's pending entry. */
-typedef struct site_view {
-    uint64_t live_bytes, live_count, total_bytes, total_count, peak_bytes, samples;
-    uint64_t live_req, total_req, peak_req;
-} site_view_t;
 
 static int64_t pos(int64_t v) { return v > 0 ? v : 0; }
 
@@ -1208,7 +1247,7 @@ static void record(void *p, size_t bytes, size_t req, uintptr_t ra, uintptr_t cf
         site_change(s, &c, 1);
         if (!is_mmap) { /* temporaries are heap blocks, as heaptrack counts them */
             last_rec = (uintptr_t)p;
-            last_rec_calls = thread_alloc_calls();
+            last_rec_countdown = preoom_tls.sample_countdown;
         }
     } else
         __atomic_add_fetch(&dropped, 1, __ATOMIC_RELAXED);
@@ -1247,7 +1286,7 @@ void preoom_stacks_free(void *p)
         preoom_pfilter_del(filter_of(sh), key);
     shard_unlock(sh);
     if (found) {
-        if (key == last_rec && thread_alloc_calls() == last_rec_calls)
+        if (key == last_rec && preoom_tls.sample_countdown == last_rec_countdown)
             __atomic_add_fetch(&((site_t *)e.site)->temp_count, (int64_t)e.count,
                                __ATOMIC_RELAXED);
         last_rec = 0;
@@ -1395,7 +1434,7 @@ static int write_sites(int fd)
                (unsigned long long)((v.total_count + PREOOM_COUNT_ONE / 2) / PREOOM_COUNT_ONE),
                (unsigned long long)v.peak_bytes, (unsigned long long)v.samples,
                (unsigned long long)v.live_req, (unsigned long long)v.total_req,
-               (unsigned long long)v.peak_req, (long long)pos(peak_share(s)),
+               (unsigned long long)v.peak_req, (long long)pos(peak_share(s, &v)),
                (unsigned long long)((pos(__atomic_load_n(&s->temp_count, __ATOMIC_RELAXED)) +
                                      PREOOM_COUNT_ONE / 2) / PREOOM_COUNT_ONE),
                s->is_mmap ? "true" : "false", s->truncated ? "true" : "false");

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # tests/e2e/heaptrack_cmp.sh — preoom's call-site report against heaptrack's on a real
-# program (issue 14): gcc's cc1 compiling one of our own source files, under PREOOM_STACKS=all
-# and under heaptrack. The top 5 stacks by leaked bytes and by bytes at the heap's peak
-# (heaptrack_print's flame graph costs "leaked" and "peak") must be the same in the same
-# order: same innermost function, bytes within 1%. The program's own mappings (cc1's garbage
-# collector maps its pages) are preoom's alone: heaptrack does not follow mmap. Stacks through
-# static initialisers
-# (call_init) are left out on both sides: heaptrack's own libstdc++ allocates its emergency
-# pool there, which cc1's run without heaptrack has not. Skipped, with a line, when heaptrack
-# or cc1 is not installed. Runs inside a 512 MiB memory cgroup when root.
+# program (issue 14): gcc's cc1 compiling one of our own source files (tools/stackreport.c,
+# -O2 -g), under PREOOM_STACKS=all and under heaptrack. The top 5 stacks by leaked bytes and
+# by bytes at the heap's peak (heaptrack_print's flame graph costs "leaked" and "peak") must be
+# the same in the same order: same innermost function, bytes within 1%. The program's own
+# mappings (cc1's garbage collector maps its pages) are preoom's alone: heaptrack does not
+# follow mmap. Stacks through static initialisers (call_init) are left out on both sides:
+# heaptrack's own libstdc++ allocates its emergency pool there, which cc1's run without
+# heaptrack has not. Skipped, with a line, when heaptrack or cc1 is not installed. Runs inside
+# a 512 MiB memory cgroup when root; heaptrack's interpreting process holds about 170 MiB for
+# this file (preload/stacks.c took more than 512 MiB), and the test checks no OOM kill came.
 . "$(dirname "$0")/lib.sh"
 PREOOM=$B/preoom
 HT=$(command -v heaptrack || true)
@@ -30,7 +31,7 @@ run_in_cg() {
 # cc1 straight (the gcc driver would be what heaptrack traces), with the arguments the
 # driver gives it (gcc -###), the output moved to a file of each run's own.
 line=$(cd "$T_TMP" && gcc -### -std=gnu11 -D_GNU_SOURCE -I "$TOP/include" -I "$TOP/preload" \
-    -O2 -g -c "$TOP/preload/stacks.c" -o "$T_TMP/x.o" 2>&1 | grep -m1 '/cc1 ')
+    -I "$TOP/tools" -O2 -g -c "$TOP/tools/stackreport.c" -o "$T_TMP/x.o" 2>&1 | grep -m1 '/cc1 ')
 eval "cmd=($line)"
 check "gcc -### names cc1 ($CC1)" test "${cmd[0]:-}" = "$CC1"
 cc1_run() { # OUT.s PREFIX...: cc1 with its -o pointed at OUT.s
@@ -45,8 +46,11 @@ rc=$?
 check "cc1 under the preload compiles (rc $rc) and writes its report" \
     sh -c "[ $rc -eq 0 ] && [ -s '$T_TMP/p.json' ] && [ -s '$T_TMP/p.s' ]"
 cc1_run "$T_TMP/h.s" "$HT" -o "$T_TMP/ht" >"$T_TMP/heaptrack.log" 2>&1
+rc=$?
 ht_file=$(ls "$T_TMP"/ht.* 2>/dev/null | head -1)
-check "cc1 under heaptrack writes its data ($ht_file)" test -s "$ht_file"
+check "cc1 under heaptrack exits 0 (rc $rc) and writes its data ($ht_file)" \
+    sh -c "[ $rc -eq 0 ] && [ -s '$ht_file' ]"
+[ -n "$CG" ] && check "no OOM kill in the test's cgroup" test "$(cg_oom_kills "$CG")" = 0
 check "both compilations give the same assembly" cmp -s "$T_TMP/p.s" "$T_TMP/h.s"
 
 # top5 FILE: "BYTES<TAB>INNERMOST" of the 5 heaviest stacks ("a;b;c COST", root first;
