@@ -418,15 +418,17 @@ static void print_header(const loaded_t *l, FILE *out)
                 (unsigned long long)total_u, est, (unsigned long long)live_u);
     fprintf(out, "\n");
     if (r->has_at_peak) {
-        uint64_t temp = 0, own_share = 0;
+        /* The heap at its peak is what its sites held then: their shares added up (with
+         * several threads the preload finds the moment a little late or early, and this sum
+         * is the heap at the moment it chose). The preload's own blocks are left out, as
+         * they are from the tables. */
+        uint64_t temp = 0, peak = 0;
         for (size_t i = 0; i < r->nsites; i++)
-            if (!l->sh[i].own)
+            if (!l->sh[i].own) {
                 temp += r->sites[i].temporary;
-            else if (!r->sites[i].is_mmap)
-                own_share += r->sites[i].at_peak_req;
-        /* The preload's own blocks were in the heap at its peak; they are not shown, so
-         * the figure is the program's, and the table below adds up to it. */
-        uint64_t peak = r->heap_peak_req > own_share ? r->heap_peak_req - own_share : 0;
+                if (!r->sites[i].is_mmap)
+                    peak += r->sites[i].at_peak_req;
+            }
         fprintf(out, "peak heap: %s%llu bytes requested, %.3f s after start (the peak table's "
                      "sites add up to it)%s\n",
                 est, (unsigned long long)peak, (double)r->heap_peak_ms / 1000,

@@ -95,12 +95,16 @@ check "a bad --bytes is a usage error (rc $rc) with one line" \
     sh -c "[ $rc -eq 2 ] && [ \$(wc -l <'$T_TMP/bad.err') -eq 1 ]"
 
 # ---- the heap's peak, temporaries, sample mode ------------------------------------------------
-# heaptrack's peak: each site's live bytes when the heap peaked, which add up to the peak.
+# heaptrack's peak: each site's live bytes when the heap peaked. cxxleak's heap peaks in churn()
+# or after it, with every leak of the heap already made and none freed: the peak holds them
+# all, and at most churn()'s one vector (4000 bytes) and stdio's buffer more. Its second
+# thread makes the preload find the peak to within each thread's unadded changes (4 KiB at
+# this size, preload/stacks.c), so two of those are allowed below.
 peak=$(sed -n 's/^peak heap: \([0-9]*\) bytes requested.*/\1/p' "$T_TMP/r.txt")
-sum=$(awk '/^== top sites by live bytes at the heap/ { on = 1; next } /^== / { on = 0 }
-    on && /^#[0-9]+ live/ { sub(/.*, peak /, ""); s += $1 } END { print s + 0 }' "$T_TMP/r.txt")
-check "the peak table's sites add up to the heap's peak ($peak bytes; got $sum)" \
-    sh -c "[ -n '$peak' ] && [ '$peak' -gt 0 ] && [ '$sum' = '$peak' ]"
+heap_leak=$(awk '/^== / && ++tables > 1 { exit } /^#[0-9]+ live/ && !/mapped/ { s += $3 }
+    END { print s + 0 }' "$T_TMP/r.txt")
+check "the heap's peak ($peak) holds every heap leak ($heap_leak, less 8 KiB) and at most 8 KiB more" \
+    sh -c "[ -n '$peak' ] && [ '$peak' -ge \$(( $heap_leak - 8192 )) ] && [ '$peak' -le \$(( $heap_leak + 8192 )) ]"
 tmp=$(awk '/^== top sites by temporary/ { on = 1; next } /^== / { on = 0 }
     on && /^#1 / { want = 1; next } on && want && /cxxleak\.cc:/ { print $1; exit }' "$T_TMP/r.txt")
 check "the most temporary allocations come from churn() (got '$tmp')" test "$tmp" = "churn()"

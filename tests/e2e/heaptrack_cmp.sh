@@ -78,4 +78,11 @@ for kind in leaked peak; do
             'BEGIN { d = a - b; if (d < 0) d = -d; exit !(b > 0 && f == g && d <= b / 100) }'
     done
 done
+# The heap's peak itself: the sum of the peak costs (heaptrack's, and the shares preoom's
+# header adds up), the same stacks left out.
+total() { grep -v -e call_init -e '\[mmap\]' "$1" | awk '{ s += $NF } END { print s + 0 }'; }
+hp=$(total "$T_TMP/h.peak")
+pp=$(total "$T_TMP/p.peak")
+check "the heap's peak: preoom $pp bytes, heaptrack $hp bytes (within 1%)" \
+    awk -v a="$pp" -v b="$hp" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(b > 0 && d <= b / 100) }'
 t_done
