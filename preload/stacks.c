@@ -6,6 +6,10 @@
  * find the site (a lock-free index in front of the uthash table; the site lock only for a
  * stack not seen before), add the allocation's weight with atomics, and remember the pointer
  * in its shard of the pointer map (one lock per shard) so its free takes the weight back.
+ * A site counts usable bytes (what the allocator handed out) and requested bytes (what the
+ * program asked for), its temporary allocations (freed before any other allocation on their
+ * thread), and its share of the heap's peak (see peak_note). The program's own anonymous
+ * mappings are recorded too, every one (preoom_stacks_mmap).
  *
  * Why the weights are unbiased. The countdown makes the sampled points a Poisson process on
  * the byte axis with rate 1/S (S = PREOOM_SAMPLE_BYTES; the exponential is memoryless, so
@@ -18,11 +22,11 @@
  * 18% at 16 MiB with the default 512 KiB, so tighter estimates want a smaller S.
  *
  * Must never: unwind while holding any of our locks (DESIGN.md trap 4), hold two of them at
- * once, allocate through the wrapped malloc (everything comes from arena.c), or take a lock
- * on the common free, which the free hook answers "not sampled" inline from a counting
- * filter read without any lock. Allocations made
- * while preoom_tls.guard is set (our own slow path, libunwind) are counted by the hooks but
- * never sampled.
+ * once (fork's handlers alone take them all, in one order: site, shards, peak), allocate
+ * through the wrapped malloc (everything comes from arena.c), or take a lock on the common
+ * free, which the free hook answers "not sampled" inline from a counting filter read without
+ * any lock. Allocations made while preoom_tls.guard is set (our own slow path, libunwind) are
+ * counted by the hooks but never sampled.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -678,20 +682,29 @@ static pend_t *pend_table(void)
  * peak is exact. Once several do, each thread gathers its changes in its table's spare entry
  * and adds them to heap_req when they pass a batch either way: one shared counter changed on
  * every allocation of every thread halved the speed of two threads in `all` mode. The batch
- * is 1/1024 of the peak so far, from 4 KiB to 1 MiB, so the peak is found to within a
- * thousandth of it per thread (a fixed 64 KiB missed 29% of a small program's 130 KB peak);
- * and a change in flight while another thread starts an epoch may land on either side of it. The spare entry stays with the thread's block, which the next thread takes over, so
+ * is 1/128 of the peak so far, from 4 KiB to 16 MiB, so the peak is found to within 0.8% of
+ * it per thread (a fixed 64 KiB missed 29% of a small program's 130 KB peak; 1/1024 still
+ * cost two threads of the churn 10% more CPU, 1/128 costs them 3%), and a change in flight
+ * while another thread starts an epoch may land on either side of it. The spare entry stays with the thread's block, which the next thread takes over, so
  * nothing is lost when a thread exits. A signal handler that arrives while its thread holds
  * the lock skips the bookkeeping and is counted (peak_skipped). In sample mode changes are
  * weighted: the peak and its shares are estimates. */
 #define PEAK_BATCH_MIN ((int64_t)4 << 10)
-#define PEAK_BATCH_MAX ((int64_t)1 << 20)
-static int peak_lock;
+#define PEAK_BATCH_MAX ((int64_t)16 << 20)
+#define PEAK_BATCH_SHIFT 7
 static __thread int peak_holding __attribute__((tls_model("initial-exec")));
 static __thread int peak_joined __attribute__((tls_model("initial-exec")));
-static uint32_t peak_writers;            /* threads that have changed a site */
-static int64_t heap_req, heap_peak_req;
-static uint64_t peak_epoch, peak_ns, peak_skipped;
+/* Read on every change, written only at a new peak (or a thread's first change): a line of
+ * their own, apart from the counter and the lock that change all the time. */
+static struct {
+    uint64_t epoch;
+    int64_t peak_req;
+    uint64_t peak_ns;
+    uint32_t writers;                    /* threads that have changed a site */
+} heap_peak __attribute__((aligned(PREOOM_CACHE_LINE)));
+static int64_t heap_req __attribute__((aligned(PREOOM_CACHE_LINE)));
+static int peak_lock __attribute__((aligned(PREOOM_CACHE_LINE)));
+static uint64_t peak_skipped;
 
 /* A site as a report shows it: the flushed counters plus every thread's pending entry. */
 typedef struct site_view {
@@ -734,13 +747,13 @@ static void peak_note(site_t *s, int64_t d, pend_t *t)
         return;
     if (PREOOM_UNLIKELY(!peak_joined)) {
         peak_joined = 1;
-        __atomic_add_fetch(&peak_writers, 1, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&heap_peak.writers, 1, __ATOMIC_RELAXED);
     }
-    uint64_t epoch = __atomic_load_n(&peak_epoch, __ATOMIC_ACQUIRE);
+    uint64_t epoch = __atomic_load_n(&heap_peak.epoch, __ATOMIC_ACQUIRE);
     if (PREOOM_UNLIKELY(__atomic_load_n(&s->seen_epoch, __ATOMIC_RELAXED) != epoch)) {
         if (!peak_enter())
             return;
-        epoch = __atomic_load_n(&peak_epoch, __ATOMIC_RELAXED);
+        epoch = __atomic_load_n(&heap_peak.epoch, __ATOMIC_RELAXED);
         if (s->seen_epoch != epoch) {
             site_view_t v;
             site_read(s, &v);
@@ -749,12 +762,13 @@ static void peak_note(site_t *s, int64_t d, pend_t *t)
         }
         peak_leave();
     }
-    if (__atomic_load_n(&peak_writers, __ATOMIC_RELAXED) > 1) {
+    int64_t batch = 0;
+    if (__atomic_load_n(&heap_peak.writers, __ATOMIC_RELAXED) > 1) {
+        batch = __atomic_load_n(&heap_peak.peak_req, __ATOMIC_RELAXED) >> PEAK_BATCH_SHIFT;
+        batch = batch < PEAK_BATCH_MIN ? PEAK_BATCH_MIN
+                : batch > PEAK_BATCH_MAX ? PEAK_BATCH_MAX : batch;
         if (t) {
             int64_t *spare = &t[PEND_SLOTS].live_req;
-            int64_t batch = __atomic_load_n(&heap_peak_req, __ATOMIC_RELAXED) >> 10;
-            batch = batch < PEAK_BATCH_MIN ? PEAK_BATCH_MIN
-                    : batch > PEAK_BATCH_MAX ? PEAK_BATCH_MAX : batch;
             d += *spare;
             if (d < batch && d > -batch) {
                 *spare = d;
@@ -763,14 +777,17 @@ static void peak_note(site_t *s, int64_t d, pend_t *t)
             *spare = 0;
         }
     }
+    /* With several threads a new peak must also pass the old by a batch: every new epoch
+     * makes each site read itself again, and a heap that grows by small steps would start
+     * one at nearly every batch. */
     int64_t h = __atomic_add_fetch(&heap_req, d, __ATOMIC_ACQ_REL);
-    if (d > 0 && h > __atomic_load_n(&heap_peak_req, __ATOMIC_RELAXED) && peak_enter()) {
+    if (d > 0 && h > __atomic_load_n(&heap_peak.peak_req, __ATOMIC_RELAXED) + batch && peak_enter()) {
         /* Read again under the lock: the heap may have moved on since. */
         h = __atomic_load_n(&heap_req, __ATOMIC_ACQUIRE);
-        if (h > heap_peak_req) {
-            __atomic_store_n(&heap_peak_req, h, __ATOMIC_RELAXED);
-            __atomic_store_n(&peak_ns, now_ns(), __ATOMIC_RELAXED);
-            __atomic_store_n(&peak_epoch, peak_epoch + 1, __ATOMIC_RELEASE);
+        if (h > heap_peak.peak_req + batch) {
+            __atomic_store_n(&heap_peak.peak_req, h, __ATOMIC_RELAXED);
+            __atomic_store_n(&heap_peak.peak_ns, now_ns(), __ATOMIC_RELAXED);
+            __atomic_store_n(&heap_peak.epoch, heap_peak.epoch + 1, __ATOMIC_RELEASE);
         }
         peak_leave();
     }
@@ -779,7 +796,7 @@ static void peak_note(site_t *s, int64_t d, pend_t *t)
 /* Site s's live requested bytes at the heap's peak (a report's read: see peak_note). */
 static int64_t peak_share(site_t *s, const site_view_t *now)
 {
-    uint64_t epoch = __atomic_load_n(&peak_epoch, __ATOMIC_RELAXED);
+    uint64_t epoch = __atomic_load_n(&heap_peak.epoch, __ATOMIC_RELAXED);
     return __atomic_load_n(&s->seen_epoch, __ATOMIC_RELAXED) != epoch
                ? (int64_t)now->live_req
                : __atomic_load_n(&s->at_peak_req, __ATOMIC_RELAXED);
@@ -1416,9 +1433,9 @@ static int write_sites(int fd)
            cache_names[sc_mode], (unsigned long long)sc[0], (unsigned long long)sc[1],
            (unsigned long long)sc[2]);
     lock(&site_lock);
-    uint64_t pk_ns = __atomic_load_n(&peak_ns, __ATOMIC_RELAXED);
+    uint64_t pk_ns = __atomic_load_n(&heap_peak.peak_ns, __ATOMIC_RELAXED);
     ob_put(o, "\"heap_peak_requested\": %lld, \"heap_peak_ms\": %llu, \"peak_skipped\": %llu, ",
-           (long long)__atomic_load_n(&heap_peak_req, __ATOMIC_RELAXED),
+           (long long)__atomic_load_n(&heap_peak.peak_req, __ATOMIC_RELAXED),
            (unsigned long long)(pk_ns > start_ns ? (pk_ns - start_ns) / 1000000 : 0),
            (unsigned long long)__atomic_load_n(&peak_skipped, __ATOMIC_RELAXED));
     ob_put(o, "\"dropped\": %llu, \"sites\": [",
