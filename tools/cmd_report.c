@@ -173,11 +173,6 @@ static void loaded_free(loaded_t *l)
     memset(l, 0, sizeof *l);
 }
 
-static int is_alloc_name(const char *func)
-{
-    return sym_is_allocator(func) || strncmp(func, "operator new", 12) == 0;
-}
-
 static char *join_key(const sym_frame_t *const *f, size_t n)
 {
     size_t len = 1;
@@ -228,7 +223,7 @@ static int build_shown(loaded_t *l)
             for (size_t j = 0; j < a[k]->nframes; j++)
                 /* An allocation function inlined where the stack starts (the loader's own
                  * malloc wrappers) is folded as a called one is. */
-                if (sh->n || !a[k]->frames[j].inlined || !is_alloc_name(a[k]->frames[j].func))
+                if (sh->n || !a[k]->frames[j].inlined || !sym_is_allocator_name(a[k]->frames[j].func))
                     sh->f[sh->n++] = &a[k]->frames[j];
         /* Stacks end at main, as heaptrack's: what the C library did to call it is the same
          * for every site. */

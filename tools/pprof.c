@@ -209,14 +209,19 @@ static uint64_t loc_id(enc_t *e, const srep_t *r, sym_ctx_t *sym, uint64_t addr)
     x->id = ++e->nlocs;
     HASH_ADD(hh, e->locs, addr, sizeof x->addr, x);
     uint64_t ids[256];
-    size_t n = a->nframes < 256 ? a->nframes : 256;
-    for (size_t k = 0; k < n; k++)
+    size_t n = a->nframes < 256 ? a->nframes : 256, first = 0;
+    /* An allocation function inlined at the innermost end (the loader's own malloc
+     * wrappers) is folded, as the text report folds it. */
+    while (first + 1 < n && a->frames[first].inlined &&
+           sym_is_allocator_name(a->frames[first].func))
+        first++;
+    for (size_t k = first; k < n; k++)
         ids[k] = fn_id(e, &a->frames[k]);
     buf_t line = {0};
     fu(&e->tmp, 1, x->id);
     fu(&e->tmp, 2, mapping_of(r, addr));
     fu(&e->tmp, 3, addr ? addr - 1 : 0);
-    for (size_t k = 0; k < n; k++) {
+    for (size_t k = first; k < n; k++) {
         char file[600];
         int64_t ln;
         split_where(a->frames[k].where, file, sizeof file, &ln);

@@ -96,6 +96,11 @@ int sym_is_allocator(const char *s)
     return 0;
 }
 
+int sym_is_allocator_name(const char *func)
+{
+    return sym_is_allocator(func) || (func && strncmp(func, "operator new", 12) == 0);
+}
+
 enum sym_kind sym_kind_of_path(const char *path)
 {
     const char *b = base_name(path ? path : "");

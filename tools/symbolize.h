@@ -53,6 +53,8 @@ size_t sym_fold(const sym_addr_t *const *a, size_t n, int *own);
 /* Pure helpers, for the tests: is this symbol name an allocation function; the kind of a
  * module by its path. */
 int sym_is_allocator(const char *symbol);
+/* The same for a shown (demangled) name: also "operator new(...)" and the like. */
+int sym_is_allocator_name(const char *func);
 enum sym_kind sym_kind_of_path(const char *path);
 
 #endif

@@ -166,6 +166,21 @@ PROTO
 else
     skip "pprof: protoc (Debian package protobuf-compiler) not installed: not decoded"
 fi
+# And by pprof itself, when a Go toolchain is installed (Debian's golang-go carries it).
+if command -v go >/dev/null; then
+    HOME=$T_TMP GOCACHE=$T_TMP/go PPROF_TMPDIR=$T_TMP timeout 120 go tool pprof -top \
+        -sample_index=inuse_space "$T_TMP/p.pb.gz" >"$T_TMP/pprof.top" 2>&1
+    check "go tool pprof reads it: an inuse_space profile naming leak_mappings() and leak_strings()" \
+        sh -c "grep -q 'Type: inuse_space' '$T_TMP/pprof.top' && grep -q ' leak_mappings()\$' '$T_TMP/pprof.top' && grep -q ' leak_strings()\$' '$T_TMP/pprof.top'"
+    # Its total is rounded to two decimals of its unit: within 1% of the leaked bytes.
+    total=$(sed -n 's/^Showing nodes accounting for .* of \([0-9.]*\)\([kMG]*\)B total.*/\1 \2/p' "$T_TMP/pprof.top")
+    check "go tool pprof: its total ($total B) is the $want bytes leaked, within 1%" \
+        awk -v t="${total% *}" -v u="${total#* }" -v w="$want" 'BEGIN {
+            m = u == "k" ? 1024 : u == "M" ? 1048576 : u == "G" ? 1073741824 : 1; b = t * m;
+            d = b - w; if (d < 0) d = -d; exit !(w > 0 && t != "" && d <= w / 100) }'
+else
+    skip "pprof: go tool pprof (Debian package golang-go) not installed: read by protoc only"
+fi
 "$PREOOM" report "$R" "$R" --format pprof >/dev/null 2>"$T_TMP/pp2.err"
 check "pprof of a diff is refused with one line" test "$(wc -l <"$T_TMP/pp2.err")" -eq 1
 
