@@ -378,9 +378,10 @@ static void resolve(sym_ctx_t *c, uint64_t addr, sym_addr_t *out)
             if (b.n == 0 && !b.failed)
                 push(&b, readable(sym), place(file, line), 0);
         } else {
+            /* The call's own address, as heaptrack and debuggers show it. */
             char s[300];
             snprintf(s, sizeof s, "%s+0x%llx", base_name(m->path),
-                     (unsigned long long)(addr - m->bias));
+                     (unsigned long long)(pc - m->bias));
             push(&b, strdup(s), strdup(""), 0);
         }
     }

@@ -53,14 +53,20 @@ check "cc1 under heaptrack exits 0 (rc $rc) and writes its data ($ht_file)" \
 [ -n "$CG" ] && check "no OOM kill in the test's cgroup" test "$(cg_oom_kills "$CG")" = 0
 check "both compilations give the same assembly" cmp -s "$T_TMP/p.s" "$T_TMP/h.s"
 
-# top5 FILE: "BYTES<TAB>INNERMOST" of the 5 heaviest stacks ("a;b;c COST", root first;
-# heaptrack's names may end in " (file.c)" and its stacks in ';'), identical stacks added up.
+# top5 FILE: "BYTES<TAB>INNERMOST<TAB>STACK" of the 5 heaviest stacks ("a;b;c COST", root
+# first), identical stacks added up. Frames are compared by name: heaptrack's may end in
+# " (file.c)" and its stacks in ';'; a frame without a symbol is the call's address in both,
+# absolute in heaptrack's and "module+0x..." from the module's load bias in preoom's, which
+# for cc1 (not position independent: its bias is 0) are the same once "module+" is cut.
 top5() {
     grep -v -e call_init -e '\[mmap\]' "$1" | awk '{ n = split($0, a, " "); c = a[n];
-            s = substr($0, 1, length($0) - length(c) - 1); sub(/;$/, "", s); t[s] += c }
-        END { for (k in t) if (t[k] > 0) { m = split(k, f, ";"); g = f[m];
-                sub(/ \([^()]*\)$/, "", g); print t[k] "\t" g } }' |
-        sort -t$'\t' -k1,1nr -k2 | head -5
+            s = substr($0, 1, length($0) - length(c) - 1); sub(/;$/, "", s);
+            m = split(s, f, ";"); s = "";
+            for (i = 1; i <= m; i++) { g = f[i]; sub(/ \([^()]*\)$/, "", g); sub(/^[^;]*\+0x/, "0x", g);
+                s = s (i > 1 ? ";" : "") g }
+            t[s] += c }
+        END { for (k in t) if (t[k] > 0) { m = split(k, f, ";"); print t[k] "\t" f[m] "\t" k } }' |
+        sort -t$'\t' -k1,1nr -k3 | head -5
 }
 for kind in leaked peak; do
     case $kind in leaked) w=live ;; peak) w=peak ;; esac
@@ -71,10 +77,10 @@ for kind in leaked peak; do
     top5 "$T_TMP/p.$kind" >"$T_TMP/p5.$kind"
     check "$kind: heaptrack has 5 stacks to compare" test "$(wc -l <"$T_TMP/h5.$kind")" -eq 5
     for i in 1 2 3 4 5; do
-        IFS=$'\t' read -r hb hf < <(sed -n "${i}p" "$T_TMP/h5.$kind")
-        IFS=$'\t' read -r pb pf < <(sed -n "${i}p" "$T_TMP/p5.$kind")
-        check "$kind #$i: preoom '$pf' $pb bytes, heaptrack '$hf' $hb bytes" \
-            awk -v a="${pb:-0}" -v b="${hb:-0}" -v f="$pf" -v g="$hf" \
+        IFS=$'\t' read -r hb hf hs < <(sed -n "${i}p" "$T_TMP/h5.$kind")
+        IFS=$'\t' read -r pb pf ps < <(sed -n "${i}p" "$T_TMP/p5.$kind")
+        check "$kind #$i: preoom '$pf' $pb bytes, heaptrack '$hf' $hb bytes, the same $(echo "$hs" | tr ';' '\n' | wc -l) frames" \
+            awk -v a="${pb:-0}" -v b="${hb:-0}" -v f="$ps" -v g="$hs" \
             'BEGIN { d = a - b; if (d < 0) d = -d; exit !(b > 0 && f == g && d <= b / 100) }'
     done
 done
