@@ -3,9 +3,9 @@
 # program (issue 14): gcc's cc1 compiling one of our own source files (tools/stackreport.c,
 # -O2 -g), under PREOOM_STACKS=all and under heaptrack. The top 5 stacks by leaked bytes and
 # by bytes at the heap's peak (heaptrack_print's flame graph costs "leaked" and "peak") must be
-# the same in the same order: same innermost function, bytes within 1%. The program's own
-# mappings (cc1's garbage collector maps its pages) are preoom's alone: heaptrack does not
-# follow mmap. Stacks through static initialisers (call_init) are left out on both sides:
+# the same in the same order: the same frames, bytes within 1%; so must the heap's peak. The
+# program's own mappings (cc1's garbage collector maps its pages) are preoom's alone:
+# heaptrack does not follow mmap. Stacks through static initialisers (call_init) are left out on both sides:
 # heaptrack's own libstdc++ allocates its emergency pool there, which cc1's run without
 # heaptrack has not. Skipped, with a line, when heaptrack or cc1 is not installed. Runs inside
 # a 512 MiB memory cgroup when root; heaptrack's interpreting process holds about 170 MiB for
