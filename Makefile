@@ -55,7 +55,9 @@ TOOL_MAINS = tools/preoom.c tools/preoomd.c
 TOOL_LIB_SRC = $(filter-out $(TOOL_MAINS),$(wildcard tools/*.c))
 TOOL_LIB_OBJ = $(TOOL_LIB_SRC:%.c=$(BUILD)/%.o)
 TOOL_BINS = $(patsubst tools/%.c,$(BUILD)/%,$(wildcard $(TOOL_MAINS)))
-TOOL_LIBS = -lpthread -lm -ldw -lelf
+# libstdc++ for __cxa_demangle (symbolize.c): the C++ ABI's demangler, kept with the compiler;
+# zlib for pprof's gzip'd profiles (pprof.c).
+TOOL_LIBS = -lpthread -lm -ldw -lelf -lstdc++ -lz
 # `preoom top` draws with ncurses (libncurses-dev); only the preoom command links it.
 CURSES_LIBS ?= $(shell pkg-config --libs ncurses 2>/dev/null || echo -lncurses -ltinfo)
 

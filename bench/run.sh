@@ -14,4 +14,5 @@ part "interposer: counting cost (issue 2)" bench/interposer.sh "$RUNS"
 [ -x bench/registry.sh ] && part "registry: publishing and snapshots (issue 3)" bench/registry.sh
 part "arbiter: reaction time and idle cost (issue 4)" bench/arbiter.sh
 part "call sites: sample / all vs heaptrack (issue 6)" bench/stacks.sh "$((RUNS < 5 ? 5 : RUNS))"
+part "call-site reports: rendering cc1's report (issue 14)" bench/report.sh "$((RUNS < 5 ? 5 : RUNS))"
 part "MariaDB under mariadb-slap (issue 7)" bench/mariadb.sh

@@ -234,19 +234,20 @@ static inline size_t usable_of(void *p)
 
 /* Byte sampling for the call-site tables: each allocation spends its size from the thread's
  * countdown; the one that runs it out is recorded (stacks.c draws the next countdown). */
-ALWAYS_INLINE void sample(void *p, size_t n)
+ALWAYS_INLINE void sample(void *p, size_t n, size_t req)
 {
     /* Never while guard is set: our own slow paths (and libunwind inside them) allocate,
      * and those allocations are counted but must not recurse into the recorder. */
     if (PREOOM_UNLIKELY(stacks_on) && !preoom_tls.guard) {
         preoom_tls.sample_countdown -= (int64_t)n;
         if (preoom_opt.stacks == PREOOM_STACKS_ALL || preoom_tls.sample_countdown < 0)
-            preoom_stacks_alloc(p, n, (uintptr_t)__builtin_return_address(0),
+            preoom_stacks_alloc(p, n, req, (uintptr_t)__builtin_return_address(0),
                                 (uintptr_t)__builtin_dwarf_cfa());
     }
 }
 
-ALWAYS_INLINE void counted_alloc(int g, void *p, enum preoom_call call)
+/* req: the size the program asked for (the call sites report it beside the usable size). */
+ALWAYS_INLINE void counted_alloc(int g, void *p, size_t req, enum preoom_call call)
 {
     preoom_tls.inner_hit = 1;
     if (!p) {
@@ -255,7 +256,7 @@ ALWAYS_INLINE void counted_alloc(int g, void *p, enum preoom_call call)
     }
     size_t n = usable_size(g, p);
     preoom_account_malloc((int64_t)n, call);
-    sample(p, n);
+    sample(p, n, req);
 }
 
 /* Before the real free: what is about to go. */
@@ -281,7 +282,7 @@ PREOOM_EXPORT void *malloc(size_t n)
     ALLOC_ENTER(g);
     void *p = f(n);
     ALLOC_LEAVE(g);
-    counted_alloc(g, p, PREOOM_CALL_MALLOC);
+    counted_alloc(g, p, n, PREOOM_CALL_MALLOC);
     return p;
 }
 
@@ -322,7 +323,7 @@ PREOOM_EXPORT void *calloc(size_t nmemb, size_t size)
     ALLOC_ENTER(g);
     void *p = f(nmemb, size);
     ALLOC_LEAVE(g);
-    counted_alloc(g, p, PREOOM_CALL_CALLOC);
+    counted_alloc(g, p, nmemb * size, PREOOM_CALL_CALLOC); /* no overflow when p is set */
     return p;
 }
 
@@ -359,7 +360,7 @@ ALWAYS_INLINE void *realloc_common(void *p, size_t n, int is_array, size_t nmemb
     if (!p) {
         void *q = REAL(realloc)(NULL, n);
         ALLOC_LEAVE(g);
-        counted_alloc(g, q, call);
+        counted_alloc(g, q, n, call);
         return q;
     }
     size_t old = counted_free_prepare(g, p);
@@ -369,7 +370,7 @@ ALWAYS_INLINE void *realloc_common(void *p, size_t n, int is_array, size_t nmemb
         /* Moved or resized: the old block is gone either way. */
         size_t now = usable_size(g, q);
         preoom_account_malloc((int64_t)now - (int64_t)old, call);
-        sample(q, now);
+        sample(q, now, n);
     } else if (n == 0) {
         /* glibc's realloc(p, 0) frees p and returns NULL. */
         preoom_account_malloc(-(int64_t)old, call);
@@ -411,7 +412,7 @@ PREOOM_EXPORT int posix_memalign(void **out, size_t align, size_t n)
     ALLOC_ENTER(g);
     int rc = f(out, align, n);
     ALLOC_LEAVE(g);
-    counted_alloc(g, rc == 0 ? *out : NULL, PREOOM_CALL_POSIX_MEMALIGN);
+    counted_alloc(g, rc == 0 ? *out : NULL, n, PREOOM_CALL_POSIX_MEMALIGN);
     return rc;
 }
 
@@ -423,7 +424,7 @@ ALWAYS_INLINE void *aligned_common(aligned_fn f, size_t align, size_t n, enum pr
     ALLOC_ENTER(g);
     void *p = f(align, n);
     ALLOC_LEAVE(g);
-    counted_alloc(g, p, call);
+    counted_alloc(g, p, n, call);
     return p;
 }
 
@@ -453,7 +454,7 @@ PREOOM_EXPORT void *valloc(size_t n)
     ALLOC_ENTER(g);
     void *p = f(n);
     ALLOC_LEAVE(g);
-    counted_alloc(g, p, PREOOM_CALL_VALLOC);
+    counted_alloc(g, p, n, PREOOM_CALL_VALLOC);
     return p;
 }
 
@@ -469,7 +470,7 @@ PREOOM_EXPORT void *pvalloc(size_t n)
     ALLOC_ENTER(g);
     void *p = f(n);
     ALLOC_LEAVE(g);
-    counted_alloc(g, p, PREOOM_CALL_PVALLOC);
+    counted_alloc(g, p, n, PREOOM_CALL_PVALLOC);
     return p;
 }
 
@@ -509,9 +510,12 @@ static void *mmap_common(mmap_fn f, void *addr, size_t len, int prot, int flags,
     if (preoom_tls.in_alloc)
         return r;
     int saved = errno;
-    if (counts_as_committed(prot, flags))
+    if (counts_as_committed(prot, flags)) {
         preoom_account_mmap(preoom_maps_add((uintptr_t)r, len));
-    else if (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE))
+        /* The program's own anonymous mappings: few and large, so every one is recorded. */
+        if (PREOOM_UNLIKELY(stacks_on) && !preoom_tls.guard)
+            preoom_stacks_mmap(r, len);
+    } else if (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE))
         /* Something else now lives where a counted mapping may have been. */
         preoom_account_mmap(preoom_maps_remove((uintptr_t)r, len));
     errno = saved;
@@ -542,6 +546,8 @@ PREOOM_EXPORT int munmap(void *addr, size_t len)
     if (rc == 0) {
         int saved = errno;
         preoom_account_mmap(preoom_maps_remove((uintptr_t)addr, len));
+        if (PREOOM_UNLIKELY(stacks_on) && preoom_stacks_maybe_sampled(addr))
+            preoom_stacks_free(addr);
         errno = saved;
     }
     return rc;
@@ -575,6 +581,10 @@ PREOOM_EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags,
         int keep = 0;
 #endif
         preoom_account_mmap(preoom_maps_move((uintptr_t)old, old_len, (uintptr_t)r, new_len, keep));
+        if (PREOOM_UNLIKELY(stacks_on) && !keep && preoom_stacks_maybe_sampled(old)) {
+            preoom_stacks_free(old);
+            preoom_stacks_mmap(r, new_len);
+        }
         errno = saved;
     }
     return r;

@@ -231,7 +231,11 @@ void preoom_stacks_init(void);
  * return address, and the stack pointer it returns to; 0 when unknown): the key of the stack
  * cache. Finds the site (the cache, else an unwind), adds p's weight to this thread's pending
  * counts, and keeps p itself under its pointer-map shard's lock (stacks.c). */
-void preoom_stacks_alloc(void *p, size_t bytes, uintptr_t ra, uintptr_t cfa);
+void preoom_stacks_alloc(void *p, size_t bytes, size_t req, uintptr_t ra, uintptr_t cfa);
+/* A private anonymous writable mapping the program made itself: always recorded, at its
+ * exact size (not sampled), its site marked as a mapping's. munmap and mremap take it off
+ * through preoom_stacks_free (a partial munmap at its start takes all of it). */
+void preoom_stacks_mmap(void *p, size_t bytes);
 /* Before a free/realloc of p that preoom_stacks_maybe_sampled() let through: takes p's
  * record (if sampled) off its site. */
 void preoom_stacks_free(void *p);
@@ -304,6 +308,7 @@ typedef struct preoom_pmap_entry {
     uintptr_t ptr;      /* 0 = empty slot */
     void *site;
     uint64_t bytes, count;
+    uint64_t req;       /* requested bytes (weighted as bytes is) */
 } preoom_pmap_entry_t;
 typedef struct preoom_pmap {
     preoom_pmap_entry_t *slots;

@@ -6,6 +6,10 @@
  * find the site (a lock-free index in front of the uthash table; the site lock only for a
  * stack not seen before), add the allocation's weight with atomics, and remember the pointer
  * in its shard of the pointer map (one lock per shard) so its free takes the weight back.
+ * A site counts usable bytes (what the allocator handed out) and requested bytes (what the
+ * program asked for), its temporary allocations (freed before any other allocation on their
+ * thread), and its share of the heap's peak (see peak_note). The program's own anonymous
+ * mappings are recorded too, every one (preoom_stacks_mmap).
  *
  * Why the weights are unbiased. The countdown makes the sampled points a Poisson process on
  * the byte axis with rate 1/S (S = PREOOM_SAMPLE_BYTES; the exponential is memoryless, so
@@ -18,11 +22,11 @@
  * 18% at 16 MiB with the default 512 KiB, so tighter estimates want a smaller S.
  *
  * Must never: unwind while holding any of our locks (DESIGN.md trap 4), hold two of them at
- * once, allocate through the wrapped malloc (everything comes from arena.c), or take a lock
- * on the common free, which the free hook answers "not sampled" inline from a counting
- * filter read without any lock. Allocations made
- * while preoom_tls.guard is set (our own slow path, libunwind) are counted by the hooks but
- * never sampled.
+ * once (fork's handlers alone take them all, in one order: site, shards, peak), allocate
+ * through the wrapped malloc (everything comes from arena.c), or take a lock on the common
+ * free, which the free hook answers "not sampled" inline from a counting filter read without
+ * any lock. Allocations made while preoom_tls.guard is set (our own slow path, libunwind) are
+ * counted by the hooks but never sampled.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -301,12 +305,20 @@ typedef struct site {
     int64_t peak_bytes;                  /* highest live_bytes seen at a flush */
     uint64_t samples;                    /* allocations recorded (not weighted) */
     uint32_t flushing, flushes;          /* flushes under way, and done (see site_read) */
+    /* The same in requested bytes (what the program asked for; usable bytes above). */
+    int64_t live_req, peak_req;
+    uint64_t total_req;
+    int64_t temp_count;                  /* temporary allocations (see preoom_stacks_free) */
+    /* The heap's peak bookkeeping (see peak_note). */
+    int64_t at_peak_req;
+    uint64_t seen_epoch;
     /* From the next line on: what lookups read, written once (hh only under site_lock when a
      * site is added), so a lookup never misses on a line another thread keeps writing. */
     uint64_t hash __attribute__((aligned(PREOOM_CACHE_LINE))); /* stack_hash() of the frames */
     uint32_t id;
     uint16_t nframes;
     uint8_t truncated;
+    uint8_t is_mmap;                     /* recorded by preoom_stacks_mmap (set once) */
     UT_hash_handle hh;
     uintptr_t frames[];                  /* innermost first: [0] called malloc */
 } site_t;
@@ -350,6 +362,13 @@ static int depth = 32;
 static __thread uint64_t rng __attribute__((tls_model("initial-exec")));
 static __thread int holding __attribute__((tls_model("initial-exec")));
 static __thread preoom_pmap_entry_t last_taken __attribute__((tls_model("initial-exec")));
+/* The last allocation this thread recorded, and the thread's sampling countdown just after
+ * it: freed while both still hold, no allocation came in between (a temporary, heaptrack's
+ * definition). Every allocation the hooks see spends its usable bytes (never 0) from the
+ * countdown, in both modes, so an unchanged countdown means none did: one load, where adding
+ * up the thread's call counters took twenty instructions on every record and free. */
+static __thread uintptr_t last_rec __attribute__((tls_model("initial-exec")));
+static __thread int64_t last_rec_countdown __attribute__((tls_model("initial-exec")));
 
 /* `holding` is raised before a mutex is taken and lowered after it is released, so a signal
  * handler never finds this thread owning one with the flag down. We never hold two. */
@@ -397,6 +416,8 @@ static inline shard_t *shard_of(uintptr_t p)
 }
 
 static void sc_init(void);
+static uint64_t now_ns(void);
+static uint64_t start_ns;
 
 static void seed(void)
 {
@@ -436,6 +457,7 @@ void preoom_stacks_init(void)
         return;
     }
     sc_init();
+    start_ns = now_ns();
     preoom_unwind_init();
     preoom_tls.sample_countdown = preoom_stacks_next_countdown();
     __atomic_store_n(&mode, preoom_opt.stacks, __ATOMIC_RELEASE);
@@ -552,6 +574,7 @@ typedef struct pend {
     site_t *site;                        /* NULL: unused */
     int64_t live_bytes, live_count, total_bytes, total_count;
     int64_t rise;                        /* highest live_bytes since the flush, >= 0 */
+    int64_t live_req, total_req, rise_req; /* the same in requested bytes */
     uint32_t samples, ops;
 } pend_t;
 
@@ -565,38 +588,48 @@ typedef struct pend {
  * the middle goes to the site's atomics instead. */
 static __thread int pend_busy __attribute__((tls_model("initial-exec")));
 
-static void raise_peak(site_t *s, int64_t v)
+static void raise_peak(int64_t *at, int64_t v)
 {
-    int64_t peak = __atomic_load_n(&s->peak_bytes, __ATOMIC_RELAXED);
-    while (v > peak && !__atomic_compare_exchange_n(&s->peak_bytes, &peak, v, 1,
-                                                    __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+    int64_t peak = __atomic_load_n(at, __ATOMIC_RELAXED);
+    while (v > peak && !__atomic_compare_exchange_n(at, &peak, v, 1, __ATOMIC_RELEASE,
+                                                    __ATOMIC_RELAXED))
         ;
 }
 
+/* One change of a site's counters: usable bytes (b), requested bytes (r), counts (c). */
+typedef struct chg {
+    int64_t live_b, live_r, live_c, tot_b, tot_r, tot_c;
+} chg_t;
+
 /* Straight into the site's atomics: a flush, or a thread without a table (see below). */
-static void site_apply(site_t *s, int64_t live_b, int64_t live_c, int64_t tot_b,
-                       int64_t tot_c, uint32_t samples, int64_t rise)
+static void site_apply(site_t *s, const chg_t *c, uint32_t samples, int64_t rise,
+                       int64_t rise_req)
 {
-    int64_t before = __atomic_fetch_add(&s->live_bytes, live_b, __ATOMIC_RELEASE);
-    if (live_c)
-        __atomic_add_fetch(&s->live_count, live_c, __ATOMIC_RELEASE);
-    if (tot_b)
-        __atomic_add_fetch(&s->total_bytes, (uint64_t)tot_b, __ATOMIC_RELEASE);
-    if (tot_c)
-        __atomic_add_fetch(&s->total_count, (uint64_t)tot_c, __ATOMIC_RELEASE);
+    int64_t before = __atomic_fetch_add(&s->live_bytes, c->live_b, __ATOMIC_RELEASE);
+    int64_t before_req = __atomic_fetch_add(&s->live_req, c->live_r, __ATOMIC_RELEASE);
+    if (c->live_c)
+        __atomic_add_fetch(&s->live_count, c->live_c, __ATOMIC_RELEASE);
+    if (c->tot_b)
+        __atomic_add_fetch(&s->total_bytes, (uint64_t)c->tot_b, __ATOMIC_RELEASE);
+    if (c->tot_r)
+        __atomic_add_fetch(&s->total_req, (uint64_t)c->tot_r, __ATOMIC_RELEASE);
+    if (c->tot_c)
+        __atomic_add_fetch(&s->total_count, (uint64_t)c->tot_c, __ATOMIC_RELEASE);
     if (samples)
         __atomic_add_fetch(&s->samples, samples, __ATOMIC_RELEASE);
     if (rise > 0)
-        raise_peak(s, before + rise);
+        raise_peak(&s->peak_bytes, before + rise);
+    if (rise_req > 0)
+        raise_peak(&s->peak_req, before_req + rise_req);
 }
 
 /* site_apply with the site's flushing and flushes counters around it, which tell a reader
  * that the counters it read may hold part of the change (site_read). */
-static void site_apply_seen(site_t *s, int64_t live_b, int64_t live_c, int64_t tot_b,
-                            int64_t tot_c, uint32_t samples, int64_t rise)
+static void site_apply_seen(site_t *s, const chg_t *c, uint32_t samples, int64_t rise,
+                            int64_t rise_req)
 {
     __atomic_add_fetch(&s->flushing, 1, __ATOMIC_ACQ_REL);
-    site_apply(s, live_b, live_c, tot_b, tot_c, samples, rise);
+    site_apply(s, c, samples, rise, rise_req);
     __atomic_add_fetch(&s->flushes, 1, __ATOMIC_RELEASE);
     __atomic_sub_fetch(&s->flushing, 1, __ATOMIC_RELEASE);
 }
@@ -604,9 +637,13 @@ static void site_apply_seen(site_t *s, int64_t live_b, int64_t live_c, int64_t t
 /* Owner only, inside its seq window. */
 static void pend_flush(pend_t *e)
 {
-    site_apply_seen(e->site, e->live_bytes, e->live_count, e->total_bytes, e->total_count,
-                    e->samples, e->rise);
+    chg_t c = {e->live_bytes, e->live_req, e->live_count, e->total_bytes, e->total_req,
+               e->total_count};
+    site_apply_seen(e->site, &c, e->samples, e->rise, e->rise_req);
     ST(e->live_bytes, 0);
+    ST(e->live_req, 0);
+    ST(e->total_req, 0);
+    ST(e->rise_req, 0);
     ST(e->live_count, 0);
     ST(e->total_bytes, 0);
     ST(e->total_count, 0);
@@ -624,21 +661,157 @@ static pend_t *pend_table(void)
         return NULL;
     pend_t *t = __atomic_load_n(&b->stacks_pend, __ATOMIC_RELAXED);
     if (PREOOM_UNLIKELY(!t)) {
-        t = preoom_arena_alloc(PEND_SLOTS * sizeof *t); /* zeroed */
+        /* One spare entry past the slots: the heap's changes not yet added (peak_note). */
+        t = preoom_arena_alloc((PEND_SLOTS + 1) * sizeof *t); /* zeroed */
         if (t)
             __atomic_store_n(&b->stacks_pend, t, __ATOMIC_RELEASE);
     }
     return t;
 }
 
+/* ---- the heap's peak, as heaptrack defines it ------------------------------------------ */
+/* The peak table wants each site's live bytes at the moment the process's own heap (the
+ * requested bytes of every site together) was highest: those add up to the peak, unlike the
+ * sites' own maxima, which come at different times. Kept lazily, so a new peak costs nothing
+ * per site: a new peak starts a new epoch; a site whose last change came in an older epoch has
+ * not changed since, so its live bytes at the latest peak are its current ones (site_read),
+ * which it saves (at_peak_req) before its next change. Only that, once per site and epoch, and
+ * a new peak take peak_lock.
+ *
+ * The heap's bytes: while one thread records, every change goes to heap_req at once and the
+ * peak is exact. Once several do, each thread gathers its changes in its table's spare entry
+ * and adds them to heap_req when they pass a batch either way: one shared counter changed on
+ * every allocation of every thread halved the speed of two threads in `all` mode. The batch
+ * is 1/128 of the peak so far, from 4 KiB to 16 MiB, so the peak is found to within 0.8% of
+ * it per thread (a fixed 64 KiB missed 29% of a small program's 130 KB peak; 1/1024 still
+ * cost two threads of the churn 10% more CPU, 1/128 costs them 3%), and a change in flight
+ * while another thread starts an epoch may land on either side of it. The spare entry stays with the thread's block, which the next thread takes over, so
+ * nothing is lost when a thread exits. A signal handler that arrives while its thread holds
+ * the lock skips the bookkeeping and is counted (peak_skipped). In sample mode changes are
+ * weighted: the peak and its shares are estimates. */
+#define PEAK_BATCH_MIN ((int64_t)4 << 10)
+#define PEAK_BATCH_MAX ((int64_t)16 << 20)
+#define PEAK_BATCH_SHIFT 7
+static __thread int peak_holding __attribute__((tls_model("initial-exec")));
+static __thread int peak_joined __attribute__((tls_model("initial-exec")));
+/* Read on every change, written only at a new peak (or a thread's first change): a line of
+ * their own, apart from the counter and the lock that change all the time. */
+static struct {
+    uint64_t epoch;
+    int64_t peak_req;
+    uint64_t peak_ns;
+    uint32_t writers;                    /* threads that have changed a site */
+} heap_peak __attribute__((aligned(PREOOM_CACHE_LINE)));
+static int64_t heap_req __attribute__((aligned(PREOOM_CACHE_LINE)));
+static int peak_lock __attribute__((aligned(PREOOM_CACHE_LINE)));
+static uint64_t peak_skipped;
+
+/* A site as a report shows it: the flushed counters plus every thread's pending entry. */
+typedef struct site_view {
+    uint64_t live_bytes, live_count, total_bytes, total_count, peak_bytes, samples;
+    uint64_t live_req, total_req, peak_req;
+} site_view_t;
+static void site_read(site_t *s, site_view_t *v);
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    /* Coarse: a new peak is met at every allocation while the heap grows; a tick is plenty. */
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int peak_enter(void)
+{
+    if (peak_holding) {
+        __atomic_add_fetch(&peak_skipped, 1, __ATOMIC_RELAXED);
+        return 0;
+    }
+    peak_holding = 1;
+    while (__atomic_exchange_n(&peak_lock, 1, __ATOMIC_ACQUIRE))
+        while (__atomic_load_n(&peak_lock, __ATOMIC_RELAXED))
+            __builtin_ia32_pause();
+    return 1;
+}
+
+static void peak_leave(void)
+{
+    __atomic_store_n(&peak_lock, 0, __ATOMIC_RELEASE);
+    peak_holding = 0;
+}
+
+/* Before site s changes by d requested bytes; t is this thread's table, or NULL. */
+static void peak_note(site_t *s, int64_t d, pend_t *t)
+{
+    if (!d)
+        return;
+    if (PREOOM_UNLIKELY(!peak_joined)) {
+        peak_joined = 1;
+        __atomic_add_fetch(&heap_peak.writers, 1, __ATOMIC_RELAXED);
+    }
+    uint64_t epoch = __atomic_load_n(&heap_peak.epoch, __ATOMIC_ACQUIRE);
+    if (PREOOM_UNLIKELY(__atomic_load_n(&s->seen_epoch, __ATOMIC_RELAXED) != epoch)) {
+        if (!peak_enter())
+            return;
+        epoch = __atomic_load_n(&heap_peak.epoch, __ATOMIC_RELAXED);
+        if (s->seen_epoch != epoch) {
+            site_view_t v;
+            site_read(s, &v);
+            __atomic_store_n(&s->at_peak_req, (int64_t)v.live_req, __ATOMIC_RELAXED);
+            __atomic_store_n(&s->seen_epoch, epoch, __ATOMIC_RELEASE);
+        }
+        peak_leave();
+    }
+    int64_t batch = 0;
+    if (__atomic_load_n(&heap_peak.writers, __ATOMIC_RELAXED) > 1) {
+        batch = __atomic_load_n(&heap_peak.peak_req, __ATOMIC_RELAXED) >> PEAK_BATCH_SHIFT;
+        batch = batch < PEAK_BATCH_MIN ? PEAK_BATCH_MIN
+                : batch > PEAK_BATCH_MAX ? PEAK_BATCH_MAX : batch;
+        if (t) {
+            int64_t *spare = &t[PEND_SLOTS].live_req;
+            d += *spare;
+            if (d < batch && d > -batch) {
+                *spare = d;
+                return;
+            }
+            *spare = 0;
+        }
+    }
+    /* With several threads a new peak must also pass the old by a batch: every new epoch
+     * makes each site read itself again, and a heap that grows by small steps would start
+     * one at nearly every batch. */
+    int64_t h = __atomic_add_fetch(&heap_req, d, __ATOMIC_ACQ_REL);
+    if (d > 0 && h > __atomic_load_n(&heap_peak.peak_req, __ATOMIC_RELAXED) + batch && peak_enter()) {
+        /* Read again under the lock: the heap may have moved on since. */
+        h = __atomic_load_n(&heap_req, __ATOMIC_ACQUIRE);
+        if (h > heap_peak.peak_req + batch) {
+            __atomic_store_n(&heap_peak.peak_req, h, __ATOMIC_RELAXED);
+            __atomic_store_n(&heap_peak.peak_ns, now_ns(), __ATOMIC_RELAXED);
+            __atomic_store_n(&heap_peak.epoch, heap_peak.epoch + 1, __ATOMIC_RELEASE);
+        }
+        peak_leave();
+    }
+}
+
+/* Site s's live requested bytes at the heap's peak (a report's read: see peak_note). */
+static int64_t peak_share(site_t *s, const site_view_t *now)
+{
+    uint64_t epoch = __atomic_load_n(&heap_peak.epoch, __ATOMIC_RELAXED);
+    return __atomic_load_n(&s->seen_epoch, __ATOMIC_RELAXED) != epoch
+               ? (int64_t)now->live_req
+               : __atomic_load_n(&s->at_peak_req, __ATOMIC_RELAXED);
+}
+
 /* A change of site s's counters by this thread. A record's weight is added before its
  * pointer can be freed (the pointer is not yet the program's) and taken off exactly once. */
-static void site_change(site_t *s, int64_t live_b, int64_t live_c, int64_t tot_b,
-                        int64_t tot_c, uint32_t samples)
+static void site_change(site_t *s, const chg_t *c, uint32_t samples)
 {
     pend_t *t = pend_busy ? NULL : pend_table();
+    /* The heap's peak is the heap's, as heaptrack's: mappings are not in it. */
+    if (!__atomic_load_n(&s->is_mmap, __ATOMIC_RELAXED))
+        peak_note(s, c->live_r, t);
     if (!t) {
-        site_apply_seen(s, live_b, live_c, tot_b, tot_c, samples, live_b);
+        site_apply_seen(s, c, samples, c->live_b, c->live_r);
         return;
     }
     pend_busy = 1;
@@ -650,14 +823,18 @@ static void site_change(site_t *s, int64_t live_b, int64_t live_c, int64_t tot_b
             pend_flush(e);
         ST(e->site, s);
     }
-    int64_t live = e->live_bytes + live_b;
+    int64_t live = e->live_bytes + c->live_b, live_r = e->live_req + c->live_r;
     ST(e->live_bytes, live);
     if (live > e->rise)
         ST(e->rise, live);
-    ST(e->live_count, e->live_count + live_c);
+    ST(e->live_req, live_r);
+    if (live_r > e->rise_req)
+        ST(e->rise_req, live_r);
+    ST(e->live_count, e->live_count + c->live_c);
     if (samples) { /* a record; a free moves only the live counts */
-        ST(e->total_bytes, e->total_bytes + tot_b);
-        ST(e->total_count, e->total_count + tot_c);
+        ST(e->total_bytes, e->total_bytes + c->tot_b);
+        ST(e->total_req, e->total_req + c->tot_r);
+        ST(e->total_count, e->total_count + c->tot_c);
         ST(e->samples, e->samples + samples);
     }
     ST(e->ops, e->ops + 1);
@@ -667,23 +844,24 @@ static void site_change(site_t *s, int64_t live_b, int64_t live_c, int64_t tot_b
     pend_busy = 0;
 }
 
-static void site_sub(site_t *s, uint64_t bytes, uint64_t count)
+static void site_sub(site_t *s, const preoom_pmap_entry_t *e)
 {
-    site_change(s, -(int64_t)bytes, -(int64_t)count, 0, 0, 0);
+    chg_t c = {-(int64_t)e->bytes, -(int64_t)e->req, -(int64_t)e->count, 0, 0, 0};
+    site_change(s, &c, 0);
 }
 
-/* A site as a report shows it: the flushed counters plus every thread's pending entry. */
-typedef struct site_view {
-    uint64_t live_bytes, live_count, total_bytes, total_count, peak_bytes, samples;
-} site_view_t;
 
 static int64_t pos(int64_t v) { return v > 0 ? v : 0; }
 
 /* One thread's entry, whole: its owner's change is a few stores, so a retry or two will do;
+ * an owner the scheduler stopped inside its window gets the processor after a yield (on a
+ * loaded machine 64 bare retries gave up on one in a few hundred reports, with a torn entry);
  * after many (an owner stopped inside its window by fork) take what is there. */
 static void pend_read(const pend_t *e, pend_t *out)
 {
-    for (int tries = 0; tries < 64; tries++) {
+    for (int tries = 0; tries < 256; tries++) {
+        if (tries >= 64)
+            sched_yield();
         uint64_t q = __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE);
         if (q & 1)
             continue;
@@ -694,6 +872,9 @@ static void pend_read(const pend_t *e, pend_t *out)
         out->total_count = LD(e->total_count);
         out->samples = LD(e->samples);
         out->rise = LD(e->rise);
+        out->live_req = LD(e->live_req);
+        out->total_req = LD(e->total_req);
+        out->rise_req = LD(e->rise_req);
         if (__atomic_load_n(&e->seq, __ATOMIC_RELAXED) == q)
             return;
     }
@@ -712,6 +893,8 @@ static void site_read(site_t *s, site_view_t *v)
         int64_t lb = LD(s->live_bytes), lc = LD(s->live_count);
         int64_t tb = (int64_t)LD(s->total_bytes), tc = (int64_t)LD(s->total_count);
         int64_t peak = LD(s->peak_bytes), rise = 0, flushed_live = lb;
+        int64_t lr = LD(s->live_req), tr = (int64_t)LD(s->total_req), peak_r = LD(s->peak_req);
+        int64_t rise_r = 0, flushed_req = lr;
         uint64_t n = LD(s->samples);
         for (preoom_tblock_t *b = preoom_account_blocks(); b; b = b->next) {
             const pend_t *t = __atomic_load_n(&b->stacks_pend, __ATOMIC_ACQUIRE);
@@ -728,6 +911,10 @@ static void site_read(site_t *s, site_view_t *v)
             n += e.samples;
             if (e.rise > rise)
                 rise = e.rise;
+            lr += e.live_req;
+            tr += e.total_req;
+            if (e.rise_req > rise_r)
+                rise_r = e.rise_req;
         }
         busy |= __atomic_load_n(&s->flushing, __ATOMIC_ACQUIRE) != 0;
         /* After many tries (a site flushed without pause) take what we have. */
@@ -736,8 +923,13 @@ static void site_read(site_t *s, site_view_t *v)
                 peak = flushed_live + rise;
             if (lb > peak)
                 peak = lb;
+            if (flushed_req + rise_r > peak_r)
+                peak_r = flushed_req + rise_r;
+            if (lr > peak_r)
+                peak_r = lr;
             *v = (site_view_t){(uint64_t)pos(lb), (uint64_t)pos(lc), (uint64_t)pos(tb),
-                               (uint64_t)pos(tc), (uint64_t)pos(peak), n};
+                               (uint64_t)pos(tc), (uint64_t)pos(peak), n,
+                               (uint64_t)pos(lr), (uint64_t)pos(tr), (uint64_t)pos(peak_r)};
             return;
         }
         sched_yield();
@@ -805,7 +997,7 @@ static int put_record(const preoom_pmap_entry_t *e)
     }
     shard_unlock(sh);
     if (stale)
-        site_sub(old.site, old.bytes, old.count);
+        site_sub(old.site, &old);
     return rc;
 }
 
@@ -1035,16 +1227,18 @@ static void sc_learn(char *t, uintptr_t ra, uintptr_t cfa, site_t *s)
     sc_build(t, ra, cfa, s);
 }
 
-void preoom_stacks_alloc(void *p, size_t bytes, uintptr_t ra, uintptr_t cfa)
+static void record(void *p, size_t bytes, size_t req, uintptr_t ra, uintptr_t cfa, int is_mmap)
 {
     int m = __atomic_load_n(&mode, __ATOMIC_ACQUIRE);
     if (!p || m == PREOOM_STACKS_OFF || preoom_tls.guard || holding)
         return;
     preoom_tls.guard++;
-    uint64_t wb = bytes, wc = PREOOM_COUNT_ONE;
-    if (m == PREOOM_STACKS_SAMPLE) {
+    uint64_t wb = bytes, wc = PREOOM_COUNT_ONE, wr = req;
+    if (m == PREOOM_STACKS_SAMPLE && !is_mmap) {
         preoom_tls.sample_countdown = preoom_stacks_next_countdown();
         preoom_sample_weight(bytes, mean_bytes, &wb, &wc);
+        /* The same 1/p (the draw is on usable bytes, which the allocator spends). */
+        wr = bytes ? (uint64_t)((double)req * (double)wb / (double)bytes + 0.5) : wb;
     }
     /* The site: from the stack cache, else by unwinding (with no lock of ours held). */
     char *t = sc_table(cfa);
@@ -1065,12 +1259,30 @@ void preoom_stacks_alloc(void *p, size_t bytes, uintptr_t ra, uintptr_t cfa)
             sc_learn(t, ra, cfa, u);
         s = u;
     }
-    preoom_pmap_entry_t e = {.ptr = (uintptr_t)p, .site = s, .bytes = wb, .count = wc};
-    if (put_record(&e) == 0)
-        site_change(s, (int64_t)wb, (int64_t)wc, (int64_t)wb, (int64_t)wc, 1);
-    else
+    if (is_mmap && s && !s->is_mmap)
+        __atomic_store_n(&s->is_mmap, 1, __ATOMIC_RELAXED);
+    preoom_pmap_entry_t e = {.ptr = (uintptr_t)p, .site = s, .bytes = wb, .count = wc,
+                             .req = wr};
+    chg_t c = {(int64_t)wb, (int64_t)wr, (int64_t)wc, (int64_t)wb, (int64_t)wr, (int64_t)wc};
+    if (put_record(&e) == 0) {
+        site_change(s, &c, 1);
+        if (!is_mmap) { /* temporaries are heap blocks, as heaptrack counts them */
+            last_rec = (uintptr_t)p;
+            last_rec_countdown = preoom_tls.sample_countdown;
+        }
+    } else
         __atomic_add_fetch(&dropped, 1, __ATOMIC_RELAXED);
     preoom_tls.guard--;
+}
+
+void preoom_stacks_alloc(void *p, size_t bytes, size_t req, uintptr_t ra, uintptr_t cfa)
+{
+    record(p, bytes, req, ra, cfa, 0);
+}
+
+void preoom_stacks_mmap(void *p, size_t bytes)
+{
+    record(p, bytes, bytes, 0, 0, 1); /* no cache key: a mapping's stack is always unwound */
 }
 
 void preoom_stacks_free(void *p)
@@ -1095,7 +1307,11 @@ void preoom_stacks_free(void *p)
         preoom_pfilter_del(filter_of(sh), key);
     shard_unlock(sh);
     if (found) {
-        site_sub(e.site, e.bytes, e.count);
+        if (key == last_rec && preoom_tls.sample_countdown == last_rec_countdown)
+            __atomic_add_fetch(&((site_t *)e.site)->temp_count, (int64_t)e.count,
+                               __ATOMIC_RELAXED);
+        last_rec = 0;
+        site_sub(e.site, &e);
         last_taken = e;
     }
     preoom_tls.guard--;
@@ -1109,8 +1325,9 @@ void preoom_stacks_restore(void *p)
     preoom_tls.guard++;
     preoom_pmap_entry_t e = last_taken;
     last_taken.ptr = 0;
+    chg_t c = {(int64_t)e.bytes, (int64_t)e.req, (int64_t)e.count, 0, 0, 0};
     if (put_record(&e) == 0)
-        site_change(e.site, (int64_t)e.bytes, (int64_t)e.count, 0, 0, 0);
+        site_change(e.site, &c, 0);
     else
         __atomic_add_fetch(&dropped, 1, __ATOMIC_RELAXED);
     preoom_tls.guard--;
@@ -1129,12 +1346,15 @@ void preoom_stacks_atfork_prepare(void)
     for (int i = 0; i < SHARDS; i++)
         while (__atomic_exchange_n(&shards[i].lock, 1, __ATOMIC_ACQUIRE))
             sched_yield();
+    while (__atomic_exchange_n(&peak_lock, 1, __ATOMIC_ACQUIRE))
+        sched_yield();
 }
 
 void preoom_stacks_atfork_parent(void)
 {
     if (mode == PREOOM_STACKS_OFF)
         return;
+    __atomic_store_n(&peak_lock, 0, __ATOMIC_RELEASE);
     for (int i = SHARDS - 1; i >= 0; i--)
         __atomic_store_n(&shards[i].lock, 0, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&site_lock);
@@ -1145,6 +1365,9 @@ void preoom_stacks_atfork_child(void)
     pthread_mutex_init(&site_lock, NULL);
     for (int i = 0; i < SHARDS; i++)
         shards[i].lock = 0;
+    peak_lock = 0;
+    peak_holding = 0;
+    last_rec = 0;
     holding = 0;
     pend_busy = 0;
     rng = 0;
@@ -1192,7 +1415,7 @@ static int write_sites(int fd)
     o->fd = fd;
     static const char *const names[] = {"off", "sample", "all"};
     int m = mode;
-    ob_put(o, ", \"stacks\": {\"version\": 1, \"mode\": \"%s\", \"sample_bytes\": %llu, "
+    ob_put(o, ", \"stacks\": {\"version\": 2, \"mode\": \"%s\", \"sample_bytes\": %llu, "
               "\"depth\": %d, ",
            names[m], (unsigned long long)(m == PREOOM_STACKS_ALL ? 0 : mean_bytes), depth);
     uint64_t sc[3] = {0, 0, 0};
@@ -1210,6 +1433,11 @@ static int write_sites(int fd)
            cache_names[sc_mode], (unsigned long long)sc[0], (unsigned long long)sc[1],
            (unsigned long long)sc[2]);
     lock(&site_lock);
+    uint64_t pk_ns = __atomic_load_n(&heap_peak.peak_ns, __ATOMIC_RELAXED);
+    ob_put(o, "\"heap_peak_requested\": %lld, \"heap_peak_ms\": %llu, \"peak_skipped\": %llu, ",
+           (long long)__atomic_load_n(&heap_peak.peak_req, __ATOMIC_RELAXED),
+           (unsigned long long)(pk_ns > start_ns ? (pk_ns - start_ns) / 1000000 : 0),
+           (unsigned long long)__atomic_load_n(&peak_skipped, __ATOMIC_RELAXED));
     ob_put(o, "\"dropped\": %llu, \"sites\": [",
            (unsigned long long)__atomic_load_n(&dropped, __ATOMIC_RELAXED));
     int first = 1;
@@ -1218,13 +1446,19 @@ static int write_sites(int fd)
         site_read(s, &v);
         ob_put(o, "%s\n  {\"id\": %u, \"live_bytes\": %llu, \"live_count\": %llu, "
                   "\"total_bytes\": %llu, \"total_count\": %llu, \"peak_bytes\": %llu, "
-                  "\"samples\": %llu, \"truncated\": %s, \"frames\": [",
+                  "\"samples\": %llu, \"live_requested\": %llu, \"total_requested\": %llu, "
+               "\"peak_requested\": %llu, \"at_peak_requested\": %lld, \"temporary\": %llu, "
+               "\"mmap\": %s, \"truncated\": %s, \"frames\": [",
                first ? "" : ",", s->id, (unsigned long long)v.live_bytes,
                (unsigned long long)((v.live_count + PREOOM_COUNT_ONE / 2) / PREOOM_COUNT_ONE),
                (unsigned long long)v.total_bytes,
                (unsigned long long)((v.total_count + PREOOM_COUNT_ONE / 2) / PREOOM_COUNT_ONE),
                (unsigned long long)v.peak_bytes, (unsigned long long)v.samples,
-               s->truncated ? "true" : "false");
+               (unsigned long long)v.live_req, (unsigned long long)v.total_req,
+               (unsigned long long)v.peak_req, (long long)pos(peak_share(s, &v)),
+               (unsigned long long)((pos(__atomic_load_n(&s->temp_count, __ATOMIC_RELAXED)) +
+                                     PREOOM_COUNT_ONE / 2) / PREOOM_COUNT_ONE),
+               s->is_mmap ? "true" : "false", s->truncated ? "true" : "false");
         for (int i = 0; i < s->nframes; i++)
             ob_put(o, "%s\"0x%lx\"", i ? ", " : "", (unsigned long)s->frames[i]);
         ob_put(o, "]}");

@@ -4,13 +4,14 @@
 # `make bench`; does nothing when everything is there. Needs root only when it installs.
 #   scripts/deps.sh build|check|demo|bench
 set -u
-# libncurses-dev: `preoom top` draws with ncurses.
-want_build="gcc g++ make pkg-config libunwind-dev uthash-dev libdw-dev libncurses-dev"
+# libncurses-dev: `preoom top` draws with ncurses. zlib1g-dev: `preoom report --format pprof`
+# writes gzip'd profiles.
+want_build="gcc g++ make pkg-config libunwind-dev uthash-dev libdw-dev libncurses-dev zlib1g-dev"
 # check: real programs for the test matrix, clang for the fuzz target, servers for the
 # integration tests, setpriv (util-linux) for the setuid test, jq to read `preoom ls --json`,
 # xmllint for the flame graph SVG, setcap for the file-capability warning, groff and man for
-# the man pages.
-want_check="$want_build sqlite3 python3 perl clang libclang-rt-14-dev util-linux procps jq libxml2-utils libcap2-bin groff-base man-db mariadb-server mariadb-client memcached redis-server"
+# the man pages; protobuf-compiler to decode pprof output in the call-site tests.
+want_check="$want_build protobuf-compiler sqlite3 python3 perl clang libclang-rt-14-dev util-linux procps jq libxml2-utils libcap2-bin groff-base man-db mariadb-server mariadb-client memcached redis-server"
 want_demo="$want_build procps"
 # bench: heaptrack to compare the call-site recorder with, GNU time for peak RSS.
 want_bench="$want_check heaptrack time"

@@ -371,8 +371,22 @@ static int parse_site(const jval_t *o, srep_site_t *s, char *err, size_t es)
         need_u64(o, "peak_bytes", &s->peak_bytes, err, es) ||
         need_u64(o, "samples", &s->samples, err, es))
         return -1;
+    /* Optional (version 1 reports have none): all three or the report says it lacks them. */
+    s->live_req = s->total_req = s->peak_req = UINT64_MAX;
+    if (jget(o, "live_requested") &&
+        (need_u64(o, "live_requested", &s->live_req, err, es) ||
+         need_u64(o, "total_requested", &s->total_req, err, es) ||
+         need_u64(o, "peak_requested", &s->peak_req, err, es)))
+        return -1;
+    s->at_peak_req = s->temporary = UINT64_MAX;
+    if (jget(o, "at_peak_requested") &&
+        (need_u64(o, "at_peak_requested", &s->at_peak_req, err, es) ||
+         need_u64(o, "temporary", &s->temporary, err, es)))
+        return -1;
     const jval_t *t = jget(o, "truncated");
     s->truncated = t && t->t == J_BOOL && t->b;
+    t = jget(o, "mmap");
+    s->is_mmap = t && t->t == J_BOOL && t->b;
     const jval_t *f = jget(o, "frames");
     if (!f || f->t != J_ARR || f->n > 1024) {
         snprintf(err, es, "a site's \"frames\" missing or not a list");
@@ -440,6 +454,22 @@ int srep_parse(const char *buf, size_t len, srep_t *out, char *err, size_t err_s
     if (need_u64(&root, "pid", &pid, err, err_size) != 0)
         goto done;
     out->pid = (long)pid;
+    const jval_t *num;
+    if ((num = jget(&root, "peak_committed")) && num->t == J_NUM && num->is_uint)
+        out->peak_committed = num->u;
+    if ((num = jget(&root, "malloc")) && num->t == J_NUM && num->is_uint)
+        out->malloc_bytes = num->u;
+    if ((num = jget(&root, "mmap")) && num->t == J_NUM && num->is_uint)
+        out->mmap_bytes = num->u;
+    const jval_t *calls = jget(&root, "calls");
+    static const char *const allocs[] = {"malloc", "calloc", "realloc", "reallocarray",
+                                         "posix_memalign", "aligned_alloc", "memalign",
+                                         "valloc", "pvalloc"};
+    for (size_t k = 0; calls && k < sizeof allocs / sizeof *allocs; k++)
+        if ((num = jget(calls, allocs[k])) && num->t == J_NUM && num->is_uint)
+            out->calls_alloc += num->u;
+    if (calls && (num = jget(calls, "free")) && num->t == J_NUM && num->is_uint)
+        out->calls_free = num->u;
     const jval_t *nm = jget(&root, "name");
     if (nm && nm->t == J_STR)
         snprintf(out->name, sizeof out->name, "%s", nm->s);
@@ -455,7 +485,7 @@ int srep_parse(const char *buf, size_t len, srep_t *out, char *err, size_t err_s
     uint64_t version;
     if (need_u64(st, "version", &version, err, err_size) != 0)
         goto done;
-    if (version != 1) {
+    if (version != 1 && version != 2) {
         snprintf(err, err_size, "call-site format version %llu is not known to this preoom",
                  (unsigned long long)version);
         goto done;
@@ -506,6 +536,24 @@ int srep_parse(const char *buf, size_t len, srep_t *out, char *err, size_t err_s
             out->nmodules++;
             goto done;
         }
+    out->has_requested = out->nsites > 0;
+    out->has_at_peak = out->nsites > 0 && jget(st, "heap_peak_requested") &&
+                       need_u64(st, "heap_peak_requested", &out->heap_peak_req, err, err_size) == 0 &&
+                       need_u64(st, "heap_peak_ms", &out->heap_peak_ms, err, err_size) == 0 &&
+                       need_u64(st, "peak_skipped", &out->peak_skipped, err, err_size) == 0;
+    err[0] = '\0';
+    for (size_t i = 0; i < out->nsites; i++) {
+        if (out->sites[i].live_req == UINT64_MAX)
+            out->has_requested = 0;
+        if (out->sites[i].at_peak_req == UINT64_MAX)
+            out->has_at_peak = 0;
+    }
+    for (size_t i = 0; i < out->nsites; i++) { /* absent: nothing to show, not "all ones" */
+        if (!out->has_requested)
+            out->sites[i].live_req = out->sites[i].total_req = out->sites[i].peak_req = 0;
+        if (!out->has_at_peak)
+            out->sites[i].at_peak_req = out->sites[i].temporary = 0;
+    }
     out->has_stacks = 1;
     rc = 0;
 done:
@@ -542,8 +590,8 @@ const srep_module_t *srep_module_of(const srep_t *r, uint64_t addr)
 
 int srep_parse_weight(const char *s, enum srep_weight *out)
 {
-    static const char *const names[] = {"live", "peak", "total", "count"};
-    for (int i = 0; i < 4; i++)
+    static const char *const names[] = {"live", "peak", "total", "count", "max", "temporary"};
+    for (int i = 0; i < 6; i++)
         if (strcmp(s, names[i]) == 0) {
             *out = (enum srep_weight)i;
             return 0;
@@ -551,12 +599,14 @@ int srep_parse_weight(const char *s, enum srep_weight *out)
     return -1;
 }
 
-uint64_t srep_site_weight(const srep_site_t *s, enum srep_weight w)
+uint64_t srep_site_weight(const srep_site_t *s, enum srep_weight w, int req)
 {
     switch (w) {
-    case SREP_LIVE: return s->live_bytes;
-    case SREP_PEAK: return s->peak_bytes;
-    case SREP_TOTAL: return s->total_bytes;
+    case SREP_LIVE: return req ? s->live_req : s->live_bytes;
+    case SREP_PEAK: return req ? s->at_peak_req : s->peak_bytes;
+    case SREP_MAX: return req ? s->peak_req : s->peak_bytes;
+    case SREP_TEMP: return s->temporary;
+    case SREP_TOTAL: return req ? s->total_req : s->total_bytes;
     case SREP_COUNT: return s->total_count;
     }
     return 0;
@@ -614,15 +664,15 @@ size_t srep_collapsed_line(const char *const *names, size_t n, int truncated, ui
 typedef struct fnode {
     char *name;
     uint64_t value;
+    uint64_t base;           /* differential graphs: the base report's value */
+    uint64_t id;             /* stays when a realloc of the parent's array moves the node */
     struct fnode *kids;      /* array */
     size_t nkids, cap;
 } fnode_t;
 
-static fnode_t *fchild(fnode_t *parent, const char *name, size_t len)
+/* A new child of parent (the caller knows it has none of that name). */
+static fnode_t *fchild(fnode_t *parent, const char *name, size_t len, uint64_t id)
 {
-    for (size_t i = 0; i < parent->nkids; i++)
-        if (strlen(parent->kids[i].name) == len && memcmp(parent->kids[i].name, name, len) == 0)
-            return &parent->kids[i];
     if (parent->nkids == parent->cap) {
         size_t c = parent->cap ? parent->cap * 2 : 4;
         fnode_t *k = realloc(parent->kids, c * sizeof *k);
@@ -633,6 +683,7 @@ static fnode_t *fchild(fnode_t *parent, const char *name, size_t len)
     }
     fnode_t *f = &parent->kids[parent->nkids];
     memset(f, 0, sizeof *f);
+    f->id = id;
     f->name = strndup(name, len);
     if (!f->name)
         return NULL;
@@ -689,7 +740,7 @@ static uint32_t name_hash(const char *s)
 }
 
 static void fdraw(const fnode_t *f, double x, size_t level, size_t maxdepth, uint64_t total,
-                  const char *unit, FILE *out)
+                  const char *unit, int diff, FILE *out)
 {
     double w = (FG_WIDTH - 2 * FG_PAD) * (double)f->value / (double)total;
     if (w < 0.1)
@@ -702,8 +753,21 @@ static void fdraw(const fnode_t *f, double x, size_t level, size_t maxdepth, uin
         int r = 205 + (int)(h % 50), g = 80 + (int)((h >> 8) % 130), b = 30 + (int)((h >> 16) % 40);
         fprintf(out, "<g><title>");
         xml_text(out, f->name, 4096);
-        fprintf(out, " (%llu %s, %.2f%%)</title>", (unsigned long long)f->value, unit,
-                100.0 * (double)f->value / (double)total);
+        if (diff) {
+            /* As differential flame graphs are read: red grew, blue shrank, the deeper the
+             * colour the larger the change against the frame's own size. */
+            double d = (double)f->value - (double)f->base;
+            double big = (double)(f->value > f->base ? f->value : f->base);
+            int k = big > 0 ? (int)(200 * (d < 0 ? -d : d) / big) : 0;
+            r = d > 0 ? 255 : 255 - k;
+            g = 255 - k;
+            b = d < 0 ? 255 : 255 - k;
+            fprintf(out, " (%llu %s, was %llu: %+lld)</title>", (unsigned long long)f->value, unit,
+                    (unsigned long long)f->base, (long long)f->value - (long long)f->base);
+        } else {
+            fprintf(out, " (%llu %s, %.2f%%)</title>", (unsigned long long)f->value, unit,
+                    100.0 * (double)f->value / (double)total);
+        }
         fprintf(out, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%d\" fill=\"rgb(%d,%d,%d)\" "
                      "rx=\"2\" ry=\"2\"/>",
                 x, y, w, FG_FRAME - 1, r, g, b);
@@ -723,7 +787,7 @@ static void fdraw(const fnode_t *f, double x, size_t level, size_t maxdepth, uin
     }
     double cx = x;
     for (size_t i = 0; i < f->nkids; i++) {
-        fdraw(&f->kids[i], cx, level + 1, maxdepth, total, unit, out);
+        fdraw(&f->kids[i], cx, level + 1, maxdepth, total, unit, diff, out);
         cx += (FG_WIDTH - 2 * FG_PAD) * (double)f->kids[i].value / (double)total;
     }
 }
@@ -743,8 +807,66 @@ static void fsort(fnode_t *f)
         fsort(&f->kids[i]);
 }
 
+/* The children of a node are found through a hash of (parent's id, name): a wide node (a few
+ * thousand sites under main) would make a linear search quadratic. Ids, not addresses: a
+ * node moves when its parent's array grows. */
+typedef struct fkey {
+    uint64_t parent;
+    const char *name;
+    size_t len;
+    size_t idx;              /* in parent->kids (which realloc moves) */
+    struct fkey *next;
+} fkey_t;
+
+typedef struct fhash {
+    fkey_t **b;
+    size_t nb;
+    uint64_t next_id;
+} fhash_t;
+
+static size_t fh_index(const fhash_t *h, uint64_t parent, const char *name, size_t len)
+{
+    uint64_t x = (parent + 1) * 0x9E3779B97F4A7C15ULL;
+    for (size_t i = 0; i < len; i++)
+        x = (x ^ (unsigned char)name[i]) * 0x100000001b3ULL;
+    return (size_t)(x ^ (x >> 29)) & (h->nb - 1);
+}
+
+static fnode_t *fchild_h(fhash_t *h, fnode_t *parent, const char *name, size_t len)
+{
+    size_t i = fh_index(h, parent->id, name, len);
+    for (fkey_t *k = h->b[i]; k; k = k->next)
+        if (k->parent == parent->id && k->len == len && memcmp(k->name, name, len) == 0)
+            return &parent->kids[k->idx];
+    fnode_t *f = fchild(parent, name, len, ++h->next_id);
+    fkey_t *k = f ? malloc(sizeof *k) : NULL;
+    if (!k)
+        return NULL;
+    *k = (fkey_t){parent->id, f->name, len, (size_t)(f - parent->kids), h->b[i]};
+    h->b[i] = k;
+    return f;
+}
+
+static int flamegraph(const char *collapsed, int diff, const char *title, const char *unit,
+                      FILE *out);
+
 int srep_flamegraph_svg(const char *collapsed, const char *title, const char *unit, FILE *out)
 {
+    return flamegraph(collapsed, 0, title, unit, out);
+}
+
+int srep_flamegraph_svg_diff(const char *collapsed, const char *title, const char *unit,
+                             FILE *out)
+{
+    return flamegraph(collapsed, 1, title, unit, out);
+}
+
+static int flamegraph(const char *collapsed, int diff, const char *title, const char *unit,
+                      FILE *out)
+{
+    fhash_t fh = {calloc(1 << 16, sizeof(fkey_t *)), 1 << 16};
+    if (!fh.b)
+        return -1;
     fnode_t root = {.name = strdup("all")};
     int rc = 0;
     for (const char *line = collapsed; *line;) {
@@ -764,16 +886,36 @@ int srep_flamegraph_svg(const char *collapsed, const char *title, const char *un
             rc = -1;
             break;
         }
-        root.value += v;
-        fnode_t *cur = &root;
+        unsigned long long bv = 0;
         const char *stack_end = sp - 1;
+        if (diff) {
+            /* "stack before after": the base's column is the one before the last. */
+            const char *sp2 = stack_end;
+            while (sp2 > line && sp2[-1] != ' ')
+                sp2--;
+            if (sp2 == line || sp2 == stack_end) {
+                rc = -1;
+                break;
+            }
+            bv = strtoull(sp2, &endp, 10);
+            if (endp != stack_end) {
+                rc = -1;
+                break;
+            }
+            stack_end = sp2 - 1;
+        }
+        root.value += v;
+        root.base += bv;
+        fnode_t *cur = &root;
         for (const char *a = line; a < stack_end && cur;) {
             const char *semi = memchr(a, ';', (size_t)(stack_end - a));
             if (!semi)
                 semi = stack_end;
-            cur = fchild(cur, a, (size_t)(semi - a));
-            if (cur)
+            cur = fchild_h(&fh, cur, a, (size_t)(semi - a));
+            if (cur) {
                 cur->value += v;
+                cur->base += bv;
+            }
             a = semi + 1;
         }
         if (!cur) {
@@ -800,9 +942,15 @@ int srep_flamegraph_svg(const char *collapsed, const char *title, const char *un
                      "share</text>\n",
                 (int)FG_PAD, height - 8, (unsigned long long)root.value, unit);
         if (root.value > 0)
-            fdraw(&root, FG_PAD, 0, depth, root.value, unit, out);
+            fdraw(&root, FG_PAD, 0, depth, root.value, unit, diff, out);
         fputs("</svg>\n", out);
     }
+    for (size_t i = 0; i < fh.nb; i++)
+        for (fkey_t *k = fh.b[i], *next; k; k = next) {
+            next = k->next;
+            free(k);
+        }
+    free(fh.b);
     ffree(&root);
     return rc;
 }

@@ -14,6 +14,8 @@
 #include "harness.h"
 #include "internal.h"
 #include "stackreport.h"
+#include "pprof.h"
+#include "symbolize.h"
 
 static void test_ln(void)
 {
@@ -328,7 +330,7 @@ static void test_parse(void)
     static const char *const worse[] = {
         "[]", "{\"pid\": -1}", "{\"pid\": 1, \"stacks\": 3}",
         "{\"pid\": 1} x", "{\"pid\": 01}", "{\"pid\": 1, \"name\": \"a\\q\"}",
-        "{\"pid\": 1, \"stacks\": {\"version\": 2}}",
+        "{\"pid\": 1, \"stacks\": {\"version\": 3}}",
         "{\"pid\": 99999999999999999999999}",
         "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
     };
@@ -352,6 +354,110 @@ static void test_parse(void)
     CHECK(strstr(err, "stack_cache") != NULL);
 }
 
+/* Version 2: requested bytes, shares of the heap's peak, temporaries, mappings. */
+static const char good2[] =
+    "{\"pid\": 42, \"name\": \"x\", \"peak_committed\": 4096, \"calls\": {\"malloc\": 3, "
+    "\"calloc\": 2, \"free\": 4}, \"stacks\": {\"version\": 2, \"mode\": \"all\", "
+    "\"sample_bytes\": 0, \"depth\": 32, \"heap_peak_requested\": 150, \"heap_peak_ms\": 12, "
+    "\"peak_skipped\": 0, \"dropped\": 0, \"sites\": ["
+    "{\"id\": 1, \"live_bytes\": 112, \"live_count\": 2, \"total_bytes\": 304, "
+    "\"total_count\": 5, \"peak_bytes\": 208, \"samples\": 5, \"live_requested\": 100, "
+    "\"total_requested\": 300, \"peak_requested\": 200, \"at_peak_requested\": 150, "
+    "\"temporary\": 3, \"mmap\": false, \"truncated\": false, \"frames\": [\"0x1010\"]},"
+    "{\"id\": 2, \"live_bytes\": 8192, \"live_count\": 1, \"total_bytes\": 8192, "
+    "\"total_count\": 1, \"peak_bytes\": 8192, \"samples\": 1, \"live_requested\": 8192, "
+    "\"total_requested\": 8192, \"peak_requested\": 8192, \"at_peak_requested\": 0, "
+    "\"temporary\": 0, \"mmap\": true, \"truncated\": false, \"frames\": [\"0x2020\"]}],"
+    "\n\"modules\": []}}\n";
+
+static void test_parse_v2(void)
+{
+    srep_t r;
+    char err[200];
+    CHECK(srep_parse(good2, strlen(good2), &r, err, sizeof err) == 0);
+    CHECK(r.has_requested);
+    CHECK(r.has_at_peak);
+    CHECK_EQ_U64(r.heap_peak_req, 150);
+    CHECK_EQ_U64(r.heap_peak_ms, 12);
+    CHECK_EQ_U64(r.peak_committed, 4096);
+    CHECK_EQ_U64(r.calls_alloc, 5);
+    CHECK_EQ_U64(r.calls_free, 4);
+    const srep_site_t *a = &r.sites[0];
+    CHECK_EQ_U64(srep_site_weight(a, SREP_LIVE, 1), 100);
+    CHECK_EQ_U64(srep_site_weight(a, SREP_LIVE, 0), 112);
+    CHECK_EQ_U64(srep_site_weight(a, SREP_PEAK, 1), 150); /* its share of the heap's peak */
+    CHECK_EQ_U64(srep_site_weight(a, SREP_MAX, 1), 200);  /* its own maximum */
+    CHECK_EQ_U64(srep_site_weight(a, SREP_PEAK, 0), 208); /* usable: only the own maximum */
+    CHECK_EQ_U64(srep_site_weight(a, SREP_TOTAL, 1), 300);
+    CHECK_EQ_U64(srep_site_weight(a, SREP_TEMP, 1), 3);
+    CHECK(!a->is_mmap);
+    CHECK(r.sites[1].is_mmap);
+    enum srep_weight w;
+    CHECK(srep_parse_weight("temporary", &w) == 0 && w == SREP_TEMP);
+    CHECK(srep_parse_weight("max", &w) == 0 && w == SREP_MAX);
+    CHECK(srep_parse_weight("maximum", &w) != 0);
+    srep_free(&r);
+
+    /* Requested bytes present but not a number: refused, with the key in the reason. */
+    char bad[sizeof good2];
+    memcpy(bad, good2, sizeof good2);
+    memcpy(strstr(bad, "\"live_requested\": 100"), "\"live_requested\": -10", 21);
+    CHECK(srep_parse(bad, strlen(bad), &r, err, sizeof err) != 0);
+    CHECK(strstr(err, "live_requested") != NULL);
+    /* A version 1 report has none of them: it says so instead of showing zeros as facts. */
+    CHECK(srep_parse(good, strlen(good), &r, err, sizeof err) == 0);
+    CHECK(!r.has_requested);
+    CHECK(!r.has_at_peak);
+    CHECK_EQ_U64(srep_site_weight(&r.sites[0], SREP_LIVE, 0), 100);
+    srep_free(&r);
+}
+
+/* Folding: where a site's stack starts as people read it, and whose allocation it is. */
+static void test_fold(void)
+{
+    sym_addr_t pre = {.kind = SYM_PREOOM}, lib_new = {.kind = SYM_RUNTIME, .allocator = 1},
+               user = {.kind = SYM_USER}, rt = {.kind = SYM_RUNTIME};
+    int own = -1;
+    const sym_addr_t *cxx[] = {&lib_new, &pre, &user, &rt};
+    CHECK_EQ_U64(sym_fold(cxx, 4, &own), 2); /* operator new, the preload's: folded */
+    CHECK(own == 0);
+    const sym_addr_t *agent[] = {&rt, &rt, &rt, &pre, &rt};
+    CHECK_EQ_U64(sym_fold(agent, 5, &own), 0); /* the loader's, from the preload's thread */
+    CHECK(own == 1);
+    const sym_addr_t *callback[] = {&user, &pre, &rt};
+    CHECK_EQ_U64(sym_fold(callback, 3, &own), 0); /* the program's code, run by the agent */
+    CHECK(own == 0);
+    const sym_addr_t *all[] = {&pre, &lib_new};
+    CHECK_EQ_U64(sym_fold(all, 2, &own), 0); /* nothing else: shown whole */
+    CHECK_EQ_U64(sym_fold(all, 0, &own), 0);
+    CHECK(sym_is_allocator("_Znwm") && sym_is_allocator("_ZnamRKSt9nothrow_t"));
+    CHECK(sym_is_allocator("_ZnwmSt11align_val_t") && sym_is_allocator("malloc"));
+    CHECK(sym_is_allocator("calloc") && sym_is_allocator("mmap"));
+    CHECK(!sym_is_allocator("xmalloc") && !sym_is_allocator("mallocx"));
+    CHECK(!sym_is_allocator("_ZdlPv") && !sym_is_allocator(NULL) && !sym_is_allocator(""));
+    CHECK(sym_kind_of_path("/usr/local/lib/libpreoom.so") == SYM_PREOOM);
+    CHECK(sym_kind_of_path("/lib/x86_64-linux-gnu/libc.so.6") == SYM_RUNTIME);
+    CHECK(sym_kind_of_path("/lib64/ld-linux-x86-64.so.2") == SYM_RUNTIME);
+    CHECK(sym_kind_of_path("/usr/lib/x86_64-linux-gnu/libstdc++.so.6") == SYM_RUNTIME);
+    CHECK(sym_kind_of_path("/usr/bin/python3") == SYM_USER);
+    CHECK(sym_kind_of_path("/opt/app/libcustom.so") == SYM_USER);
+}
+
+static void test_pprof_varint(void)
+{
+    static const struct { uint64_t v; size_t n; unsigned char b[10]; } cases[] = {
+        {0, 1, {0}}, {1, 1, {1}}, {127, 1, {0x7f}}, {128, 2, {0x80, 0x01}},
+        {300, 2, {0xac, 0x02}}, {UINT64_MAX, 10, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                                  0xff, 0xff, 0x01}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        unsigned char out[10];
+        size_t n = pprof_varint(cases[i].v, out);
+        CHECK_EQ_U64(n, cases[i].n);
+        CHECK(memcmp(out, cases[i].b, n) == 0);
+    }
+}
+
 static void test_svg(void)
 {
     char *buf = NULL;
@@ -367,6 +473,32 @@ static void test_svg(void)
     CHECK(srep_flamegraph_svg("no-count-here\n", "t", "bytes", f) != 0);
     fclose(f);
     free(buf);
+    /* Differential: a frame that grew is red, one that shrank blue; widths are the newer
+     * column's; a line without the base's column is refused. */
+    f = open_memstream(&buf, &len);
+    CHECK(srep_flamegraph_svg_diff("main;grew 10 30\nmain;shrank 30 10\n", "d", "bytes", f) == 0);
+    fclose(f);
+    CHECK(strstr(buf, "grew (30 bytes, was 10: +20)") != NULL);
+    CHECK(strstr(buf, "shrank (10 bytes, was 30: -20)") != NULL);
+    CHECK(strstr(buf, "fill=\"rgb(255,") != NULL);
+    CHECK(strstr(buf, ",255)\"") != NULL);
+    free(buf);
+    f = open_memstream(&buf, &len);
+    CHECK(srep_flamegraph_svg_diff("main;x 30\n", "d", "bytes", f) != 0);
+    fclose(f);
+    free(buf);
+    /* Many children under one node (found by hash) add up as a linear search would. */
+    size_t cap = 1 << 20, n = 0;
+    char *many = malloc(cap);
+    for (int i = 0; i < 5000; i++)
+        n += (size_t)snprintf(many + n, cap - n, "main;f%d;leaf %d\nmain;f%d 1\n", i % 2500, 1, i % 2500);
+    f = open_memstream(&buf, &len);
+    CHECK(srep_flamegraph_svg(many, "m", "bytes", f) == 0);
+    fclose(f);
+    CHECK(strstr(buf, "total 10000 bytes") != NULL);
+    CHECK(strstr(buf, "<title>f7 (4 bytes,") != NULL);
+    free(buf);
+    free(many);
 }
 
 /* ---- pending counts: threads record at one site while reports are read ------------------- */
@@ -387,7 +519,7 @@ static __attribute__((noinline)) void *pend_worker(void *arg)
     preoom_block();
     for (int r = 0; r < PEND_ROUNDS; r++) {
         for (int i = 0; i < PEND_K; i++)
-            preoom_stacks_alloc((void *)(base + (uintptr_t)i * 64), 64, 0, 0);
+            preoom_stacks_alloc((void *)(base + (uintptr_t)i * 64), 64, 60, 0, 0);
         for (int i = 0; i < PEND_K; i++)
             if (preoom_stacks_maybe_sampled((void *)(base + (uintptr_t)i * 64)))
                 preoom_stacks_free((void *)(base + (uintptr_t)i * 64));
@@ -403,7 +535,7 @@ static __attribute__((noinline)) void *pend_worker(void *arg)
 
 /* The one site's counters from a report: 0, or -1 when the report has no site. */
 static int pend_read(unsigned long long *live, unsigned long long *live_count,
-                     unsigned long long *total_count)
+                     unsigned long long *total_count, unsigned long long *live_req)
 {
     char path[] = "/tmp/preoom-test-pend.XXXXXX";
     int fd = mkstemp(path);
@@ -421,6 +553,9 @@ static int pend_read(unsigned long long *live, unsigned long long *live_count,
     if (!s || sscanf(s, "\"live_bytes\": %llu, \"live_count\": %llu, \"total_bytes\": %*u, "
                         "\"total_count\": %llu", live, live_count, total_count) != 3)
         return -1;
+    s = strstr(buf, "\"live_requested\": ");
+    if (!s || sscanf(s, "\"live_requested\": %llu", live_req) != 1)
+        return -1;
     return 0;
 }
 
@@ -433,15 +568,17 @@ static void test_pending_reports(void)
     pthread_t t[PEND_THREADS];
     for (long i = 0; i < PEND_THREADS; i++)
         CHECK(pthread_create(&t[i], NULL, pend_worker, (void *)i) == 0);
-    unsigned long long live, count, total, last_total = 0;
+    unsigned long long live, count, total, req, last_total = 0;
     int reads = 0, bad = 0, backwards = 0;
     for (int i = 0; i < 300; i++) {
-        if (pend_read(&live, &count, &total) != 0)
+        if (pend_read(&live, &count, &total, &req) != 0)
             continue; /* no site yet */
         reads++;
-        if (count > PEND_THREADS * PEND_K || live != count * 64) {
+        /* 64 usable bytes a block, of which the program asked for 60. */
+        if (count > PEND_THREADS * PEND_K || live != count * 64 || req != count * 60) {
             if (!bad)
-                fprintf(stderr, "pend: live %llu count %llu total %llu\n", live, count, total);
+                fprintf(stderr, "pend: live %llu count %llu total %llu requested %llu\n", live,
+                        count, total, req);
             bad = 1;
         }
         backwards |= total < last_total;
@@ -452,8 +589,9 @@ static void test_pending_reports(void)
     CHECK(reads > 0);
     CHECK(!bad);
     CHECK(!backwards);
-    CHECK(pend_read(&live, &count, &total) == 0);
+    CHECK(pend_read(&live, &count, &total, &req) == 0);
     CHECK_EQ_U64(live, 0);
+    CHECK_EQ_U64(req, 0);
     CHECK_EQ_U64(count, 0);
     CHECK_EQ_U64(total, (unsigned long long)PEND_THREADS * PEND_K * PEND_ROUNDS);
 }
@@ -470,6 +608,10 @@ int main(void)
     TEST_CASE("stacks: pointer map put/take with backward-shift deletion", test_pmap);
     TEST_CASE("stacks: collapsed line format", test_collapsed);
     TEST_CASE("stacks: report parser, bad input refused", test_parse);
+    TEST_CASE("stacks: report parser, version 2 (requested bytes, peak shares, mappings)",
+              test_parse_v2);
+    TEST_CASE("stacks: folding allocator and preload frames", test_fold);
+    TEST_CASE("stacks: pprof varints", test_pprof_varint);
     TEST_CASE("stacks: flame graph svg", test_svg);
     TEST_CASE("stacks: reports read while threads record add every thread's part once",
               test_pending_reports);
