@@ -133,7 +133,7 @@ $(BUILD)/libdir.stamp: FORCE
 	@mkdir -p $(BUILD)
 	@echo '$(LIBDIR_FROM_BINDIR)' | cmp -s - $@ || echo '$(LIBDIR_FROM_BINDIR)' >$@
 $(BUILD)/tools/cmd_run.o: $(BUILD)/libdir.stamp
-$(BUILD)/tools/cmd_run.o: ALL_CFLAGS += -DPREOOM_LIBDIR_FROM_BINDIR='"$(LIBDIR_FROM_BINDIR)"'
+$(BUILD)/tools/cmd_run.o: TOOLS_CFLAGS += -DPREOOM_LIBDIR_FROM_BINDIR='"$(LIBDIR_FROM_BINDIR)"'
 .PHONY: FORCE
 FORCE:
 
