@@ -26,7 +26,6 @@ typedef void *(*malloc_fn)(size_t);
 typedef void (*free_fn)(void *);
 typedef void *(*calloc_fn)(size_t, size_t);
 typedef void *(*realloc_fn)(void *, size_t);
-typedef void *(*reallocarray_fn)(void *, size_t, size_t);
 typedef int (*posix_memalign_fn)(void **, size_t, size_t);
 typedef void *(*aligned_fn)(size_t, size_t);
 typedef void *(*valloc_fn)(size_t);
@@ -43,7 +42,6 @@ static struct {
     free_fn free;
     calloc_fn calloc;
     realloc_fn realloc;
-    reallocarray_fn reallocarray;
     posix_memalign_fn posix_memalign;
     aligned_fn aligned_alloc;
     aligned_fn memalign;
@@ -142,38 +140,141 @@ static int detect_glibc(malloc_fn m, free_fn f, usable_fn u, calloc_fn c)
     return 1;
 }
 
+/* ---- which allocator is in charge ------------------------------------------------------ */
+/* The functions of one malloc family must come from one library: a pointer from glibc's
+ * reallocarray handed to tcmalloc's free aborts the host. Allocators export different sets
+ * (tcmalloc and jemalloc have no reallocarray, jemalloc no pvalloc, none but glibc has
+ * malloc_trim), and RTLD_NEXT would find the missing ones in glibc. So every function of the
+ * family is taken from the library whose malloc is in charge, and a missing one is built on
+ * that library's posix_memalign (below) or left out (malloc_trim).
+ *
+ * The malloc in charge is the first in the global scope. When that is not ours (an allocator
+ * preloaded before libpreoom.so, or a program that defines malloc itself) the program's
+ * malloc and free never reach us: the family's hooks then forward to it and count nothing,
+ * since counting only the calls that do reach us (reallocarray, pvalloc) would add bytes
+ * whose free is never seen. */
+static int alloc_shadowed;
+static const char *shadow_name; /* the library that shadows our malloc, for one note */
+
+static const void *lib_of(const void *fn, const char **name)
+{
+    Dl_info info;
+    if (!fn || !dladdr(fn, &info))
+        return NULL;
+    if (name)
+        *name = info.dli_fname;
+    return info.dli_fbase;
+}
+
+/* `name` from the library at `base`: the first definition in the global scope that is not
+ * ours, or NULL when that library does not define it. */
+static void *family_sym(const char *name, const void *base, const void *self)
+{
+    void *f = dlsym(RTLD_DEFAULT, name);
+    if (!f || lib_of(f, NULL) == self)
+        f = dlsym(RTLD_NEXT, name);
+    return f && lib_of(f, NULL) == base ? f : NULL;
+}
+
+/* Stand-ins for the aligned forms an allocator lacks, built on its posix_memalign (every
+ * allocator we know exports it). With glibc below they are never used. */
+static void *fb_memalign(size_t align, size_t n)
+{
+    posix_memalign_fn f = REAL(posix_memalign);
+    if (align < sizeof(void *))
+        align = sizeof(void *);
+    void *p = NULL;
+    int rc = f ? f(&p, align, n) : ENOMEM;
+    if (rc != 0) {
+        errno = rc;
+        return NULL;
+    }
+    return p;
+}
+
+static int fb_posix_memalign(void **out, size_t align, size_t n)
+{
+    (void)out, (void)align, (void)n;
+    return ENOMEM; /* an allocator without posix_memalign: nothing of its own to align with */
+}
+
+static void *fb_valloc(size_t n)
+{
+    return fb_memalign((size_t)sysconf(_SC_PAGESIZE), n);
+}
+
+static void *fb_pvalloc(size_t n)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    if (n > SIZE_MAX - page) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return fb_memalign(page, n ? (n + page - 1) & ~(page - 1) : page);
+}
+
+#define RESOLVE_FAMILY(f, fallback)                                                       \
+    do {                                                                                  \
+        void *sym_ = family_sym(#f, base, self);                                          \
+        __atomic_store_n((void **)&real.f, sym_ ? sym_ : (void *)(fallback), __ATOMIC_RELEASE); \
+    } while (0)
+
 static void resolve(void)
 {
     int expect = 0;
     if (!atomic_compare_exchange_strong(&resolve_state, &expect, 1))
         return; /* done, or under way in this or another thread: callers fall back */
-    malloc_fn m = (malloc_fn)dlsym(RTLD_NEXT, "malloc");
-    free_fn f = (free_fn)dlsym(RTLD_NEXT, "free");
-    usable_fn u = (usable_fn)dlsym(RTLD_NEXT, "malloc_usable_size");
-    calloc_fn c = (calloc_fn)dlsym(RTLD_NEXT, "calloc");
+    const void *self = lib_of((const void *)resolve, NULL);
+    malloc_fn m = (malloc_fn)dlsym(RTLD_DEFAULT, "malloc");
+    const char *mname = NULL;
+    if (m && lib_of((const void *)m, &mname) != self && self) {
+        alloc_shadowed = 1;
+        shadow_name = mname;
+    } else {
+        m = (malloc_fn)dlsym(RTLD_NEXT, "malloc");
+    }
+    const void *base = lib_of((const void *)m, NULL);
+    free_fn f = (free_fn)family_sym("free", base, self);
+    usable_fn u = (usable_fn)family_sym("malloc_usable_size", base, self);
+    calloc_fn c = (calloc_fn)family_sym("calloc", base, self);
+    realloc_fn r = (realloc_fn)family_sym("realloc", base, self);
+    if (!f || !c || !r) {
+        /* Not a whole allocator: take the next definitions, as the loader would. */
+        alloc_shadowed = 0;
+        m = (malloc_fn)dlsym(RTLD_NEXT, "malloc");
+        f = (free_fn)dlsym(RTLD_NEXT, "free");
+        u = (usable_fn)dlsym(RTLD_NEXT, "malloc_usable_size");
+        c = (calloc_fn)dlsym(RTLD_NEXT, "calloc");
+        r = (realloc_fn)dlsym(RTLD_NEXT, "realloc");
+        base = lib_of((const void *)m, NULL);
+    }
     /* Before any pointer is published, so no wrapper ever sees it change under it. */
-    below_glibc = detect_glibc(m, f, u, c);
+    below_glibc = !alloc_shadowed && detect_glibc(m, f, u, c);
     /* Order matters: once malloc is set, the other wrappers stop using the bootstrap arena,
      * so free and usable must be there first. */
     __atomic_store_n(&real.free, f, __ATOMIC_RELEASE);
     __atomic_store_n(&real.usable, u, __ATOMIC_RELEASE);
     __atomic_store_n(&real.calloc, c, __ATOMIC_RELEASE);
-    RESOLVE(realloc);
-    RESOLVE(reallocarray);
-    RESOLVE(posix_memalign);
-    RESOLVE(aligned_alloc);
-    RESOLVE(memalign);
-    RESOLVE(valloc);
-    RESOLVE(pvalloc);
+    __atomic_store_n(&real.realloc, r, __ATOMIC_RELEASE);
+    RESOLVE_FAMILY(posix_memalign, fb_posix_memalign);
+    RESOLVE_FAMILY(aligned_alloc, fb_memalign);
+    RESOLVE_FAMILY(memalign, fb_memalign);
+    RESOLVE_FAMILY(valloc, fb_valloc);
+    RESOLVE_FAMILY(pvalloc, fb_pvalloc);
+    RESOLVE_FAMILY(malloc_trim, NULL);
     RESOLVE(mmap);
     RESOLVE(mmap64);
     RESOLVE(munmap);
     RESOLVE(mremap);
     RESOLVE(brk);
     RESOLVE(sbrk);
-    RESOLVE(malloc_trim);
     __atomic_store_n(&real.malloc, m, __ATOMIC_RELEASE);
     atomic_store(&resolve_state, 2);
+}
+
+const char *preoom_hooks_shadowed_by(void)
+{
+    return alloc_shadowed ? (shadow_name ? shadow_name : "the program") : NULL;
 }
 
 int preoom_hooks_ready(void)
@@ -196,14 +297,35 @@ void preoom_hooks_init(void)
     preoom_hooks_ready();
     fd_resolve_all();
     stacks_on = preoom_opt.stacks != PREOOM_STACKS_OFF;
+    if (alloc_shadowed)
+        preoom_log_verbose(1, "malloc is served by %s, loaded before libpreoom.so: malloc "
+                              "bytes are not counted (put libpreoom.so first in LD_PRELOAD)",
+                           preoom_hooks_shadowed_by());
 }
 
 /* ---- counting helpers ------------------------------------------------------------------ */
 /* `g` is below_glibc, read once by the caller: the compiler must otherwise read it again
  * after every call into the allocator. */
+/* The size of a block of an allocator other than glibc's, or 0 for "count nothing". Its
+ * malloc_usable_size is foreign code called from inside a hook, and it may allocate:
+ * tcmalloc's tc_malloc_size builds its MallocExtension with operator new on first use, which
+ * comes back to our _Znwm, which asks the size again, for ever. A hook entered while this
+ * thread is inside it (or inside any other foreign call of ours) counts nothing; that
+ * allocation is the allocator's own, and never freed by the program. */
+static __attribute__((noinline)) size_t foreign_usable(void *p)
+{
+    usable_fn u = REAL(usable);
+    if (alloc_shadowed || preoom_tls.in_foreign || !u)
+        return 0;
+    preoom_tls.in_foreign++;
+    size_t n = u(p);
+    preoom_tls.in_foreign--;
+    return n;
+}
+
 static inline size_t usable_size(int g, void *p)
 {
-    return PREOOM_LIKELY(g) ? glibc_usable(p) : REAL(usable)(p);
+    return PREOOM_LIKELY(g) ? glibc_usable(p) : foreign_usable(p);
 }
 
 static inline size_t usable_of(void *p)
@@ -254,6 +376,10 @@ ALWAYS_INLINE void counted_alloc(int g, void *p, enum preoom_call call)
         return;
     }
     size_t n = usable_size(g, p);
+    if (PREOOM_UNLIKELY(!g) && !n) {
+        preoom_account_call(call); /* see foreign_usable */
+        return;
+    }
     preoom_account_malloc((int64_t)n, call);
     sample(p, n);
 }
@@ -594,7 +720,8 @@ PREOOM_EXPORT int brk(void *addr)
     char *before = s(0);
     int rc = f(addr);
     preoom_account_call(PREOOM_CALL_BRK);
-    if (rc == 0) {
+    /* tcmalloc grows its heap with sbrk from inside malloc: counted as malloc bytes. */
+    if (rc == 0 && !preoom_tls.in_alloc) {
         int saved = errno;
         preoom_account_brk((int64_t)((char *)s(0) - before));
         errno = saved;
@@ -613,7 +740,7 @@ PREOOM_EXPORT void *sbrk(intptr_t incr)
     }
     void *r = s(incr);
     preoom_account_call(PREOOM_CALL_SBRK);
-    if (r != (void *)-1 && incr != 0)
+    if (r != (void *)-1 && incr != 0 && !preoom_tls.in_alloc)
         preoom_account_brk((int64_t)incr);
     return r;
 }
@@ -765,10 +892,6 @@ static const char *const cxx_names[CXX_OPS] = {
     "_ZdlPvSt11align_val_tRKSt9nothrow_t", "_ZdaPvSt11align_val_tRKSt9nothrow_t",
 };
 static void *cxx_real[CXX_OPS];
-/* Set once a delete form has been seen to reach our free: from then on it is counted there
- * and we skip the extra size lookup. A property of the allocator stack, so it never changes. */
-static _Atomic int delete_reaches_free;
-
 static void *cxx(enum cxx_op op)
 {
     void *f = __atomic_load_n(&cxx_real[op], __ATOMIC_ACQUIRE);
@@ -810,22 +933,21 @@ static inline void leave_alloc(uint32_t **depth)
         preoom_account_call(PREOOM_CALL_NEW);                                             \
     return p;
 
+/* delete: the size is read before the real call, and subtracted only if the real operator
+ * did not reach our free (which subtracted it). Whether it does is not a property of the
+ * allocator: jemalloc's unsized delete calls free through the PLT, its sized one does not. */
 #define DEL_BODY(op, type, p, ...)                                                         \
     if (!p)                                                                               \
         return;                                                                           \
-    int known = atomic_load_explicit(&delete_reaches_free, memory_order_relaxed);          \
-    size_t n = known ? 0 : usable_of(p);                                                  \
+    size_t n = usable_of(p);                                                              \
     preoom_tls.inner_hit = 0;                                                             \
     preoom_tls.in_alloc++;                                                                \
     ((type)cxx(op))(p, ##__VA_ARGS__);                                                    \
     preoom_tls.in_alloc--;                                                                \
-    if (preoom_tls.inner_hit) {                                                           \
-        if (!known)                                                                       \
-            atomic_store_explicit(&delete_reaches_free, 1, memory_order_relaxed);         \
+    if (preoom_tls.inner_hit)                                                             \
         preoom_account_call(PREOOM_CALL_DELETE);                                          \
-    } else {                                                                              \
-        preoom_account_malloc(-(int64_t)(known ? 0 : n), PREOOM_CALL_DELETE);              \
-    }
+    else                                                                                  \
+        preoom_account_malloc(-(int64_t)n, PREOOM_CALL_DELETE);
 
 typedef struct { char c; } preoom_nothrow_t; /* stands in for std::nothrow_t (by reference) */
 typedef void *(*new_t)(size_t);

@@ -118,6 +118,8 @@ typedef struct preoom_tstate {
     uint32_t inner_hit;         /* set by the malloc/free hooks: did operator new/delete
                                  * reach them? (hooks.c) */
     uint32_t guard;             /* inside preoom's own slow paths: do not recurse */
+    uint32_t in_foreign;        /* inside a foreign function a hook called (an allocator's
+                                 * malloc_usable_size): hooks count nothing (hooks.c) */
     uint32_t exited;            /* the thread's key destructor ran */
 } preoom_tstate_t;
 
@@ -421,5 +423,8 @@ int preoom_real_malloc_trim(size_t pad);
 int preoom_hooks_ready(void);
 /* Resolve and read the settings the hooks depend on (init.c calls it first). */
 void preoom_hooks_init(void);
+/* The library whose malloc is first in the global scope when it is not ours (an allocator
+ * preloaded before libpreoom.so): the malloc family is then not counted. NULL otherwise. */
+const char *preoom_hooks_shadowed_by(void);
 
 #endif
