@@ -13,6 +13,7 @@
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <link.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <string.h>
@@ -36,6 +37,8 @@ typedef void *(*mremap_fn)(void *, size_t, size_t, int, ...);
 typedef int (*brk_fn)(void *);
 typedef void *(*sbrk_fn)(intptr_t);
 typedef int (*trim_fn)(size_t);
+typedef int (*phdr_cb)(struct dl_phdr_info *, size_t, void *);
+typedef int (*iterate_fn)(phdr_cb, void *);
 
 static struct {
     malloc_fn malloc;
@@ -291,6 +294,7 @@ int preoom_real_malloc_trim(size_t pad)
 }
 
 static void fd_resolve_all(void);
+static iterate_fn iterate_real(void);
 
 void preoom_hooks_init(void)
 {
@@ -776,6 +780,7 @@ static void fd_resolve_all(void)
 {
     for (int i = 0; i < 5; i++)
         fd_fn(i);
+    iterate_real();
 }
 
 /* libunwind's two descriptors, lower first (-1, -1 when there are none to keep). */
@@ -874,6 +879,35 @@ PREOOM_EXPORT int dup3(int old, int fd, int flags)
         preoom_unwind_give_up("dup3()ed onto");
     dup3_fn f = (dup3_fn)fd_fn(FD_DUP3);
     return f ? f(old, fd, flags) : (int)syscall(SYS_dup3, old, fd, flags);
+}
+
+/* ---- the loader's list of objects -------------------------------------------------------- */
+/* dlsnap.c says why: in a fork child whose loader lock may be held by a thread that no longer
+ * exists, preoom's own walks (libunwind's among them) read the copy taken before the fork.
+ * The program's own calls go to the real one, and the first that comes back proves the lock
+ * free. Otherwise a tail call: glibc picks the namespace from its caller's address. */
+static iterate_fn real_iterate;
+
+static iterate_fn iterate_real(void)
+{
+    iterate_fn f = __atomic_load_n(&real_iterate, __ATOMIC_ACQUIRE);
+    if (PREOOM_UNLIKELY(!f)) {
+        f = (iterate_fn)dlsym(RTLD_NEXT, "dl_iterate_phdr");
+        __atomic_store_n(&real_iterate, f, __ATOMIC_RELEASE);
+    }
+    return f;
+}
+
+PREOOM_EXPORT int dl_iterate_phdr(phdr_cb cb, void *data)
+{
+    if (PREOOM_UNLIKELY(atomic_load_explicit(&preoom_dlsnap_child, memory_order_relaxed))) {
+        if (preoom_tls.own_walk)
+            return preoom_dlsnap_iterate(cb, data);
+        int rc = iterate_real()(cb, data);
+        atomic_store_explicit(&preoom_dlsnap_child, 0, memory_order_relaxed);
+        return rc;
+    }
+    return iterate_real()(cb, data);
 }
 
 /* ---- C++ operators new and delete ------------------------------------------------------ */

@@ -13,6 +13,11 @@
 
 static void atfork_prepare(void)
 {
+    /* First, holding none of our locks: it walks the loaded objects. */
+    if (preoom_opt.stacks != PREOOM_STACKS_OFF) {
+        preoom_dlsnap_take();
+        preoom_unwind_atfork_prepare();
+    }
     preoom_agent_atfork_prepare();
     preoom_maps_atfork_prepare();
     preoom_stacks_atfork_prepare();
@@ -23,10 +28,13 @@ static void atfork_parent(void)
     preoom_stacks_atfork_parent();
     preoom_maps_atfork_parent();
     preoom_agent_atfork_parent();
+    if (preoom_opt.stacks != PREOOM_STACKS_OFF)
+        preoom_unwind_atfork_parent();
 }
 
 static void atfork_child(void)
 {
+    preoom_dlsnap_atfork_child();
     preoom_stacks_atfork_child();
     preoom_maps_atfork_child();
     preoom_account_atfork_child();

@@ -118,6 +118,8 @@ typedef struct preoom_tstate {
     uint32_t inner_hit;         /* set by the malloc/free hooks: did operator new/delete
                                  * reach them? (hooks.c) */
     uint32_t guard;             /* inside preoom's own slow paths: do not recurse */
+    uint32_t own_walk;          /* preoom's own walk of the loaded objects (the unwinder's
+                                 * included): served from dlsnap.c's copy in a fork child */
     uint32_t in_foreign;        /* inside a foreign function a hook called (an allocator's
                                  * malloc_usable_size): hooks count nothing (hooks.c) */
     uint32_t exited;            /* the thread's key destructor ran */
@@ -414,7 +416,16 @@ void preoom_modules_refresh(void);
 int preoom_modules_cover(const uintptr_t *frames, int n);
 /* Refresh, then write `"modules": [...]` (every module ever recorded). 0 or -errno. */
 int preoom_modules_write_json(int fd);
+void preoom_unwind_atfork_prepare(void);
+void preoom_unwind_atfork_parent(void);
 void preoom_unwind_atfork_child(void);
+
+/* ---- dlsnap.c: the loaded objects, copied before fork for the child's unwinder -------- */
+struct dl_phdr_info;
+extern _Atomic int preoom_dlsnap_child;  /* a fork child, the loader's lock not proven free */
+void preoom_dlsnap_take(void);           /* fork prepare (stacks on) */
+void preoom_dlsnap_atfork_child(void);
+int preoom_dlsnap_iterate(int (*cb)(struct dl_phdr_info *, size_t, void *), void *data);
 
 /* ---- hooks.c: the real functions ------------------------------------------------------- */
 /* malloc_trim of the allocator below us, or NULL. */

@@ -122,21 +122,33 @@ static void find_unwinder_pipe(void)
  * thread says it is in, then looks; the giver-up says stop, then looks), so no unwind is
  * under way once the program gets its descriptor. A thread without an account block cannot
  * say so and does not unwind. */
+static _Atomic int unwind_paused;  /* a fork is under way: see preoom_unwind_atfork_prepare */
+static __thread int forking __attribute__((tls_model("initial-exec")));
+
 static int unwind_enter(void)
 {
     preoom_tblock_t *b = preoom_tls.block;
     if (!b)
         return 0;
     atomic_store_explicit(&b->in_unwind, 1, memory_order_seq_cst);
+    while (PREOOM_UNLIKELY(atomic_load_explicit(&unwind_paused, memory_order_seq_cst)) &&
+           !forking) {
+        atomic_store_explicit(&b->in_unwind, 0, memory_order_seq_cst);
+        while (atomic_load_explicit(&unwind_paused, memory_order_seq_cst))
+            sched_yield();
+        atomic_store_explicit(&b->in_unwind, 1, memory_order_seq_cst);
+    }
     if (atomic_load_explicit(&unwind_lost, memory_order_seq_cst)) {
         atomic_store_explicit(&b->in_unwind, 0, memory_order_release);
         return 0;
     }
+    preoom_tls.own_walk++;
     return 1;
 }
 
 static void unwind_leave(void)
 {
+    preoom_tls.own_walk--;
     atomic_store_explicit(&preoom_tls.block->in_unwind, 0, memory_order_release);
 }
 
@@ -312,7 +324,9 @@ void preoom_modules_refresh(void)
     pthread_mutex_lock(&mod_lock);
     mod_gen++;
     pthread_mutex_unlock(&mod_lock);
+    preoom_tls.own_walk++;
     dl_iterate_phdr(record_module, NULL);
+    preoom_tls.own_walk--;
 }
 
 int preoom_modules_cover(const uintptr_t *frames, int n)
@@ -365,7 +379,37 @@ void preoom_unwind_init(void)
     preoom_modules_refresh();
 }
 
-/* Not held across fork: the module lock is taken under the loader lock, which fork may want
- * too. The table is consistent at every store that publishes an entry (the count is raised
- * last), so the child simply gets a fresh lock. */
-void preoom_unwind_atfork_child(void) { pthread_mutex_init(&mod_lock, NULL); }
+/* No thread of ours is inside libunwind at the moment of fork. libunwind keeps locks of its
+ * own (its global cache of register states, its memory pools), and a child of fork inherits
+ * one held by a thread that does not exist there: its first unwind waited for ever (seen in
+ * _ULx86_64_step under tests/prog/forkdl). So the prepare handler stops new unwinds (the
+ * same handshake as preoom_unwind_give_up, but waiting, not refusing) and waits for those
+ * under way, which never wait for anything the forking thread may hold; the forking thread
+ * itself may still unwind (other fork handlers allocate). */
+void preoom_unwind_atfork_prepare(void)
+{
+    forking = 1;
+    atomic_store_explicit(&unwind_paused, 1, memory_order_seq_cst);
+    preoom_tblock_t *mine = preoom_tls.block;
+    for (preoom_tblock_t *b = preoom_account_blocks(); b; b = b->next)
+        while (b != mine && atomic_load_explicit(&b->in_unwind, memory_order_seq_cst))
+            sched_yield();
+}
+
+void preoom_unwind_atfork_parent(void)
+{
+    atomic_store_explicit(&unwind_paused, 0, memory_order_seq_cst);
+    forking = 0;
+}
+
+/* The module lock is not held across fork: it is taken under the loader lock, which fork may
+ * want too. The table is consistent at every store that publishes an entry (the count is
+ * raised last), so the child simply gets a fresh lock. Blocks of threads the child does not
+ * have may still say they are unwinding: nobody waits for them there but a later fork's
+ * prepare, and account.c hands those blocks back first. */
+void preoom_unwind_atfork_child(void)
+{
+    pthread_mutex_init(&mod_lock, NULL);
+    atomic_store_explicit(&unwind_paused, 0, memory_order_seq_cst);
+    forking = 0;
+}
