@@ -829,8 +829,11 @@ static int close_range_around(unsigned first, unsigned last, int flags)
 
 PREOOM_EXPORT int close(int fd)
 {
-    if (PREOOM_UNLIKELY(preoom_unwind_owns_fd(fd)))
-        return 0; /* libunwind's: the program never opened it */
+    if (PREOOM_UNLIKELY(preoom_unwind_owns_fd(fd))) {
+        if (!preoom_tls.own_walk)
+            return 0; /* libunwind's: the program never opened it */
+        preoom_unwind_pipe_closed(fd); /* libunwind's own close, to make a new pipe */
+    }
     close_fn f = (close_fn)fd_fn(FD_CLOSE);
     return f ? f(fd) : (int)syscall(SYS_close, fd);
 }
@@ -879,6 +882,34 @@ PREOOM_EXPORT int dup3(int old, int fd, int flags)
         preoom_unwind_give_up("dup3()ed onto");
     dup3_fn f = (dup3_fn)fd_fn(FD_DUP3);
     return f ? f(old, fd, flags) : (int)syscall(SYS_dup3, old, fd, flags);
+}
+
+/* libunwind's pipe: made inside one of our walks, it is ours to place (unwind.c). Under a
+ * descriptor limit with no room to spare it is refused, and libunwind's copy of the numbers
+ * set to -1 so that it never closes a number the program may hold by then. */
+typedef int (*pipe2_fn)(int *, int);
+PREOOM_EXPORT int pipe2(int fds[2], int flags)
+{
+    static pipe2_fn real_pipe2;
+    pipe2_fn f = __atomic_load_n(&real_pipe2, __ATOMIC_ACQUIRE);
+    if (PREOOM_UNLIKELY(!f)) {
+        f = (pipe2_fn)dlsym(RTLD_NEXT, "pipe2");
+        __atomic_store_n(&real_pipe2, f, __ATOMIC_RELEASE);
+    }
+    if (PREOOM_LIKELY(!preoom_tls.own_walk))
+        return f ? f(fds, flags) : (int)syscall(SYS_pipe2, fds, flags);
+    if (!preoom_fd_room()) {
+        fds[0] = fds[1] = -1;
+        errno = EMFILE;
+        return -1;
+    }
+    int rc = f ? f(fds, flags) : (int)syscall(SYS_pipe2, fds, flags);
+    if (rc == 0) {
+        int saved = errno;
+        preoom_unwind_pipe_made(fds);
+        errno = saved;
+    }
+    return rc;
 }
 
 /* ---- the loader's list of objects -------------------------------------------------------- */

@@ -18,6 +18,7 @@ static void atfork_prepare(void)
         preoom_dlsnap_take();
         preoom_unwind_atfork_prepare();
     }
+    preoom_procself_atfork_prepare();
     preoom_agent_atfork_prepare();
     preoom_maps_atfork_prepare();
     preoom_stacks_atfork_prepare();
@@ -38,6 +39,7 @@ static void atfork_child(void)
     preoom_stacks_atfork_child();
     preoom_maps_atfork_child();
     preoom_account_atfork_child();
+    preoom_procself_atfork_child();
     preoom_tls.sample_countdown = preoom_stacks_next_countdown();
     preoom_agent_atfork_child();
 }
@@ -48,6 +50,7 @@ __attribute__((constructor(102))) static void preoom_init(void)
     preoom_hooks_init();
     preoom_account_init();
     preoom_stacks_init();
+    preoom_procself_open();
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
     preoom_agent_start();
 }

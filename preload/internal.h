@@ -216,6 +216,14 @@ void preoom_maps_atfork_prepare(void);
 void preoom_maps_atfork_parent(void);
 void preoom_maps_atfork_child(void);
 
+/* ---- fds.c: preoom's own descriptors, kept at the top of the table ---------------------- */
+#define PREOOM_FD_MIN_LIMIT 64   /* below this soft RLIMIT_NOFILE preoom keeps no descriptor */
+#define PREOOM_FD_KEEP 8         /* preoom's descriptors go at or above the top minus this */
+/* May preoom keep descriptors open under the current limit? */
+int preoom_fd_room(void);
+/* fd moved up to the top (close-on-exec), the old number closed; fd itself when it cannot. */
+int preoom_fd_park(int fd);
+
 /* ---- procself.c: the kernel's view of this process, without allocating ----------------- */
 /* RssAnon (from /proc/self/statm, cheap) and VmSwap (from /proc/self/status, refreshed at
  * most once a second), in bytes. 0 or -errno. */
@@ -232,6 +240,15 @@ int preoom_parse_stat_start_time(const char *buf, size_t len, uint64_t *start_ti
 /* 1 when a /proc/PID/stat line is a zombie (Z or X) with at most one thread left. */
 int preoom_parse_stat_defunct(const char *buf, size_t len);
 int preoom_procself_comm(char *name, size_t size);
+/* Open what the agent reads every interval, once (at start-up and in a fork child), so that
+ * a sandbox that forbids open later (seccomp) does not stop the measuring. */
+void preoom_procself_open(void);
+/* Fork: prepare reads whether the parent is under a seccomp filter; the child reopens its
+ * own files only if not (an open could kill it). */
+void preoom_procself_atfork_prepare(void);
+void preoom_procself_atfork_child(void);
+/* "Seccomp:" of a status buffer (0 none, 1 strict, 2 filter), or -1 when absent. */
+int preoom_parse_status_seccomp(const char *buf, size_t len);
 uint64_t preoom_now_ns(int clock);
 
 /* ---- report.c: the totals at exit, as JSON ------------------------------------------------ */
@@ -407,6 +424,10 @@ static inline int preoom_unwind_owns_fd(int fd)
 /* The program is putting something of its own at one of those numbers (dup2 onto it): no
  * unwinding from now on (after waiting out the unwinds under way), one line to say so. */
 void preoom_unwind_give_up(const char *why);
+/* libunwind made its pipe (fds, from the pipe2 hook): moved to the top and remembered. */
+int preoom_unwind_pipe_made(int fds[2]);
+/* libunwind closes one of its own pipe's ends (the close hook, inside our walk). */
+void preoom_unwind_pipe_closed(int fd);
 /* The current stack with each frame's stack pointer (the caller's own frames included),
  * by libunwind's slow cursor walk; the frame count. */
 int preoom_unwind_sp(uintptr_t *ips, uintptr_t *sps, int max_frames);

@@ -397,6 +397,7 @@ static inline shard_t *shard_of(uintptr_t p)
 }
 
 static void sc_init(void);
+static char *sc_table(uintptr_t cfa);
 
 static void seed(void)
 {
@@ -436,6 +437,9 @@ void preoom_stacks_init(void)
         return;
     }
     sc_init();
+    /* The main thread's stack bounds now: glibc reads /proc/self/maps for them, and after
+     * start-up a sandbox may forbid the open. */
+    (void)sc_table(0);
     preoom_unwind_init();
     preoom_tls.sample_countdown = preoom_stacks_next_countdown();
     __atomic_store_n(&mode, preoom_opt.stacks, __ATOMIC_RELEASE);

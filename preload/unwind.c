@@ -66,22 +66,39 @@ static int find_self(struct dl_phdr_info *info, size_t size, void *data)
  * descriptors (closefrom(3)) and then opens its own files would have the unwinder read from
  * one of them and write stray bytes into the other (libunwind issues 274 and 291; our
  * tests/prog/fdsweep.c showed it, 13 to 18 bytes each way). So preoom_unwind_init makes
- * libunwind initialize at once, learns which two descriptors it took, and the hooks keep the
- * program's sweeps (close, close_range, closefrom) off them, pretending success: the program
- * never opened them. A program that dup2s onto one of them gets it: unwinding stops first. */
+ * libunwind initialize at once, the pipe2 hook learns which two descriptors it took, and the
+ * hooks keep the program's sweeps (close, close_range, closefrom) off them, pretending
+ * success: the program never opened them. A program that dup2s onto one of them gets it:
+ * unwinding stops first. */
 int preoom_unwind_fds[2] = {-1, -1};
 static _Atomic int unwind_lost;
 
-static int pipe_end_flags(int fd, struct stat *st)
+/* libunwind makes its pipe with pipe2 (through the PLT, so the hooks see it) while this
+ * thread is in one of our walks: the pipe goes to the top of the descriptor table (fds.c), or
+ * is refused when the limit leaves no room, and its two numbers are what the sweeps keep. */
+int preoom_unwind_pipe_made(int fds[2])
 {
-    return fstat(fd, st) == 0 && S_ISFIFO(st->st_mode) ? fcntl(fd, F_GETFL) : -1;
+    int a = preoom_fd_park(fds[0]), b = preoom_fd_park(fds[1]);
+    fds[0] = a;
+    fds[1] = b;
+    __atomic_store_n(&preoom_unwind_fds[0], a, __ATOMIC_RELEASE);
+    __atomic_store_n(&preoom_unwind_fds[1], b, __ATOMIC_RELEASE);
+    return 0;
+}
+
+/* libunwind closing its own pipe to make a new one (after a failed read). */
+void preoom_unwind_pipe_closed(int fd)
+{
+    for (int i = 0; i < 2; i++)
+        if (__atomic_load_n(&preoom_unwind_fds[i], __ATOMIC_RELAXED) == fd)
+            __atomic_store_n(&preoom_unwind_fds[i], -1, __ATOMIC_RELEASE);
 }
 
 static void find_unwinder_pipe(void)
 {
     /* A program started with standard input, output or error closed expects its next open
      * to take that number (daemons do): /dev/null stands in for each closed one of 0..2
-     * while libunwind takes its pipe, and goes again after. */
+     * while libunwind takes its pipe (should it stay low), and goes again after. */
     int held[3], nheld = 0;
     for (int fd = 0; fd < 3; fd++)
         if (syscall(SYS_fcntl, fd, F_GETFD) < 0) {
@@ -90,32 +107,18 @@ static void find_unwinder_pipe(void)
                 break;
             held[nheld++] = (int)h;
         }
-    /* The two lowest free numbers, which libunwind's pipe2 will take next. */
-    int probe[2] = {-1, -1};
     unw_context_t uc;
     unw_cursor_t c;
-    int ok = syscall(SYS_pipe2, probe, O_CLOEXEC) == 0;
-    if (ok) {
-        syscall(SYS_close, probe[0]);
-        syscall(SYS_close, probe[1]);
-        ok = unw_getcontext(&uc) == 0 && unw_init_local(&c, &uc) == 0;
-    }
+    preoom_tls.own_walk++;
+    int ok = unw_getcontext(&uc) == 0 && unw_init_local(&c, &uc) == 0;
+    preoom_tls.own_walk--;
     while (nheld > 0)
         syscall(SYS_close, held[--nheld]);
-    if (!ok)
-        return;
-    struct stat a, b;
-    int fa = pipe_end_flags(probe[0], &a), fb = pipe_end_flags(probe[1], &b);
-    /* Both ends of one pipe, non-blocking as libunwind makes it: anything else (libunwind
-     * already initialized by someone before us, another thread's descriptor) is left alone. */
-    if (fa >= 0 && fb >= 0 && (fa & O_NONBLOCK) && (fb & O_NONBLOCK) && a.st_ino == b.st_ino &&
-        a.st_dev == b.st_dev) {
-        __atomic_store_n(&preoom_unwind_fds[0], probe[0], __ATOMIC_RELEASE);
-        __atomic_store_n(&preoom_unwind_fds[1], probe[1], __ATOMIC_RELEASE);
-    } else {
-        preoom_log_verbose(1, "call stacks: libunwind's pipe not found; descriptor sweeps by "
-                              "the program are not guarded");
-    }
+    if (ok && __atomic_load_n(&preoom_unwind_fds[0], __ATOMIC_RELAXED) < 0)
+        preoom_log_verbose(1, "call stacks: libunwind has no pipe (%s); unchecked addresses "
+                              "end a stack",
+                           preoom_fd_room() ? "libunwind was initialized before preoom"
+                                            : "RLIMIT_NOFILE leaves no descriptor to spare");
 }
 
 /* Around every call into libunwind: a Dekker handshake with preoom_unwind_give_up (this

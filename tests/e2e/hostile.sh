@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/e2e/hostile.sh — hosts that make an interposer's life hard, each run bare and with
 # libpreoom.so (counting, sampled stacks, every stack): the output and exit status must be
-# the bare run's. Fork while other threads dlopen, allocate and unwind.
+# the bare run's. Fork while other threads dlopen, allocate and unwind; a seccomp sandbox that
+# forbids open after start-up; RLIMIT_NOFILE=5.
 # Must never: hang (each program bounds its own waits), or leave a process behind.
 . "$(dirname "$0")/lib.sh"
 
@@ -39,5 +40,32 @@ for m in $MODES; do
     same "200 forks while threads dlopen, allocate and unwind" "$m" \
         "$PROG/forkdl" "$PROG/libdlalloc.so" 200 10
 done
+
+# 2. A sandbox: after start-up the program forbids open and openat to all its threads
+# (seccomp, TSYNC, the process killed on a try), works 1.5 s (the agent measures every 10 ms,
+# /proc/self/status once a second) and forks a child that works too.
+rc=0; "$PROG/sandbox" 100 >/dev/null 2>&1 || rc=$?
+if [ "$rc" -eq 2 ]; then
+    skip "seccomp sandbox: the kernel refuses the filter"
+else
+    for m in $MODES; do
+        same "a seccomp sandbox forbidding open after start-up" "$m" \
+            env PREOOM_INTERVAL_MS=10 "$PROG/sandbox" 1500
+    done
+fi
+
+# 3. RLIMIT_NOFILE=5: standard input, output and error leave two descriptors, and the program
+# must have them (libunwind's pipe took both: `cat FILE` failed with EMFILE).
+if command -v prlimit >/dev/null; then
+    seq 1 5000 >"$T_TMP/lines"
+    seq 5000 -1 1 >"$T_TMP/lines2"
+    for m in $MODES; do
+        same "RLIMIT_NOFILE=5: cat FILE" "$m" prlimit --nofile=5 cat "$T_TMP/lines"
+        same "RLIMIT_NOFILE=5: sort -m FILE FILE2 (both open at once)" "$m" \
+            prlimit --nofile=5 sort -n -m "$T_TMP/lines" "$T_TMP/lines2"
+    done
+else
+    skip "RLIMIT_NOFILE=5: prlimit (util-linux) not installed"
+fi
 
 t_done
