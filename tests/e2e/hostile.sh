@@ -2,7 +2,7 @@
 # tests/e2e/hostile.sh — hosts that make an interposer's life hard, each run bare and with
 # libpreoom.so (counting, sampled stacks, every stack): the output and exit status must be
 # the bare run's. Fork while other threads dlopen, allocate and unwind; a seccomp sandbox that
-# forbids open after start-up; RLIMIT_NOFILE=5.
+# forbids open after start-up; RLIMIT_NOFILE=5; 60,000 disjoint mappings.
 # Must never: hang (each program bounds its own waits), or leave a process behind.
 . "$(dirname "$0")/lib.sh"
 
@@ -67,5 +67,18 @@ if command -v prlimit >/dev/null; then
 else
     skip "RLIMIT_NOFILE=5: prlimit (util-linux) not installed"
 fi
+
+# 4. Many mappings: 60,000 disjoint one-page writable mappings, half unmapped one by one,
+# the rest by one munmap across them all. The program checks the counted bytes of each stage
+# itself (its "ok -" lines, printed only under the preload, are compared apart).
+for m in counting; do
+    a=$("$PROG/manymaps" 60000 2>&1); ra=$?
+    # shellcheck disable=SC2046
+    b=$(env LD_PRELOAD="$LIB" $(mode_env $m) "$PROG/manymaps" 60000 2>&1); rb=$?
+    check "$m: 60,000 disjoint mappings: same output and status ($ra, $rb)" \
+        [ "$a" = "$(grep -v '^\(not \)\?ok - ' <<<"$b")" ] && [ "$ra" -eq "$rb" ]
+    check "$m: 60,000 disjoint mappings: every stage counted exactly ($(grep -c '^ok - ' <<<"$b") of 3)" \
+        [ "$(grep -c '^ok - ' <<<"$b")" -eq 3 ] && ! grep -q '^not ok - ' <<<"$b"
+done
 
 t_done
