@@ -44,9 +44,18 @@ static void registry_attach(void)
         int rc = preoom_reg_open(preoom_opt.registry, 1, preoom_opt.registry_slots,
                                  preoom_opt.registry_gid, 1, &reg, &why);
         if (rc != 0) {
-            preoom_log_error("registry /dev/shm/preoom.%s: %s (%s); this process runs on, "
-                             "not registered",
-                             preoom_opt.registry, why, strerrordesc_np(-rc));
+            /* Another user's registry (a process of that user inherited LD_PRELOAD, or runs
+             * under a shared environment): not a fault of this process, and said on every
+             * exec and fork it would fill the program's output. Only when asked. */
+            int foreign = rc == -EACCES || (rc == -EPERM && strstr(why, "another user"));
+            if (foreign)
+                preoom_log_verbose(1, "registry /dev/shm/preoom.%s: %s (%s); this process "
+                                      "runs on, not registered",
+                                   preoom_opt.registry, why, strerrordesc_np(-rc));
+            else
+                preoom_log_error("registry /dev/shm/preoom.%s: %s (%s); this process runs on, "
+                                 "not registered",
+                                 preoom_opt.registry, why, strerrordesc_np(-rc));
             return;
         }
         /* The mapping is all we use: the host should not find a descriptor of ours among

@@ -60,11 +60,17 @@ static long read_file(const char *path, char *buf, size_t size)
     return n;
 }
 
+static int no_room;   /* the descriptor limit leaves preoom none: touched is not measured */
+
 static long read_kept(int which, char *buf, size_t size)
 {
     int fd = __atomic_load_n(&kept_fd[which], __ATOMIC_RELAXED);
     if (fd >= 0)
         return read_fd(fd, buf, size);
+    /* Not even for a moment: the agent's open, at the instant the program opens its last
+     * free number, would make the program's fail (seen: `sort -m A B` under RLIMIT_NOFILE=5). */
+    if (no_room)
+        return -EMFILE;
     return read_file(kept_path[which], buf, size);
 }
 
@@ -78,8 +84,9 @@ static void kept_lost(int which)
 
 void preoom_procself_open(void)
 {
-    if (!preoom_fd_room())
-        return; /* every descriptor is the program's: open for each read instead */
+    no_room = !preoom_fd_room();
+    if (no_room)
+        return; /* every descriptor is the program's */
     for (int i = 0; i < KEPT_N; i++) {
         if (kept_fd[i] >= 0)
             continue;

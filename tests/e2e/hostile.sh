@@ -2,7 +2,8 @@
 # tests/e2e/hostile.sh — hosts that make an interposer's life hard, each run bare and with
 # libpreoom.so (counting, sampled stacks, every stack): the output and exit status must be
 # the bare run's. Fork while other threads dlopen, allocate and unwind; a seccomp sandbox that
-# forbids open after start-up; RLIMIT_NOFILE=5; 60,000 disjoint mappings.
+# forbids open after start-up; RLIMIT_NOFILE=5; another user's process under our registry;
+# 60,000 disjoint mappings.
 # Must never: hang (each program bounds its own waits), or leave a process behind.
 . "$(dirname "$0")/lib.sh"
 
@@ -68,7 +69,31 @@ else
     skip "RLIMIT_NOFILE=5: prlimit (util-linux) not installed"
 fi
 
-# 4. Many mappings: 60,000 disjoint one-page writable mappings, half unmapped one by one,
+# 5. Another user's processes inherit LD_PRELOAD and the registry name, and the registry is
+# ours (0600): each of their execs and forks must print exactly what it prints bare.
+if ! is_root || ! command -v setpriv >/dev/null; then
+    skip "another user's process: needs root and setpriv to switch users"
+else
+    PREOOM_REGISTRY=$T_REG "$PROG/churn" 1 10 >/dev/null  # not preloaded: nothing made
+    env LD_PRELOAD="$LIB" PREOOM_REGISTRY=$T_REG "$PROG/churn" 1 10 >/dev/null
+    pub=$T_TMP/pub; mkdir -p "$pub"; chmod 755 "$T_TMP" "$pub"
+    cp "$LIB" "$pub/"; chmod 755 "$pub/libpreoom.so"
+    script='echo start; for i in 1 2 3; do /bin/echo "exec $i"; (echo "fork $i"); done | sort; ls /nonexistent 2>&1 | wc -l'
+    for m in $MODES; do
+        a=$(setpriv --reuid=nobody --regid=nogroup --clear-groups bash -c "$script" 2>&1); ra=$?
+        # shellcheck disable=SC2046
+        b=$(setpriv --reuid=nobody --regid=nogroup --clear-groups env LD_PRELOAD="$pub/libpreoom.so" \
+            PREOOM_REGISTRY=$T_REG $(mode_env "$m") bash -c "$script" 2>&1); rb=$?
+        if [ "$a" = "$b" ] && [ "$ra" -eq "$rb" ] && [ -e "/dev/shm/preoom.$T_REG" ]; then
+            ok "$m: another user's shell, execs and forks, root's 0600 registry: same output and status ($ra)"
+        else
+            fail "$m: another user's shell: differs (status $ra vs $rb)"
+            diff <(echo "$a") <(echo "$b") | head -5 | sed 's/^/#   /'
+        fi
+    done
+fi
+
+# 6. Many mappings: 60,000 disjoint one-page writable mappings, half unmapped one by one,
 # the rest by one munmap across them all. The program checks the counted bytes of each stage
 # itself (its "ok -" lines, printed only under the preload, are compared apart).
 for m in counting; do
