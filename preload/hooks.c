@@ -121,11 +121,52 @@ static size_t glibc_usable(const void *p)
     return (head & ~(size_t)7) - ((head & 2) ? 16 : 8);
 }
 
+/* The loaded object holding `fn` (its lowest mapped address: one per object) and its name
+ * ("" for the program). A walk of the program headers: dladdr would also search the symbol
+ * tables, some 50,000 instructions a call, paid by every process at start-up. */
+struct lib_query {
+    uintptr_t addr, lo;
+    const char *name;
+};
+
+static int lib_query_cb(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    struct lib_query *q = data;
+    uintptr_t lo = UINTPTR_MAX;
+    int inside = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD)
+            continue;
+        uintptr_t a = info->dlpi_addr + ph->p_vaddr;
+        if (a < lo)
+            lo = a;
+        if (q->addr >= a && q->addr < a + ph->p_memsz)
+            inside = 1;
+    }
+    if (!inside)
+        return 0;
+    q->lo = lo;
+    q->name = info->dlpi_name;
+    return 1;
+}
+
+static const void *lib_of(const void *fn, const char **name)
+{
+    struct lib_query q = {(uintptr_t)fn, 0, NULL};
+    if (!fn || !dl_iterate_phdr(lib_query_cb, &q))
+        return NULL;
+    if (name)
+        *name = q.name;
+    return (const void *)q.lo;
+}
+
 static int detect_glibc(malloc_fn m, free_fn f, usable_fn u, calloc_fn c)
 {
-    Dl_info info;
-    if (!m || !f || !u || !c || !dladdr((void *)m, &info) || !info.dli_fname ||
-        !strstr(info.dli_fname, "libc.so"))
+    const char *name = NULL;
+    if (!m || !f || !u || !c || !lib_of((const void *)m, &name) || !name ||
+        !strstr(name, "libc.so"))
         return 0;
     /* Below glibc's initial mmap threshold (128 KiB) only: freeing an mmapped chunk raises
      * glibc's dynamic threshold, which would change where the host's later allocations come
@@ -158,16 +199,6 @@ static int detect_glibc(malloc_fn m, free_fn f, usable_fn u, calloc_fn c)
  * whose free is never seen. */
 static int alloc_shadowed;
 static const char *shadow_name; /* the library that shadows our malloc, for one note */
-
-static const void *lib_of(const void *fn, const char **name)
-{
-    Dl_info info;
-    if (!fn || !dladdr(fn, &info))
-        return NULL;
-    if (name)
-        *name = info.dli_fname;
-    return info.dli_fbase;
-}
 
 /* `name` from the library at `base`: the first definition in the global scope that is not
  * ours, or NULL when that library does not define it. */
@@ -232,7 +263,7 @@ static void resolve(void)
     const char *mname = NULL;
     if (m && lib_of((const void *)m, &mname) != self && self) {
         alloc_shadowed = 1;
-        shadow_name = mname;
+        shadow_name = mname && *mname ? mname : NULL;
     } else {
         m = (malloc_fn)dlsym(RTLD_NEXT, "malloc");
     }
