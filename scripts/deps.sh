@@ -12,8 +12,9 @@ want_build="gcc g++ make pkg-config libunwind-dev uthash-dev libdw-dev"
 # beside them.
 want_check="$want_build sqlite3 python3 perl clang libclang-rt-14-dev util-linux procps jq libxml2-utils libcap2-bin groff-base man-db mariadb-server mariadb-client memcached redis-server libtcmalloc-minimal4 libgoogle-perftools4 libjemalloc2 libmimalloc2.0"
 want_demo="$want_build procps"
-# bench: heaptrack to compare the call-site recorder with, GNU time for peak RSS.
-want_bench="$want_check heaptrack time"
+# bench: heaptrack to compare the call-site recorder with, GNU time for peak RSS, valgrind
+# (callgrind) for instruction counts.
+want_bench="$want_check heaptrack time valgrind"
 
 case "${1:-build}" in
     build) want=$want_build ;;
