@@ -333,6 +333,8 @@ int preoom_real_malloc_trim(size_t pad)
 
 static void fd_resolve_all(void);
 static iterate_fn iterate_real(void);
+typedef int (*pipe2_fn)(int *, int);
+static pipe2_fn pipe2_real(void);
 
 void preoom_hooks_init(void)
 {
@@ -911,6 +913,7 @@ static void fd_resolve_all(void)
     for (int i = 0; i < 5; i++)
         fd_fn(i);
     iterate_real();
+    pipe2_real();
 }
 
 /* libunwind's two descriptors, lower first (-1, -1 when there are none to keep). */
@@ -1017,15 +1020,23 @@ PREOOM_EXPORT int dup3(int old, int fd, int flags)
 /* libunwind's pipe: made inside one of our walks, it is ours to place (unwind.c). Under a
  * descriptor limit with no room to spare it is refused, and libunwind's copy of the numbers
  * set to -1 so that it never closes a number the program may hold by then. */
-typedef int (*pipe2_fn)(int *, int);
-PREOOM_EXPORT int pipe2(int fds[2], int flags)
+static pipe2_fn real_pipe2;
+
+/* Looked up at start-up (fd_resolve_all), like the descriptor wrappers: a fork child's first
+ * pipe2 must not need dlsym, which takes the loader's lock. */
+static pipe2_fn pipe2_real(void)
 {
-    static pipe2_fn real_pipe2;
     pipe2_fn f = __atomic_load_n(&real_pipe2, __ATOMIC_ACQUIRE);
     if (PREOOM_UNLIKELY(!f)) {
         f = (pipe2_fn)dlsym(RTLD_NEXT, "pipe2");
         __atomic_store_n(&real_pipe2, f, __ATOMIC_RELEASE);
     }
+    return f;
+}
+
+PREOOM_EXPORT int pipe2(int fds[2], int flags)
+{
+    pipe2_fn f = pipe2_real();
     if (PREOOM_LIKELY(!preoom_tls.own_walk))
         return f ? f(fds, flags) : (int)syscall(SYS_pipe2, fds, flags);
     if (!preoom_fd_room()) {
