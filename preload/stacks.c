@@ -397,7 +397,7 @@ static inline shard_t *shard_of(uintptr_t p)
 }
 
 static void sc_init(void);
-static char *sc_table(uintptr_t cfa);
+static inline __attribute__((always_inline)) char *sc_table(uintptr_t cfa);
 
 static void seed(void)
 {
@@ -899,7 +899,7 @@ static inline unsigned sc_set(uintptr_t ra, uintptr_t cfa)
  * owner's bounds differ or the slots say no, so what it inherits is either still true or
  * never used. The bounds come from pthread_getattr_np once per thread (for the main thread
  * glibc reads /proc/self/maps, through the hooks, which let it pass: guard is set). */
-static char *sc_table(uintptr_t cfa)
+static inline __attribute__((always_inline)) char *sc_table(uintptr_t cfa)
 {
     if (sc_mode == PREOOM_CACHE_OFF)
         return NULL;
