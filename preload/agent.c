@@ -29,6 +29,28 @@ static _Atomic uint32_t local_wake;      /* futex word when there is no registry
 static pthread_mutex_t publish_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t last_answered;           /* request serial answered last */
 static _Atomic int shut_down;
+static _Atomic int64_t adj = -1;        /* see preoom_agent_adj; -1: PREOOM_ADJ's value */
+
+uint64_t preoom_agent_adj(void)
+{
+    int64_t v = atomic_load_explicit(&adj, memory_order_relaxed);
+    return v < 0 ? preoom_opt.adj : (uint64_t)v;
+}
+
+int preoom_agent_raise_adj(uint64_t v)
+{
+    /* Only ever more willing: a hint can raise adj, never lower it (two racing hints: the
+     * higher stays). */
+    int64_t cur = atomic_load_explicit(&adj, memory_order_relaxed);
+    for (;;) {
+        uint64_t eff = cur < 0 ? preoom_opt.adj : (uint64_t)cur;
+        if (v < eff)
+            return -EPERM;
+        if (atomic_compare_exchange_weak_explicit(&adj, &cur, (int64_t)v, memory_order_relaxed,
+                                                  memory_order_relaxed))
+            return 0;
+    }
+}
 
 static long futex(void *addr, int op, uint32_t val, const struct timespec *ts)
 {
@@ -95,7 +117,7 @@ static void publish(void)
     preoom_agent_measure(&t);
     pthread_mutex_lock(&publish_lock);
     if (slot_idx >= 0 && !atomic_load(&stopping))
-        preoom_reg_publish(&reg, slot_idx, &t, __atomic_load_n(&preoom_opt.adj, __ATOMIC_RELAXED));
+        preoom_reg_publish(&reg, slot_idx, &t, preoom_agent_adj());
     pthread_mutex_unlock(&publish_lock);
 }
 
@@ -124,7 +146,7 @@ static void answer(uint64_t req)
         return;
     }
     uint64_t before = touched_now();
-    uint64_t cb = preoom_api_run_callbacks(level, target);
+    uint64_t cb = preoom_callbacks_run(level, target);
     uint64_t mid = touched_now();
     if (preoom_opt.trim)
         preoom_real_malloc_trim(0);
@@ -246,7 +268,7 @@ void preoom_agent_shutdown(void)
     preoom_agent_measure(&t);
     preoom_report_write(&t);
     if (slot_idx >= 0) {
-        preoom_reg_publish(&reg, slot_idx, &t, __atomic_load_n(&preoom_opt.adj, __ATOMIC_RELAXED));
+        preoom_reg_publish(&reg, slot_idx, &t, preoom_agent_adj());
         preoom_reg_release(&reg, slot_idx);
         slot_idx = -1;
     }

@@ -1,6 +1,6 @@
 /* preload/internal.h — what the files of libpreoom.so share, grouped by the file that
  * defines it. Nothing here is exported from the library (-fvisibility=hidden); the exported
- * names are the interposed symbols in hooks.c and the public API in api.c.
+ * names are the interposed symbols in hooks.c and the public API in api.c and callbacks.c.
  *
  * Rule for everything declared here: it never allocates through the wrapped malloc (internal
  * memory comes from arena.c) and never takes a lock on the allocation hot path.
@@ -43,6 +43,8 @@ void preoom_log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2))
 void preoom_log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Only printed when PREOOM_VERBOSE >= level. */
 void preoom_log_verbose(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The level preoom_log_verbose compares with (options.c hands in PREOOM_VERBOSE). */
+void preoom_log_set_verbose(int level);
 
 /* ---- options.c: every PREOOM_* setting, read once --------------------------------------- */
 enum preoom_stacks_mode { PREOOM_STACKS_OFF = 0, PREOOM_STACKS_SAMPLE, PREOOM_STACKS_ALL };
@@ -310,10 +312,15 @@ void preoom_agent_measure(preoom_totals_t *t);
 void preoom_agent_shutdown(void);
 /* Pressure level last published by the arbiter (enum preoom_pressure), or 0. */
 int preoom_agent_pressure(void);
+/* The process's own adjustment (0..1000) that the agent publishes: PREOOM_ADJ at start, then
+ * raised (never lowered) by preoom_hint. Run-time state: not in preoom_opt. */
+uint64_t preoom_agent_adj(void);
+/* Raise it to adj; -EPERM when adj is lower than it is. */
+int preoom_agent_raise_adj(uint64_t adj);
 
-/* ---- api.c: the public API's state ------------------------------------------------------ */
+/* ---- callbacks.c: the app's release callbacks ------------------------------------------- */
 /* Run the registered callbacks in order; returns the sum they reported. */
-uint64_t preoom_api_run_callbacks(int level, uint64_t target_bytes);
+uint64_t preoom_callbacks_run(int level, uint64_t target_bytes);
 
 /* ---- stacks.c: sampled call sites (PREOOM_STACKS) -------------------------------------- */
 #define PREOOM_STACK_MAX_FRAMES 128     /* upper bound of PREOOM_STACK_DEPTH */

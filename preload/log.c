@@ -12,6 +12,12 @@
 #include "internal.h"
 
 static _Atomic int errors_reported;
+static int verbosity;  /* PREOOM_VERBOSE, handed in by options.c: log.c reads no settings */
+
+void preoom_log_set_verbose(int level)
+{
+    verbosity = level;
+}
 
 static void emit(const char *fmt, va_list ap)
 {
@@ -57,7 +63,7 @@ void preoom_log_info(const char *fmt, ...)
 
 void preoom_log_verbose(int level, const char *fmt, ...)
 {
-    if (preoom_opt.verbose < level)
+    if (verbosity < level)
         return;
     va_list ap;
     va_start(ap, fmt);

@@ -274,6 +274,7 @@ void preoom_options_init(void)
     /* secure_getenv returns NULL for everything in a secure-execution process: note it so
      * the report says why nothing was configured. */
     preoom_opt.secure = getenv("PREOOM_REPORT") && !secure_getenv("PREOOM_REPORT");
+    preoom_log_set_verbose(preoom_opt.verbose);
     if (preoom_opt.verbose)
         preoom_options_print(&preoom_opt);
 }
