@@ -455,15 +455,17 @@ void preoom_dlsnap_take(void);           /* fork prepare (stacks on) */
 void preoom_dlsnap_atfork_child(void);
 int preoom_dlsnap_iterate(int (*cb)(struct dl_phdr_info *, size_t, void *), void *data);
 
-/* ---- hooks.c: the real functions ------------------------------------------------------- */
-/* malloc_trim of the allocator below us, or NULL. */
+/* ---- real.c: the real functions behind the wrappers ------------------------------------ */
+/* malloc_trim of the allocator below us (0 when it has none). */
 int preoom_real_malloc_trim(size_t pad);
 /* 1 once the real symbols are resolved. */
 int preoom_hooks_ready(void);
-/* Resolve and read the settings the hooks depend on (init.c calls it first). */
-void preoom_hooks_init(void);
 /* The library whose malloc is first in the global scope when it is not ours (an allocator
  * preloaded before libpreoom.so): the malloc family is then not counted. NULL otherwise. */
 const char *preoom_hooks_shadowed_by(void);
+
+/* ---- hooks.c: the wrappers -------------------------------------------------------------- */
+/* Resolve and read the settings the hooks depend on (init.c calls it first). */
+void preoom_hooks_init(void);
 
 #endif
