@@ -313,6 +313,8 @@ void preoom_real_resolve_rest(void)
 {
     for (int i = 0; i < FD_N; i++)
         fd_fn(i);
+    for (int i = 0; i < CXX_OPS; i++)
+        cxx((enum cxx_op)i);
     iterate_real();
     pipe2_real();
 }
