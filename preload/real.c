@@ -38,7 +38,10 @@ void *preoom_boot_alloc(size_t n, size_t align)
         goto nomem;
     size_t cur = atomic_load(&boot_used), start, end;
     do {
-        start = (cur + 16 + align - 1) & ~(align - 1);
+        /* Aligned as an address, not as an offset: the pool itself is only 64-aligned
+         * (a 4096-aligned valloc from it was not, tests/unit/test_real.c). */
+        uintptr_t base = (uintptr_t)boot_buf;
+        start = ((base + cur + 16 + align - 1) & ~(uintptr_t)(align - 1)) - base;
         end = start + ((n + 15) & ~(size_t)15);
         if (end > BOOT_BYTES)
             goto nomem;
