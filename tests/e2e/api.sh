@@ -80,7 +80,7 @@ check "without a callback: the other finished, the kernel killed nobody (oom_kil
 scene slow --slow-callback 4000 >/dev/null
 ask_t=$(grep -m1 "ask pid $C_PID" "$LOG" | sed 's/^preoomd \([0-9:.]*\):.*/\1/')
 term_t=$(grep -m1 "SIGTERM pid $C_PID" "$LOG" | sed 's/^preoomd \([0-9:.]*\):.*/\1/')
-secs() { awk -F: '{print $1*3600 + $2*60 + $3}' <<<"$1"; }
+secs() { awk -F: '{printf "%.3f\n", $1*3600 + $2*60 + $3}' <<<"$1"; }
 check "slow callback: the log says it did not answer in time" grep -q "pid $C_PID (cache) did not answer within" "$LOG"
 check "slow callback: SIGTERM came on time (ask $ask_t, SIGTERM $term_t, grace 1 s at moderate, 250 ms at critical)" \
     awk -v a="$(secs "$ask_t")" -v t="$(secs "$term_t")" 'BEGIN {d = t - a; exit !(d >= 0.2 && d <= 1.5)}'
