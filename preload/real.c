@@ -21,14 +21,9 @@ static _Atomic int resolve_state; /* 0 not started, 1 under way, 2 done */
 /* ---- bootstrap arena ------------------------------------------------------------------ */
 /* What dlsym and the loader allocate before the real malloc is known. 16-byte header with
  * the size, so realloc and malloc_usable_size work on these blocks too. */
-#define BOOT_BYTES (256 * 1024)
-static char boot_buf[BOOT_BYTES] __attribute__((aligned(64)));
+char preoom_boot_buf[BOOT_BYTES] __attribute__((aligned(64)));
 static _Atomic size_t boot_used;
 
-int preoom_boot_owns(const void *p)
-{
-    return (uintptr_t)p - (uintptr_t)boot_buf < BOOT_BYTES;
-}
 
 void *preoom_boot_alloc(size_t n, size_t align)
 {
@@ -40,15 +35,15 @@ void *preoom_boot_alloc(size_t n, size_t align)
     do {
         /* Aligned as an address, not as an offset: the pool itself is only 64-aligned
          * (a 4096-aligned valloc from it was not, tests/unit/test_real.c). */
-        uintptr_t base = (uintptr_t)boot_buf;
+        uintptr_t base = (uintptr_t)preoom_boot_buf;
         start = ((base + cur + 16 + align - 1) & ~(uintptr_t)(align - 1)) - base;
         end = start + ((n + 15) & ~(size_t)15);
         if (end > BOOT_BYTES)
             goto nomem;
     } while (!atomic_compare_exchange_weak(&boot_used, &cur, end));
     /* The word right before the block stays 0: free's fast path knows a boot block by it. */
-    *(size_t *)(void *)(boot_buf + start - 16) = n;
-    return boot_buf + start; /* static memory: already zero */
+    *(size_t *)(void *)(preoom_boot_buf + start - 16) = n;
+    return preoom_boot_buf + start; /* static memory: already zero */
 nomem:
     errno = ENOMEM;
     return NULL;

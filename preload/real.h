@@ -85,7 +85,12 @@ static inline size_t glibc_usable(const void *p)
  * no glibc chunk header ever is. */
 void *preoom_boot_alloc(size_t n, size_t align);
 size_t preoom_boot_size(const void *p);
-int preoom_boot_owns(const void *p);
+#define BOOT_BYTES (256 * 1024)
+extern char preoom_boot_buf[BOOT_BYTES] PREOOM_HIDDEN;
+static inline int preoom_boot_owns(const void *p)
+{
+    return (uintptr_t)p - (uintptr_t)preoom_boot_buf < BOOT_BYTES;
+}
 
 /* Real functions looked up at start-up (preoom_real_resolve_rest), not on first use: a child
  * of fork may call them before exec, when dlsym could wait for ever on a loader lock another
