@@ -11,6 +11,7 @@ cd "$TOP" || exit 2
 echo "== machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(uname -r)"
 part() { echo; echo "== $1"; shift; "$@" || echo "(part failed: $*)"; }
 part "interposer: counting cost (issue 2)" bench/interposer.sh "$RUNS"
+part "instructions under callgrind: counting, sample, all (issue 13)" bench/instructions.sh
 [ -x bench/registry.sh ] && part "registry: publishing and snapshots (issue 3)" bench/registry.sh
 part "arbiter: reaction time and idle cost (issue 4)" bench/arbiter.sh
 part "call sites: sample / all vs heaptrack (issue 6)" bench/stacks.sh "$((RUNS < 5 ? 5 : RUNS))"

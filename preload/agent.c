@@ -29,6 +29,28 @@ static _Atomic uint32_t local_wake;      /* futex word when there is no registry
 static pthread_mutex_t publish_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t last_answered;           /* request serial answered last */
 static _Atomic int shut_down;
+static _Atomic int64_t hint_adj = -1;   /* see preoom_agent_adj; -1: PREOOM_ADJ's value */
+
+uint64_t preoom_agent_adj(void)
+{
+    int64_t v = atomic_load_explicit(&hint_adj, memory_order_relaxed);
+    return v < 0 ? preoom_opt.adj : (uint64_t)v;
+}
+
+int preoom_agent_raise_adj(uint64_t v)
+{
+    /* Only ever more willing: a hint can raise adj, never lower it (two racing hints: the
+     * higher stays). */
+    int64_t cur = atomic_load_explicit(&hint_adj, memory_order_relaxed);
+    for (;;) {
+        uint64_t eff = cur < 0 ? preoom_opt.adj : (uint64_t)cur;
+        if (v < eff)
+            return -EPERM;
+        if (atomic_compare_exchange_weak_explicit(&hint_adj, &cur, (int64_t)v, memory_order_relaxed,
+                                                  memory_order_relaxed))
+            return 0;
+    }
+}
 
 static long futex(void *addr, int op, uint32_t val, const struct timespec *ts)
 {
@@ -55,16 +77,26 @@ static void registry_attach(void)
                                  preoom_opt.registry_slots, preoom_opt.registry_gid, 1, &reg,
                                  &why);
         if (rc != 0) {
-            preoom_log_error("registry %s/preoom.%s: %s (%s); this process runs on, not "
-                             "registered",
-                             preoom_reg_dir(), preoom_opt.registry, why, strerrordesc_np(-rc));
+            /* Another user's registry (a process of that user inherited LD_PRELOAD, or runs
+             * under a shared environment): not a fault of this process, and said on every
+             * exec and fork it would fill the program's output. Only when asked. */
+            int foreign = rc == -EACCES ||
+                          (rc == -EPERM && (strstr(why, "another user") || strstr(why, "owned by")));
+            if (foreign)
+                preoom_log_verbose(1, "registry %s/preoom.%s: %s (%s); this process runs on, "
+                                      "not registered",
+                                   preoom_reg_dir(), preoom_opt.registry, why, strerrordesc_np(-rc));
+            else
+                preoom_log_error("registry %s/preoom.%s: %s (%s); this process runs on, not "
+                                 "registered",
+                                 preoom_reg_dir(), preoom_opt.registry, why, strerrordesc_np(-rc));
             return;
         }
         if (reg.event && strncmp(reg.event, "replaced", 8) == 0)
             preoom_log_error("registry %s: %s", reg.path, reg.event);
         /* The mapping is all we use: the host should not find a descriptor of ours among
          * its own (programs count, list or close them). */
-        close(reg.fd);
+        syscall(SYS_close, reg.fd); /* raw: our own descriptor, not the program's close */
         reg.fd = -1;
     }
     uint64_t start = 0;
@@ -127,7 +159,7 @@ static void publish(void)
     preoom_agent_measure(&t);
     pthread_mutex_lock(&publish_lock);
     if (slot_idx >= 0 && !atomic_load(&stopping)) {
-        uint64_t adj = __atomic_load_n(&preoom_opt.adj, __ATOMIC_RELAXED);
+        uint64_t adj = preoom_agent_adj();
         /* The host may have installed its own SIGBUS handler since: ours goes back in front
          * (one system call per interval) and passes every other SIGBUS on to theirs. */
         preoom_bus_install();
@@ -138,7 +170,7 @@ static void publish(void)
             /* What the arbiter needs to ask well: whether asking can free anything, how much
              * the app thinks it could, and how long it needs to stop. */
             uint64_t ncb, bytes;
-            preoom_api_offer(&ncb, &bytes);
+            preoom_callbacks_offer(&ncb, &bytes);
             preoom_reg_publish_offer(&reg, slot_idx, ncb, bytes, preoom_opt.term_grace_ms);
         }
     }
@@ -170,7 +202,7 @@ static void answer(uint64_t req, uint64_t target)
         return;
     }
     uint64_t before = touched_now();
-    uint64_t cb = preoom_api_run_callbacks(level, target);
+    uint64_t cb = preoom_callbacks_run(level, target);
     uint64_t mid = touched_now();
     if (preoom_opt.trim)
         preoom_real_malloc_trim(0);
@@ -301,7 +333,7 @@ void preoom_agent_shutdown(void)
     if (slot_idx >= 0) {
         /* Guarded: a registry truncated by now costs nothing but these two stores. */
         if (preoom_reg_publish(&reg, slot_idx, &t,
-                               __atomic_load_n(&preoom_opt.adj, __ATOMIC_RELAXED)) == 0)
+                               preoom_agent_adj()) == 0)
             preoom_reg_release(&reg, slot_idx);
         slot_idx = -1;
     }

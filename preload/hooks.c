@@ -1,18 +1,19 @@
-/* preload/hooks.c — the only file that defines the interposed symbols and includes <dlfcn.h>.
+/* preload/hooks.c — the only file that defines the interposed symbols: the exported
+ * wrappers, and what they count.
  *
- * Each wrapper calls the real function found with dlsym(RTLD_NEXT, ...), then counts what
- * happened: the semantics, return values and errno of the real call are left exactly as they
- * were. While the real symbols are being looked up (dlsym itself calls calloc), allocations
- * are served from a static bootstrap arena whose blocks are recognised and never handed to
- * the real free. The hot path is an indirect call, a thread-local pointer and a few adds.
+ * Each wrapper calls the real function (real.c finds it, and serves allocations from its
+ * bootstrap pool while it looks), then counts what happened: the semantics, return values
+ * and errno of the real call are left exactly as they were. The hot path is an indirect call,
+ * a thread-local pointer and a few adds (the fast path, record.h).
  *
  * C++ operators new and delete are wrapped too: under libstdc++ they reach malloc and free
  * (counted there, so the operator counts nothing), but an allocator like tcmalloc or jemalloc
  * may serve them directly. A thread-local flag set by the malloc/free hooks tells the two
  * cases apart, so each byte is added once and only what was added is subtracted.
+ * Must never: look a symbol up (real.c does, at start-up), or allocate through malloc.
  */
-#include <dlfcn.h>
 #include <errno.h>
+#include <link.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <string.h>
@@ -20,265 +21,75 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "real.h"
 
-typedef void *(*malloc_fn)(size_t);
-typedef void (*free_fn)(void *);
-typedef void *(*calloc_fn)(size_t, size_t);
-typedef void *(*realloc_fn)(void *, size_t);
-typedef void *(*reallocarray_fn)(void *, size_t, size_t);
-typedef int (*posix_memalign_fn)(void **, size_t, size_t);
-typedef void *(*aligned_fn)(size_t, size_t);
-typedef void *(*valloc_fn)(size_t);
-typedef size_t (*usable_fn)(void *);
-typedef void *(*mmap_fn)(void *, size_t, int, int, int, off_t);
-typedef int (*munmap_fn)(void *, size_t);
-typedef void *(*mremap_fn)(void *, size_t, size_t, int, ...);
-typedef int (*brk_fn)(void *);
-typedef void *(*sbrk_fn)(intptr_t);
-typedef int (*trim_fn)(size_t);
+int preoom_hooks_stacks_on;       /* PREOOM_STACKS != off, fixed at init */
+int preoom_hooks_fast;            /* the fast path's one flag (record.h), fixed at init */
 
-static struct {
-    malloc_fn malloc;
-    free_fn free;
-    calloc_fn calloc;
-    realloc_fn realloc;
-    reallocarray_fn reallocarray;
-    posix_memalign_fn posix_memalign;
-    aligned_fn aligned_alloc;
-    aligned_fn memalign;
-    valloc_fn valloc;
-    valloc_fn pvalloc;
-    usable_fn usable;
-    mmap_fn mmap;
-    mmap_fn mmap64;
-    munmap_fn munmap;
-    mremap_fn mremap;
-    brk_fn brk;
-    sbrk_fn sbrk;
-    trim_fn malloc_trim;
-} real;
-
-#define REAL(f) __atomic_load_n(&real.f, __ATOMIC_ACQUIRE)
-
-static _Atomic int resolve_state; /* 0 not started, 1 under way, 2 done */
-static int stacks_on;             /* PREOOM_STACKS != off, fixed at init */
-
-/* ---- bootstrap arena ------------------------------------------------------------------ */
-/* What dlsym and the loader allocate before the real malloc is known. 16-byte header with
- * the size, so realloc and malloc_usable_size work on these blocks too. */
-#define BOOT_BYTES (256 * 1024)
-static char boot_buf[BOOT_BYTES] __attribute__((aligned(64)));
-static _Atomic size_t boot_used;
-
-static int is_boot(const void *p)
-{
-    return (const char *)p >= boot_buf && (const char *)p < boot_buf + BOOT_BYTES;
-}
-
-static void *boot_alloc(size_t n, size_t align)
-{
-    if (align < 16)
-        align = 16;
-    if (n > BOOT_BYTES || align > 4096)
-        goto nomem;
-    size_t cur = atomic_load(&boot_used), start, end;
-    do {
-        start = (cur + 16 + align - 1) & ~(align - 1);
-        end = start + ((n + 15) & ~(size_t)15);
-        if (end > BOOT_BYTES)
-            goto nomem;
-    } while (!atomic_compare_exchange_weak(&boot_used, &cur, end));
-    *(size_t *)(void *)(boot_buf + start - 16) = n;
-    return boot_buf + start; /* static memory: already zero */
-nomem:
-    errno = ENOMEM;
-    return NULL;
-}
-
-static size_t boot_size(const void *p)
-{
-    return *(const size_t *)(const void *)((const char *)p - 16);
-}
-
-/* ---- resolution ----------------------------------------------------------------------- */
-#define RESOLVE(f)                                                                        \
-    __atomic_store_n((void **)&real.f, dlsym(RTLD_NEXT, #f), __ATOMIC_RELEASE)
-
-/* Is the allocator below us glibc's, with its chunk header where malloc_usable_size reads
- * it? Then the hot path reads the size inline (one load instead of a call), and skips the
- * in-allocator flag, which only matters for allocators that call mmap through the dynamic
- * linker (glibc's are internal calls). Decided by behaviour, not by name alone: the inline
- * reading must agree with the real malloc_usable_size on small, large and mmapped chunks. */
-static int below_glibc;
-
-static size_t glibc_usable(const void *p)
-{
-    size_t head = ((const size_t *)p)[-1];
-    /* chunk size without its 3 flag bits, less the header: 16 bytes for an mmapped chunk
-     * (IS_MMAPPED = 2), 8 for one in an arena (its next chunk's prev_size field is ours). */
-    return (head & ~(size_t)7) - ((head & 2) ? 16 : 8);
-}
-
-static int detect_glibc(malloc_fn m, free_fn f, usable_fn u, calloc_fn c)
-{
-    Dl_info info;
-    if (!m || !f || !u || !c || !dladdr((void *)m, &info) || !info.dli_fname ||
-        !strstr(info.dli_fname, "libc.so"))
-        return 0;
-    /* Below glibc's initial mmap threshold (128 KiB) only: freeing an mmapped chunk raises
-     * glibc's dynamic threshold, which would change where the host's later allocations come
-     * from. The mmapped case (IS_MMAPPED) is the same header, read the same way. */
-    static const size_t sizes[] = {1, 24, 100, 1000, 4096, 40000, 100000};
-    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
-        void *p = i % 2 ? c(1, sizes[i]) : m(sizes[i]);
-        if (!p)
-            return 0;
-        int same = glibc_usable(p) == u(p) && u(p) >= sizes[i];
-        f(p);
-        if (!same)
-            return 0;
-    }
-    return 1;
-}
-
-static void resolve(void)
-{
-    int expect = 0;
-    if (!atomic_compare_exchange_strong(&resolve_state, &expect, 1))
-        return; /* done, or under way in this or another thread: callers fall back */
-    malloc_fn m = (malloc_fn)dlsym(RTLD_NEXT, "malloc");
-    free_fn f = (free_fn)dlsym(RTLD_NEXT, "free");
-    usable_fn u = (usable_fn)dlsym(RTLD_NEXT, "malloc_usable_size");
-    calloc_fn c = (calloc_fn)dlsym(RTLD_NEXT, "calloc");
-    /* Before any pointer is published, so no wrapper ever sees it change under it. */
-    below_glibc = detect_glibc(m, f, u, c);
-    /* Order matters: once malloc is set, the other wrappers stop using the bootstrap arena,
-     * so free and usable must be there first. */
-    __atomic_store_n(&real.free, f, __ATOMIC_RELEASE);
-    __atomic_store_n(&real.usable, u, __ATOMIC_RELEASE);
-    __atomic_store_n(&real.calloc, c, __ATOMIC_RELEASE);
-    RESOLVE(realloc);
-    RESOLVE(reallocarray);
-    RESOLVE(posix_memalign);
-    RESOLVE(aligned_alloc);
-    RESOLVE(memalign);
-    RESOLVE(valloc);
-    RESOLVE(pvalloc);
-    RESOLVE(mmap);
-    RESOLVE(mmap64);
-    RESOLVE(munmap);
-    RESOLVE(mremap);
-    RESOLVE(brk);
-    RESOLVE(sbrk);
-    RESOLVE(malloc_trim);
-    __atomic_store_n(&real.malloc, m, __ATOMIC_RELEASE);
-    atomic_store(&resolve_state, 2);
-}
-
-int preoom_hooks_ready(void)
-{
-    if (atomic_load(&resolve_state) != 2)
-        resolve();
-    return atomic_load(&resolve_state) == 2;
-}
-
-int preoom_real_malloc_trim(size_t pad)
-{
-    trim_fn f = REAL(malloc_trim);
-    return f ? f(pad) : 0;
-}
-
-static void fd_resolve_all(void);
+#include "record.h"
 
 void preoom_hooks_init(void)
 {
     preoom_hooks_ready();
-    fd_resolve_all();
-    stacks_on = preoom_opt.stacks != PREOOM_STACKS_OFF;
-}
-
-/* ---- counting helpers ------------------------------------------------------------------ */
-/* `g` is below_glibc, read once by the caller: the compiler must otherwise read it again
- * after every call into the allocator. */
-static inline size_t usable_size(int g, void *p)
-{
-    return PREOOM_LIKELY(g) ? glibc_usable(p) : REAL(usable)(p);
-}
-
-static inline size_t usable_of(void *p)
-{
-    return p ? usable_size(below_glibc, p) : 0;
-}
-
-/* Around calls into the real allocator: see below_glibc. */
-#define ALLOC_ENTER(g)                                                                    \
-    do {                                                                                  \
-        if (PREOOM_UNLIKELY(!(g)))                                                        \
-            preoom_tls.in_alloc++;                                                        \
-    } while (0)
-#define ALLOC_LEAVE(g)                                                                    \
-    do {                                                                                  \
-        if (PREOOM_UNLIKELY(!(g)))                                                        \
-            preoom_tls.in_alloc--;                                                        \
-    } while (0)
-
-/* Where an exported hook was called from: its return address and the stack pointer it
- * returns to (the caller's, just after the call), the key of stacks.c's stack cache. Read
- * only on the sampling branch, and only in functions that are always inlined into the
- * exported ones: inlined, both builtins answer for the function they are inlined into (GCC's
- * documented behaviour), which is the hook the program called. Reading them there, not
- * passing them down, keeps them off the common path: passed as arguments, GCC kept them in
- * two more saved registers on every malloc. */
-#define ALWAYS_INLINE static inline __attribute__((always_inline))
-
-/* Byte sampling for the call-site tables: each allocation spends its size from the thread's
- * countdown; the one that runs it out is recorded (stacks.c draws the next countdown). */
-ALWAYS_INLINE void sample(void *p, size_t n, size_t req)
-{
-    /* Never while guard is set: our own slow paths (and libunwind inside them) allocate,
-     * and those allocations are counted but must not recurse into the recorder. */
-    if (PREOOM_UNLIKELY(stacks_on) && !preoom_tls.guard) {
-        preoom_tls.sample_countdown -= (int64_t)n;
-        if (preoom_opt.stacks == PREOOM_STACKS_ALL || preoom_tls.sample_countdown < 0)
-            preoom_stacks_alloc(p, n, req, (uintptr_t)__builtin_return_address(0),
-                                (uintptr_t)__builtin_dwarf_cfa());
-    }
-}
-
-/* req: the size the program asked for (the call sites report it beside the usable size). */
-ALWAYS_INLINE void counted_alloc(int g, void *p, size_t req, enum preoom_call call)
-{
-    preoom_tls.inner_hit = 1;
-    if (!p) {
-        preoom_account_call(call);
-        return;
-    }
-    size_t n = usable_size(g, p);
-    preoom_account_malloc((int64_t)n, call);
-    sample(p, n, req);
-}
-
-/* Before the real free: what is about to go. */
-static inline size_t counted_free_prepare(int g, void *p)
-{
-    preoom_tls.inner_hit = 1;
-    size_t n = usable_size(g, p);
-    if (PREOOM_UNLIKELY(stacks_on) && preoom_stacks_maybe_sampled(p))
-        preoom_stacks_free(p);
-    return n;
+    preoom_real_resolve_rest();
+    preoom_hooks_stacks_on = preoom_opt.stacks != PREOOM_STACKS_OFF;
+    int fast = preoom_below_glibc && !preoom_hooks_stacks_on && REAL(malloc) && REAL(free) &&
+               REAL(calloc);
+    __atomic_store_n(&preoom_hooks_fast, fast, __ATOMIC_RELEASE);
+    if (preoom_alloc_shadowed)
+        preoom_log_verbose(1, "malloc is served by %s, loaded before libpreoom.so: malloc "
+                              "bytes are not counted (put libpreoom.so first in LD_PRELOAD)",
+                           preoom_hooks_shadowed_by());
 }
 
 /* ---- the malloc family ----------------------------------------------------------------- */
+static __attribute__((noinline)) void *malloc_general(size_t n);
+static __attribute__((noinline)) void free_general(void *p);
+static __attribute__((noinline)) void *calloc_general(size_t nmemb, size_t size);
+
 PREOOM_EXPORT void *malloc(size_t n)
+{
+    if (PREOOM_LIKELY(preoom_hooks_fast))
+        return fast_count(preoom_real.malloc(n), PREOOM_CALL_MALLOC);
+    return malloc_general(n);
+}
+
+/* A bootstrap block's header word is 0 (boot_alloc writes the size in the word before it),
+ * and a glibc chunk's never is: one test tells them apart on the fast path. */
+PREOOM_EXPORT void free(void *p)
+{
+    if (PREOOM_LIKELY(preoom_hooks_fast) && PREOOM_LIKELY(p != NULL)) {
+        size_t head = ((const size_t *)p)[-1];
+        preoom_tblock_t *b = preoom_tls.block;
+        if (PREOOM_UNLIKELY(head == 0 || b == NULL)) {
+            free_general(p);
+            return;
+        }
+        preoom_tls.inner_hit = 1;
+        owner_sub(&b->malloc_bytes, (int64_t)glibc_usable(p));
+        owner_add(&b->calls[PREOOM_CALL_FREE], 1);
+        preoom_real.free(p); /* errno is glibc's to keep: free preserves it */
+        return;
+    }
+    free_general(p);
+}
+
+PREOOM_EXPORT void *calloc(size_t nmemb, size_t size)
+{
+    if (PREOOM_LIKELY(preoom_hooks_fast))
+        return fast_count(preoom_real.calloc(nmemb, size), PREOOM_CALL_CALLOC);
+    return calloc_general(nmemb, size);
+}
+
+static void *malloc_general(size_t n)
 {
     malloc_fn f = REAL(malloc);
     if (PREOOM_UNLIKELY(!f)) {
-        resolve();
+        preoom_real_resolve();
         if (!(f = REAL(malloc)))
-            return boot_alloc(n, 16);
+            return preoom_boot_alloc(n, 16);
     }
-    int g = below_glibc;
+    int g = preoom_below_glibc;
     ALLOC_ENTER(g);
     void *p = f(n);
     ALLOC_LEAVE(g);
@@ -286,18 +97,18 @@ PREOOM_EXPORT void *malloc(size_t n)
     return p;
 }
 
-PREOOM_EXPORT void free(void *p)
+static void free_general(void *p)
 {
     if (!p) {
         preoom_account_call(PREOOM_CALL_FREE);
         return;
     }
-    if (PREOOM_UNLIKELY(is_boot(p)))
+    if (PREOOM_UNLIKELY(preoom_boot_owns(p)))
         return;
     free_fn f = REAL(free);
     if (PREOOM_UNLIKELY(!f))
         return; /* cannot happen: nothing but boot blocks exists before resolution */
-    int g = below_glibc;
+    int g = preoom_below_glibc;
     size_t n = counted_free_prepare(g, p);
     ALLOC_ENTER(g);
     f(p);
@@ -305,21 +116,21 @@ PREOOM_EXPORT void free(void *p)
     preoom_account_malloc(-(int64_t)n, PREOOM_CALL_FREE);
 }
 
-PREOOM_EXPORT void *calloc(size_t nmemb, size_t size)
+static void *calloc_general(size_t nmemb, size_t size)
 {
     calloc_fn f = REAL(calloc);
     if (PREOOM_UNLIKELY(!f)) {
-        resolve();
+        preoom_real_resolve();
         if (!(f = REAL(calloc))) {
             size_t total;
             if (__builtin_mul_overflow(nmemb, size, &total)) {
                 errno = ENOMEM;
                 return NULL;
             }
-            return boot_alloc(total, 16);
+            return preoom_boot_alloc(total, 16);
         }
     }
-    int g = below_glibc;
+    int g = preoom_below_glibc;
     ALLOC_ENTER(g);
     void *p = f(nmemb, size);
     ALLOC_LEAVE(g);
@@ -331,10 +142,10 @@ PREOOM_EXPORT void *calloc(size_t nmemb, size_t size)
 static void *boot_realloc(void *p, size_t n)
 {
     if (!REAL(malloc))
-        return boot_alloc(n, 16);
+        return preoom_boot_alloc(n, 16);
     void *q = malloc(n);
     if (q) {
-        size_t old = boot_size(p);
+        size_t old = preoom_boot_size(p);
         memcpy(q, p, old < n ? old : n);
     }
     return q;
@@ -349,13 +160,13 @@ ALWAYS_INLINE void *realloc_common(void *p, size_t n, int is_array, size_t nmemb
         return NULL;
     }
     if (PREOOM_UNLIKELY(!REAL(realloc))) {
-        resolve();
+        preoom_real_resolve();
         if (!REAL(realloc))
-            return p ? boot_realloc(p, n) : boot_alloc(n, 16);
+            return p ? boot_realloc(p, n) : preoom_boot_alloc(n, 16);
     }
-    if (PREOOM_UNLIKELY(p && is_boot(p)))
+    if (PREOOM_UNLIKELY(p && preoom_boot_owns(p)))
         return boot_realloc(p, n);
-    int g = below_glibc;
+    int g = preoom_below_glibc;
     ALLOC_ENTER(g);
     if (!p) {
         void *q = REAL(realloc)(NULL, n);
@@ -377,7 +188,7 @@ ALWAYS_INLINE void *realloc_common(void *p, size_t n, int is_array, size_t nmemb
     } else {
         /* Failure leaves p as it was: nothing was freed. Put back a sampled record. */
         preoom_account_call(call);
-        if (PREOOM_UNLIKELY(stacks_on))
+        if (PREOOM_UNLIKELY(preoom_hooks_stacks_on))
             preoom_stacks_restore(p);
     }
     return q;
@@ -397,18 +208,18 @@ PREOOM_EXPORT int posix_memalign(void **out, size_t align, size_t n)
 {
     posix_memalign_fn f = REAL(posix_memalign);
     if (PREOOM_UNLIKELY(!f)) {
-        resolve();
+        preoom_real_resolve();
         if (!(f = REAL(posix_memalign))) {
             if (align < sizeof(void *) || (align & (align - 1)))
                 return EINVAL;
-            void *p = boot_alloc(n, align);
+            void *p = preoom_boot_alloc(n, align);
             if (!p)
                 return ENOMEM;
             *out = p;
             return 0;
         }
     }
-    int g = below_glibc;
+    int g = preoom_below_glibc;
     ALLOC_ENTER(g);
     int rc = f(out, align, n);
     ALLOC_LEAVE(g);
@@ -419,8 +230,8 @@ PREOOM_EXPORT int posix_memalign(void **out, size_t align, size_t n)
 ALWAYS_INLINE void *aligned_common(aligned_fn f, size_t align, size_t n, enum preoom_call call)
 {
     if (PREOOM_UNLIKELY(!f))
-        return boot_alloc(n, align);
-    int g = below_glibc;
+        return preoom_boot_alloc(n, align);
+    int g = preoom_below_glibc;
     ALLOC_ENTER(g);
     void *p = f(align, n);
     ALLOC_LEAVE(g);
@@ -431,14 +242,14 @@ ALWAYS_INLINE void *aligned_common(aligned_fn f, size_t align, size_t n, enum pr
 PREOOM_EXPORT void *aligned_alloc(size_t align, size_t n)
 {
     if (!REAL(aligned_alloc))
-        resolve();
+        preoom_real_resolve();
     return aligned_common(REAL(aligned_alloc), align, n, PREOOM_CALL_ALIGNED_ALLOC);
 }
 
 PREOOM_EXPORT void *memalign(size_t align, size_t n)
 {
     if (!REAL(memalign))
-        resolve();
+        preoom_real_resolve();
     return aligned_common(REAL(memalign), align, n, PREOOM_CALL_MEMALIGN);
 }
 
@@ -446,11 +257,11 @@ PREOOM_EXPORT void *valloc(size_t n)
 {
     valloc_fn f = REAL(valloc);
     if (!f) {
-        resolve();
+        preoom_real_resolve();
         if (!(f = REAL(valloc)))
-            return boot_alloc(n, 4096);
+            return preoom_boot_alloc(n, 4096);
     }
-    int g = below_glibc;
+    int g = preoom_below_glibc;
     ALLOC_ENTER(g);
     void *p = f(n);
     ALLOC_LEAVE(g);
@@ -462,11 +273,11 @@ PREOOM_EXPORT void *pvalloc(size_t n)
 {
     valloc_fn f = REAL(pvalloc);
     if (!f) {
-        resolve();
+        preoom_real_resolve();
         if (!(f = REAL(pvalloc)))
-            return boot_alloc((n + 4095) & ~(size_t)4095, 4096);
+            return preoom_boot_alloc((n + 4095) & ~(size_t)4095, 4096);
     }
-    int g = below_glibc;
+    int g = preoom_below_glibc;
     ALLOC_ENTER(g);
     void *p = f(n);
     ALLOC_LEAVE(g);
@@ -479,11 +290,11 @@ PREOOM_EXPORT size_t malloc_usable_size(void *p)
     preoom_account_call(PREOOM_CALL_USABLE_SIZE);
     if (!p)
         return 0;
-    if (is_boot(p))
-        return boot_size(p);
+    if (preoom_boot_owns(p))
+        return preoom_boot_size(p);
     usable_fn f = REAL(usable);
     if (!f) {
-        resolve();
+        preoom_real_resolve();
         if (!(f = REAL(usable)))
             return 0;
     }
@@ -513,7 +324,7 @@ static void *mmap_common(mmap_fn f, void *addr, size_t len, int prot, int flags,
     if (counts_as_committed(prot, flags)) {
         preoom_account_mmap(preoom_maps_add((uintptr_t)r, len));
         /* The program's own anonymous mappings: few and large, so every one is recorded. */
-        if (PREOOM_UNLIKELY(stacks_on) && !preoom_tls.guard)
+        if (PREOOM_UNLIKELY(preoom_hooks_stacks_on) && !preoom_tls.guard)
             preoom_stacks_mmap(r, len);
     } else if (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE))
         /* Something else now lives where a counted mapping may have been. */
@@ -525,28 +336,28 @@ static void *mmap_common(mmap_fn f, void *addr, size_t len, int prot, int flags,
 PREOOM_EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
     if (!REAL(mmap))
-        resolve();
+        preoom_real_resolve();
     return mmap_common(REAL(mmap), addr, len, prot, flags, fd, off);
 }
 
 PREOOM_EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off64_t off)
 {
     if (!REAL(mmap64))
-        resolve();
+        preoom_real_resolve();
     return mmap_common(REAL(mmap64), addr, len, prot, flags, fd, (off_t)off);
 }
 
 PREOOM_EXPORT int munmap(void *addr, size_t len)
 {
     if (!REAL(munmap))
-        resolve();
+        preoom_real_resolve();
     munmap_fn f = REAL(munmap);
     int rc = f ? f(addr, len) : preoom_sys_munmap(addr, len);
     preoom_account_call(PREOOM_CALL_MUNMAP);
     if (rc == 0) {
         int saved = errno;
         preoom_account_mmap(preoom_maps_remove((uintptr_t)addr, len));
-        if (PREOOM_UNLIKELY(stacks_on) && preoom_stacks_maybe_sampled(addr))
+        if (PREOOM_UNLIKELY(preoom_hooks_stacks_on) && preoom_stacks_maybe_sampled(addr))
             preoom_stacks_free(addr);
         errno = saved;
     }
@@ -563,7 +374,7 @@ PREOOM_EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags,
         va_end(ap);
     }
     if (!REAL(mremap))
-        resolve();
+        preoom_real_resolve();
     mremap_fn f = REAL(mremap);
     void *r;
     if (f)
@@ -581,7 +392,7 @@ PREOOM_EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags,
         int keep = 0;
 #endif
         preoom_account_mmap(preoom_maps_move((uintptr_t)old, old_len, (uintptr_t)r, new_len, keep));
-        if (PREOOM_UNLIKELY(stacks_on) && !keep && preoom_stacks_maybe_sampled(old)) {
+        if (PREOOM_UNLIKELY(preoom_hooks_stacks_on) && !keep && preoom_stacks_maybe_sampled(old)) {
             preoom_stacks_free(old);
             preoom_stacks_mmap(r, new_len);
         }
@@ -594,7 +405,7 @@ PREOOM_EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags,
 PREOOM_EXPORT int brk(void *addr)
 {
     if (!REAL(brk))
-        resolve();
+        preoom_real_resolve();
     brk_fn f = REAL(brk);
     sbrk_fn s = REAL(sbrk);
     if (!f || !s) {
@@ -604,7 +415,8 @@ PREOOM_EXPORT int brk(void *addr)
     char *before = s(0);
     int rc = f(addr);
     preoom_account_call(PREOOM_CALL_BRK);
-    if (rc == 0) {
+    /* tcmalloc grows its heap with sbrk from inside malloc: counted as malloc bytes. */
+    if (rc == 0 && !preoom_tls.in_alloc) {
         int saved = errno;
         preoom_account_brk((int64_t)((char *)s(0) - before));
         errno = saved;
@@ -615,7 +427,7 @@ PREOOM_EXPORT int brk(void *addr)
 PREOOM_EXPORT void *sbrk(intptr_t incr)
 {
     if (!REAL(sbrk))
-        resolve();
+        preoom_real_resolve();
     sbrk_fn s = REAL(sbrk);
     if (!s) {
         errno = ENOMEM;
@@ -623,7 +435,7 @@ PREOOM_EXPORT void *sbrk(intptr_t incr)
     }
     void *r = s(incr);
     preoom_account_call(PREOOM_CALL_SBRK);
-    if (r != (void *)-1 && incr != 0)
+    if (r != (void *)-1 && incr != 0 && !preoom_tls.in_alloc)
         preoom_account_brk((int64_t)incr);
     return r;
 }
@@ -634,33 +446,6 @@ PREOOM_EXPORT void *sbrk(intptr_t incr)
  * success for them; dup2 and dup3 onto one of them first stop all unwinding, then let the
  * program have the number. Everything else passes straight through: with stacks off, or
  * when libunwind's pipe was not found, these wrappers only compare two integers. */
-typedef int (*close_fn)(int);
-typedef int (*close_range_fn)(unsigned, unsigned, int);
-typedef void (*closefrom_fn)(int);
-typedef int (*dup2_fn)(int, int);
-typedef int (*dup3_fn)(int, int, int);
-static void *fd_real[5];
-enum { FD_CLOSE, FD_CLOSE_RANGE, FD_CLOSEFROM, FD_DUP2, FD_DUP3 };
-static const char *const fd_names[5] = {"close", "close_range", "closefrom", "dup2", "dup3"};
-
-static void *fd_fn(int which)
-{
-    void *f = __atomic_load_n(&fd_real[which], __ATOMIC_ACQUIRE);
-    if (PREOOM_UNLIKELY(!f)) {
-        f = dlsym(RTLD_NEXT, fd_names[which]);
-        __atomic_store_n(&fd_real[which], f, __ATOMIC_RELEASE);
-    }
-    return f;
-}
-
-/* At start-up, not on first use: a child of fork may call close before exec, when dlsym
- * could wait forever on a loader lock another thread of the parent held. */
-static void fd_resolve_all(void)
-{
-    for (int i = 0; i < 5; i++)
-        fd_fn(i);
-}
-
 /* libunwind's two descriptors, lower first (-1, -1 when there are none to keep). */
 static void kept_fds(int keep[2])
 {
@@ -707,8 +492,11 @@ static int close_range_around(unsigned first, unsigned last, int flags)
 
 PREOOM_EXPORT int close(int fd)
 {
-    if (PREOOM_UNLIKELY(preoom_unwind_owns_fd(fd)))
-        return 0; /* libunwind's: the program never opened it */
+    if (PREOOM_UNLIKELY(preoom_unwind_owns_fd(fd))) {
+        if (!preoom_tls.own_walk)
+            return 0; /* libunwind's: the program never opened it */
+        preoom_unwind_pipe_closed(fd); /* libunwind's own close, to make a new pipe */
+    }
     close_fn f = (close_fn)fd_fn(FD_CLOSE);
     return f ? f(fd) : (int)syscall(SYS_close, fd);
 }
@@ -759,36 +547,47 @@ PREOOM_EXPORT int dup3(int old, int fd, int flags)
     return f ? f(old, fd, flags) : (int)syscall(SYS_dup3, old, fd, flags);
 }
 
-/* ---- C++ operators new and delete ------------------------------------------------------ */
-/* Mangled names of every replaceable form (Itanium C++ ABI, size_t = unsigned long). */
-enum cxx_op {
-    NEW, NEW_ARR, NEW_NT, NEW_ARR_NT, NEW_AL, NEW_ARR_AL, NEW_AL_NT, NEW_ARR_AL_NT,
-    DEL, DEL_ARR, DEL_SZ, DEL_ARR_SZ, DEL_AL, DEL_ARR_AL, DEL_SZ_AL, DEL_ARR_SZ_AL, DEL_NT,
-    DEL_ARR_NT, DEL_AL_NT, DEL_ARR_AL_NT, CXX_OPS
-};
-static const char *const cxx_names[CXX_OPS] = {
-    "_Znwm", "_Znam", "_ZnwmRKSt9nothrow_t", "_ZnamRKSt9nothrow_t", "_ZnwmSt11align_val_t",
-    "_ZnamSt11align_val_t", "_ZnwmSt11align_val_tRKSt9nothrow_t",
-    "_ZnamSt11align_val_tRKSt9nothrow_t", "_ZdlPv", "_ZdaPv", "_ZdlPvm", "_ZdaPvm",
-    "_ZdlPvSt11align_val_t", "_ZdaPvSt11align_val_t", "_ZdlPvmSt11align_val_t",
-    "_ZdaPvmSt11align_val_t", "_ZdlPvRKSt9nothrow_t", "_ZdaPvRKSt9nothrow_t",
-    "_ZdlPvSt11align_val_tRKSt9nothrow_t", "_ZdaPvSt11align_val_tRKSt9nothrow_t",
-};
-static void *cxx_real[CXX_OPS];
-/* Set once a delete form has been seen to reach our free: from then on it is counted there
- * and we skip the extra size lookup. A property of the allocator stack, so it never changes. */
-static _Atomic int delete_reaches_free;
-
-static void *cxx(enum cxx_op op)
+/* libunwind's pipe: made inside one of our walks, it is ours to place (unwind.c). Under a
+ * descriptor limit with no room to spare it is refused, and libunwind's copy of the numbers
+ * set to -1 so that it never closes a number the program may hold by then. */
+PREOOM_EXPORT int pipe2(int fds[2], int flags)
 {
-    void *f = __atomic_load_n(&cxx_real[op], __ATOMIC_ACQUIRE);
-    if (PREOOM_UNLIKELY(!f)) {
-        f = dlsym(RTLD_NEXT, cxx_names[op]);
-        __atomic_store_n(&cxx_real[op], f, __ATOMIC_RELEASE);
+    pipe2_fn f = pipe2_real();
+    if (PREOOM_LIKELY(!preoom_tls.own_walk))
+        return f ? f(fds, flags) : (int)syscall(SYS_pipe2, fds, flags);
+    if (!preoom_fd_room()) {
+        fds[0] = fds[1] = -1;
+        errno = EMFILE;
+        return -1;
     }
-    return f;
+    int rc = f ? f(fds, flags) : (int)syscall(SYS_pipe2, fds, flags);
+    if (rc == 0) {
+        int saved = errno;
+        preoom_unwind_pipe_made(fds);
+        errno = saved;
+    }
+    return rc;
 }
 
+/* ---- the loader's list of objects -------------------------------------------------------- */
+/* dlsnap.c says why: in a fork child whose loader lock may be held by a thread that no longer
+ * exists, preoom's own walks (libunwind's among them) read the copy taken before the fork.
+ * The program's own calls go to the real one, and the first that comes back proves the lock
+ * free. Otherwise a tail call: glibc picks the namespace from its caller's address. */
+PREOOM_EXPORT int dl_iterate_phdr(phdr_cb cb, void *data)
+{
+    if (PREOOM_UNLIKELY(atomic_load_explicit(&preoom_dlsnap_child, memory_order_relaxed))) {
+        if (preoom_tls.own_walk)
+            return preoom_dlsnap_iterate(cb, data);
+        int rc = iterate_real()(cb, data);
+        atomic_store_explicit(&preoom_dlsnap_child, 0, memory_order_relaxed);
+        return rc;
+    }
+    return iterate_real()(cb, data);
+}
+
+/* ---- C++ operators new and delete ------------------------------------------------------ */
+/* Mangled names of every replaceable form (Itanium C++ ABI, size_t = unsigned long). */
 /* Unconditional, unlike ALLOC_ENTER: operator new may be served by an allocator of its own
  * (tcmalloc's) even where malloc is glibc's. */
 static inline uint32_t *enter_alloc(void)
@@ -820,22 +619,21 @@ static inline void leave_alloc(uint32_t **depth)
         preoom_account_call(PREOOM_CALL_NEW);                                             \
     return p;
 
+/* delete: the size is read before the real call, and subtracted only if the real operator
+ * did not reach our free (which subtracted it). Whether it does is not a property of the
+ * allocator: jemalloc's unsized delete calls free through the PLT, its sized one does not. */
 #define DEL_BODY(op, type, p, ...)                                                         \
     if (!p)                                                                               \
         return;                                                                           \
-    int known = atomic_load_explicit(&delete_reaches_free, memory_order_relaxed);          \
-    size_t n = known ? 0 : usable_of(p);                                                  \
+    size_t n = usable_of(p);                                                              \
     preoom_tls.inner_hit = 0;                                                             \
     preoom_tls.in_alloc++;                                                                \
     ((type)cxx(op))(p, ##__VA_ARGS__);                                                    \
     preoom_tls.in_alloc--;                                                                \
-    if (preoom_tls.inner_hit) {                                                           \
-        if (!known)                                                                       \
-            atomic_store_explicit(&delete_reaches_free, 1, memory_order_relaxed);         \
+    if (preoom_tls.inner_hit)                                                             \
         preoom_account_call(PREOOM_CALL_DELETE);                                          \
-    } else {                                                                              \
-        preoom_account_malloc(-(int64_t)(known ? 0 : n), PREOOM_CALL_DELETE);              \
-    }
+    else                                                                                  \
+        preoom_account_malloc(-(int64_t)n, PREOOM_CALL_DELETE);
 
 typedef struct { char c; } preoom_nothrow_t; /* stands in for std::nothrow_t (by reference) */
 typedef void *(*new_t)(size_t);

@@ -13,6 +13,12 @@
 
 static void atfork_prepare(void)
 {
+    /* First, holding none of our locks: it walks the loaded objects. */
+    if (preoom_opt.stacks != PREOOM_STACKS_OFF) {
+        preoom_dlsnap_take();
+        preoom_unwind_atfork_prepare();
+    }
+    preoom_procself_atfork_prepare();
     preoom_agent_atfork_prepare();
     preoom_maps_atfork_prepare();
     preoom_stacks_atfork_prepare();
@@ -23,13 +29,17 @@ static void atfork_parent(void)
     preoom_stacks_atfork_parent();
     preoom_maps_atfork_parent();
     preoom_agent_atfork_parent();
+    if (preoom_opt.stacks != PREOOM_STACKS_OFF)
+        preoom_unwind_atfork_parent();
 }
 
 static void atfork_child(void)
 {
+    preoom_dlsnap_atfork_child();
     preoom_stacks_atfork_child();
     preoom_maps_atfork_child();
     preoom_account_atfork_child();
+    preoom_procself_atfork_child();
     preoom_tls.sample_countdown = preoom_stacks_next_countdown();
     preoom_agent_atfork_child();
 }
@@ -41,6 +51,7 @@ __attribute__((constructor(102))) static void preoom_init(void)
     preoom_hooks_init();
     preoom_account_init();
     preoom_stacks_init();
+    preoom_procself_open();
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
     preoom_agent_start();
 }

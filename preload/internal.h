@@ -1,6 +1,6 @@
 /* preload/internal.h — what the files of libpreoom.so share, grouped by the file that
  * defines it. Nothing here is exported from the library (-fvisibility=hidden); the exported
- * names are the interposed symbols in hooks.c and the public API in api.c.
+ * names are the interposed symbols in hooks.c and the public API in api.c and callbacks.c.
  *
  * Rule for everything declared here: it never allocates through the wrapped malloc (internal
  * memory comes from arena.c) and never takes a lock on the allocation hot path.
@@ -33,6 +33,9 @@ void preoom_log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2))
 void preoom_log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Only printed when PREOOM_VERBOSE >= level. */
 void preoom_log_verbose(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The level preoom_log_verbose compares with (options.c hands in PREOOM_VERBOSE). */
+void preoom_log_set_verbose(int level);
+void preoom_log_set_file(const char *path); /* PREOOM_LOG, "" for fd 2 */
 
 /* ---- options.c: every PREOOM_* setting, read once --------------------------------------- */
 
@@ -98,6 +101,10 @@ typedef struct preoom_tstate {
     uint32_t inner_hit;         /* set by the malloc/free hooks: did operator new/delete
                                  * reach them? (hooks.c) */
     uint32_t guard;             /* inside preoom's own slow paths: do not recurse */
+    uint32_t own_walk;          /* preoom's own walk of the loaded objects (the unwinder's
+                                 * included): served from dlsnap.c's copy in a fork child */
+    uint32_t in_foreign;        /* inside a foreign function a hook called (an allocator's
+                                 * malloc_usable_size): hooks count nothing (hooks.c) */
     uint32_t exited;            /* the thread's key destructor ran */
 } preoom_tstate_t;
 
@@ -184,6 +191,14 @@ void preoom_maps_atfork_prepare(void);
 void preoom_maps_atfork_parent(void);
 void preoom_maps_atfork_child(void);
 
+/* ---- fds.c: preoom's own descriptors, kept at the top of the table ---------------------- */
+#define PREOOM_FD_MIN_LIMIT 64   /* below this soft RLIMIT_NOFILE preoom keeps no descriptor */
+#define PREOOM_FD_KEEP 8         /* preoom's descriptors go at or above the top minus this */
+/* May preoom keep descriptors open under the current limit? */
+int preoom_fd_room(void);
+/* fd moved up to the top (close-on-exec), the old number closed; fd itself when it cannot. */
+int preoom_fd_park(int fd);
+
 /* ---- procself.c: the kernel's view of this process, without allocating ----------------- */
 /* RssAnon (from /proc/self/statm, cheap) and VmSwap (from /proc/self/status, refreshed at
  * most once a second), in bytes. 0 or -errno. */
@@ -197,6 +212,16 @@ int preoom_parse_status_touched(const char *buf, size_t len, uint64_t *rss_anon,
 /* Field 22 of /proc/self/stat, and the short name. */
 int preoom_procself_start_time(uint64_t *start_ticks);
 int preoom_procself_comm(char *name, size_t size);
+/* Open what the agent reads every interval, once (at start-up and in a fork child), so that
+ * a sandbox that forbids open later (seccomp) does not stop the measuring. */
+void preoom_procself_open(void);
+/* Fork: prepare reads whether the parent is under a seccomp filter; the child reopens its
+ * own files only if not (an open could kill it). */
+void preoom_procself_atfork_prepare(void);
+void preoom_procself_atfork_child(void);
+/* "Seccomp:" of a status buffer (0 none, 1 strict, 2 filter), or -1 when absent. */
+int preoom_parse_status_seccomp(const char *buf, size_t len);
+uint64_t preoom_now_ns(int clock);
 
 /* ---- report.c: the totals at exit, as JSON ------------------------------------------------ */
 /* Format the totals as one JSON object (pure). Returns the length or -ENOSPC. */
@@ -216,12 +241,19 @@ void preoom_agent_measure(preoom_totals_t *t);
 void preoom_agent_shutdown(void);
 /* Pressure level last published by the arbiter (enum preoom_pressure), or 0. */
 int preoom_agent_pressure(void);
+/* The process's own adjustment (0..1000) that the agent publishes: PREOOM_ADJ at start, then
+ * raised (never lowered) by preoom_hint. Run-time state: not in preoom_opt. */
+uint64_t preoom_agent_adj(void);
+/* Raise it to adj; -EPERM when adj is lower than it is. */
+int preoom_agent_raise_adj(uint64_t adj);
 
-/* ---- api.c: the public API's state ------------------------------------------------------ */
+/* ---- callbacks.c: the app's release callbacks ------------------------------------------- */
 /* Run the registered callbacks in order; returns the sum they reported. */
-uint64_t preoom_api_run_callbacks(int level, uint64_t target_bytes);
-/* How many release callbacks are registered, and what the app says it could free. */
-void preoom_api_offer(uint64_t *callbacks, uint64_t *reclaimable_bytes);
+uint64_t preoom_callbacks_run(int level, uint64_t target_bytes);
+/* How many release callbacks are registered, and what the app says it could free (API 2's
+ * preoom_reclaimable). */
+void preoom_callbacks_offer(uint64_t *callbacks, uint64_t *reclaimable_bytes);
+void preoom_callbacks_set_reclaimable(uint64_t bytes);
 
 /* ---- stacks.c: sampled call sites (PREOOM_STACKS) -------------------------------------- */
 #define PREOOM_STACK_MAX_FRAMES 128     /* upper bound of PREOOM_STACK_DEPTH */
@@ -336,6 +368,10 @@ static inline int preoom_unwind_owns_fd(int fd)
 /* The program is putting something of its own at one of those numbers (dup2 onto it): no
  * unwinding from now on (after waiting out the unwinds under way), one line to say so. */
 void preoom_unwind_give_up(const char *why);
+/* libunwind made its pipe (fds, from the pipe2 hook): moved to the top and remembered. */
+int preoom_unwind_pipe_made(int fds[2]);
+/* libunwind closes one of its own pipe's ends (the close hook, inside our walk). */
+void preoom_unwind_pipe_closed(int fd);
 /* The current stack with each frame's stack pointer (the caller's own frames included),
  * by libunwind's slow cursor walk; the frame count. */
 int preoom_unwind_sp(uintptr_t *ips, uintptr_t *sps, int max_frames);
@@ -345,13 +381,27 @@ void preoom_modules_refresh(void);
 int preoom_modules_cover(const uintptr_t *frames, int n);
 /* Refresh, then write `"modules": [...]` (every module ever recorded). 0 or -errno. */
 int preoom_modules_write_json(int fd);
+void preoom_unwind_atfork_prepare(void);
+void preoom_unwind_atfork_parent(void);
 void preoom_unwind_atfork_child(void);
 
-/* ---- hooks.c: the real functions ------------------------------------------------------- */
-/* malloc_trim of the allocator below us, or NULL. */
+/* ---- dlsnap.c: the loaded objects, copied before fork for the child's unwinder -------- */
+struct dl_phdr_info;
+extern _Atomic int preoom_dlsnap_child;  /* a fork child, the loader's lock not proven free */
+void preoom_dlsnap_take(void);           /* fork prepare (stacks on) */
+void preoom_dlsnap_atfork_child(void);
+int preoom_dlsnap_iterate(int (*cb)(struct dl_phdr_info *, size_t, void *), void *data);
+
+/* ---- real.c: the real functions behind the wrappers ------------------------------------ */
+/* malloc_trim of the allocator below us (0 when it has none). */
 int preoom_real_malloc_trim(size_t pad);
 /* 1 once the real symbols are resolved. */
 int preoom_hooks_ready(void);
+/* The library whose malloc is first in the global scope when it is not ours (an allocator
+ * preloaded before libpreoom.so): the malloc family is then not counted. NULL otherwise. */
+const char *preoom_hooks_shadowed_by(void);
+
+/* ---- hooks.c: the wrappers -------------------------------------------------------------- */
 /* Resolve and read the settings the hooks depend on (init.c calls it first). */
 void preoom_hooks_init(void);
 

@@ -36,11 +36,25 @@ void preoom_log_init(void)
     }
 }
 
+/* PREOOM_LOG and PREOOM_VERBOSE, handed in by options.c: log.c reads no settings. */
+static const char *log_path = "";
+static int verbosity;
+
+void preoom_log_set_verbose(int level)
+{
+    verbosity = level;
+}
+
+void preoom_log_set_file(const char *path)
+{
+    log_path = path ? path : "";
+}
+
 static void put_line(const char *line, size_t n)
 {
     struct stat st;
-    if (preoom_opt.log[0]) {
-        int fd = open(preoom_opt.log,
+    if (log_path[0]) {
+        int fd = open(log_path,
                       O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
         if (fd < 0)
             return;
@@ -52,6 +66,7 @@ static void put_line(const char *line, size_t n)
     preoom_log_init();
     if (fd2_known == 1 && fstat(2, &st) == 0 && st.st_dev == fd2_dev && st.st_ino == fd2_ino)
         (void)preoom_write_all(2, line, n);
+
 }
 
 static void emit(const char *fmt, va_list ap)
@@ -98,7 +113,7 @@ void preoom_log_info(const char *fmt, ...)
 
 void preoom_log_verbose(int level, const char *fmt, ...)
 {
-    if (preoom_opt.verbose < level)
+    if (verbosity < level)
         return;
     va_list ap;
     va_start(ap, fmt);

@@ -158,6 +158,8 @@ void preoom_options_init(void)
     /* secure_getenv returns NULL for everything in a secure-execution process: note it so
      * the report says why nothing was configured. */
     preoom_opt.secure = getenv("PREOOM_REPORT") && !secure_getenv("PREOOM_REPORT");
+    preoom_log_set_verbose(preoom_opt.verbose);
+    preoom_log_set_file(preoom_opt.log);
     if (preoom_opt.verbose)
         preoom_options_print(&preoom_opt);
 }

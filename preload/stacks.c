@@ -418,6 +418,7 @@ static inline shard_t *shard_of(uintptr_t p)
 static void sc_init(void);
 static uint64_t now_ns(void);
 static uint64_t start_ns;
+static inline __attribute__((always_inline)) char *sc_table(uintptr_t cfa);
 
 static void seed(void)
 {
@@ -458,6 +459,9 @@ void preoom_stacks_init(void)
     }
     sc_init();
     start_ns = now_ns();
+    /* The main thread's stack bounds now: glibc reads /proc/self/maps for them, and after
+     * start-up a sandbox may forbid the open. */
+    (void)sc_table(0);
     preoom_unwind_init();
     preoom_tls.sample_countdown = preoom_stacks_next_countdown();
     __atomic_store_n(&mode, preoom_opt.stacks, __ATOMIC_RELEASE);
@@ -1087,7 +1091,7 @@ static inline unsigned sc_set(uintptr_t ra, uintptr_t cfa)
  * owner's bounds differ or the slots say no, so what it inherits is either still true or
  * never used. The bounds come from pthread_getattr_np once per thread (for the main thread
  * glibc reads /proc/self/maps, through the hooks, which let it pass: guard is set). */
-static char *sc_table(uintptr_t cfa)
+static inline __attribute__((always_inline)) char *sc_table(uintptr_t cfa)
 {
     if (sc_mode == PREOOM_CACHE_OFF)
         return NULL;

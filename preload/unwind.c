@@ -66,22 +66,39 @@ static int find_self(struct dl_phdr_info *info, size_t size, void *data)
  * descriptors (closefrom(3)) and then opens its own files would have the unwinder read from
  * one of them and write stray bytes into the other (libunwind issues 274 and 291; our
  * tests/prog/fdsweep.c showed it, 13 to 18 bytes each way). So preoom_unwind_init makes
- * libunwind initialize at once, learns which two descriptors it took, and the hooks keep the
- * program's sweeps (close, close_range, closefrom) off them, pretending success: the program
- * never opened them. A program that dup2s onto one of them gets it: unwinding stops first. */
+ * libunwind initialize at once, the pipe2 hook learns which two descriptors it took, and the
+ * hooks keep the program's sweeps (close, close_range, closefrom) off them, pretending
+ * success: the program never opened them. A program that dup2s onto one of them gets it:
+ * unwinding stops first. */
 int preoom_unwind_fds[2] = {-1, -1};
 static _Atomic int unwind_lost;
 
-static int pipe_end_flags(int fd, struct stat *st)
+/* libunwind makes its pipe with pipe2 (through the PLT, so the hooks see it) while this
+ * thread is in one of our walks: the pipe goes to the top of the descriptor table (fds.c), or
+ * is refused when the limit leaves no room, and its two numbers are what the sweeps keep. */
+int preoom_unwind_pipe_made(int fds[2])
 {
-    return fstat(fd, st) == 0 && S_ISFIFO(st->st_mode) ? fcntl(fd, F_GETFL) : -1;
+    int a = preoom_fd_park(fds[0]), b = preoom_fd_park(fds[1]);
+    fds[0] = a;
+    fds[1] = b;
+    __atomic_store_n(&preoom_unwind_fds[0], a, __ATOMIC_RELEASE);
+    __atomic_store_n(&preoom_unwind_fds[1], b, __ATOMIC_RELEASE);
+    return 0;
+}
+
+/* libunwind closing its own pipe to make a new one (after a failed read). */
+void preoom_unwind_pipe_closed(int fd)
+{
+    for (int i = 0; i < 2; i++)
+        if (__atomic_load_n(&preoom_unwind_fds[i], __ATOMIC_RELAXED) == fd)
+            __atomic_store_n(&preoom_unwind_fds[i], -1, __ATOMIC_RELEASE);
 }
 
 static void find_unwinder_pipe(void)
 {
     /* A program started with standard input, output or error closed expects its next open
      * to take that number (daemons do): /dev/null stands in for each closed one of 0..2
-     * while libunwind takes its pipe, and goes again after. */
+     * while libunwind takes its pipe (should it stay low), and goes again after. */
     int held[3], nheld = 0;
     for (int fd = 0; fd < 3; fd++)
         if (syscall(SYS_fcntl, fd, F_GETFD) < 0) {
@@ -90,53 +107,51 @@ static void find_unwinder_pipe(void)
                 break;
             held[nheld++] = (int)h;
         }
-    /* The two lowest free numbers, which libunwind's pipe2 will take next. */
-    int probe[2] = {-1, -1};
     unw_context_t uc;
     unw_cursor_t c;
-    int ok = syscall(SYS_pipe2, probe, O_CLOEXEC) == 0;
-    if (ok) {
-        syscall(SYS_close, probe[0]);
-        syscall(SYS_close, probe[1]);
-        ok = unw_getcontext(&uc) == 0 && unw_init_local(&c, &uc) == 0;
-    }
+    preoom_tls.own_walk++;
+    int ok = unw_getcontext(&uc) == 0 && unw_init_local(&c, &uc) == 0;
+    preoom_tls.own_walk--;
     while (nheld > 0)
         syscall(SYS_close, held[--nheld]);
-    if (!ok)
-        return;
-    struct stat a, b;
-    int fa = pipe_end_flags(probe[0], &a), fb = pipe_end_flags(probe[1], &b);
-    /* Both ends of one pipe, non-blocking as libunwind makes it: anything else (libunwind
-     * already initialized by someone before us, another thread's descriptor) is left alone. */
-    if (fa >= 0 && fb >= 0 && (fa & O_NONBLOCK) && (fb & O_NONBLOCK) && a.st_ino == b.st_ino &&
-        a.st_dev == b.st_dev) {
-        __atomic_store_n(&preoom_unwind_fds[0], probe[0], __ATOMIC_RELEASE);
-        __atomic_store_n(&preoom_unwind_fds[1], probe[1], __ATOMIC_RELEASE);
-    } else {
-        preoom_log_verbose(1, "call stacks: libunwind's pipe not found; descriptor sweeps by "
-                              "the program are not guarded");
-    }
+    if (ok && __atomic_load_n(&preoom_unwind_fds[0], __ATOMIC_RELAXED) < 0)
+        preoom_log_verbose(1, "call stacks: libunwind has no pipe (%s); unchecked addresses "
+                              "end a stack",
+                           preoom_fd_room() ? "libunwind was initialized before preoom"
+                                            : "RLIMIT_NOFILE leaves no descriptor to spare");
 }
 
 /* Around every call into libunwind: a Dekker handshake with preoom_unwind_give_up (this
  * thread says it is in, then looks; the giver-up says stop, then looks), so no unwind is
  * under way once the program gets its descriptor. A thread without an account block cannot
  * say so and does not unwind. */
+static _Atomic int unwind_paused;  /* a fork is under way: see preoom_unwind_atfork_prepare */
+static __thread int forking __attribute__((tls_model("initial-exec")));
+
 static int unwind_enter(void)
 {
     preoom_tblock_t *b = preoom_tls.block;
     if (!b)
         return 0;
     atomic_store_explicit(&b->in_unwind, 1, memory_order_seq_cst);
+    while (PREOOM_UNLIKELY(atomic_load_explicit(&unwind_paused, memory_order_seq_cst)) &&
+           !forking) {
+        atomic_store_explicit(&b->in_unwind, 0, memory_order_seq_cst);
+        while (atomic_load_explicit(&unwind_paused, memory_order_seq_cst))
+            sched_yield();
+        atomic_store_explicit(&b->in_unwind, 1, memory_order_seq_cst);
+    }
     if (atomic_load_explicit(&unwind_lost, memory_order_seq_cst)) {
         atomic_store_explicit(&b->in_unwind, 0, memory_order_release);
         return 0;
     }
+    preoom_tls.own_walk++;
     return 1;
 }
 
 static void unwind_leave(void)
 {
+    preoom_tls.own_walk--;
     atomic_store_explicit(&preoom_tls.block->in_unwind, 0, memory_order_release);
 }
 
@@ -312,7 +327,9 @@ void preoom_modules_refresh(void)
     pthread_mutex_lock(&mod_lock);
     mod_gen++;
     pthread_mutex_unlock(&mod_lock);
+    preoom_tls.own_walk++;
     dl_iterate_phdr(record_module, NULL);
+    preoom_tls.own_walk--;
 }
 
 int preoom_modules_cover(const uintptr_t *frames, int n)
@@ -365,7 +382,37 @@ void preoom_unwind_init(void)
     preoom_modules_refresh();
 }
 
-/* Not held across fork: the module lock is taken under the loader lock, which fork may want
- * too. The table is consistent at every store that publishes an entry (the count is raised
- * last), so the child simply gets a fresh lock. */
-void preoom_unwind_atfork_child(void) { pthread_mutex_init(&mod_lock, NULL); }
+/* No thread of ours is inside libunwind at the moment of fork. libunwind keeps locks of its
+ * own (its global cache of register states, its memory pools), and a child of fork inherits
+ * one held by a thread that does not exist there: its first unwind waited for ever (seen in
+ * _ULx86_64_step under tests/prog/forkdl). So the prepare handler stops new unwinds (the
+ * same handshake as preoom_unwind_give_up, but waiting, not refusing) and waits for those
+ * under way, which never wait for anything the forking thread may hold; the forking thread
+ * itself may still unwind (other fork handlers allocate). */
+void preoom_unwind_atfork_prepare(void)
+{
+    forking = 1;
+    atomic_store_explicit(&unwind_paused, 1, memory_order_seq_cst);
+    preoom_tblock_t *mine = preoom_tls.block;
+    for (preoom_tblock_t *b = preoom_account_blocks(); b; b = b->next)
+        while (b != mine && atomic_load_explicit(&b->in_unwind, memory_order_seq_cst))
+            sched_yield();
+}
+
+void preoom_unwind_atfork_parent(void)
+{
+    atomic_store_explicit(&unwind_paused, 0, memory_order_seq_cst);
+    forking = 0;
+}
+
+/* The module lock is not held across fork: it is taken under the loader lock, which fork may
+ * want too. The table is consistent at every store that publishes an entry (the count is
+ * raised last), so the child simply gets a fresh lock. Blocks of threads the child does not
+ * have may still say they are unwinding: nobody waits for them there but a later fork's
+ * prepare, and account.c hands those blocks back first. */
+void preoom_unwind_atfork_child(void)
+{
+    pthread_mutex_init(&mod_lock, NULL);
+    atomic_store_explicit(&unwind_paused, 0, memory_order_seq_cst);
+    forking = 0;
+}

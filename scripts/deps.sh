@@ -10,11 +10,13 @@ want_build="gcc g++ make pkg-config libunwind-dev uthash-dev libdw-dev libncurse
 # check: real programs for the test matrix, clang for the fuzz target, servers for the
 # integration tests, setpriv (util-linux) for the setuid test, jq to read `preoom ls --json`,
 # xmllint for the flame graph SVG, setcap for the file-capability warning, groff and man for
-# the man pages; protobuf-compiler to decode pprof output in the call-site tests.
-want_check="$want_build protobuf-compiler sqlite3 python3 perl clang libclang-rt-14-dev util-linux procps jq libxml2-utils libcap2-bin groff-base man-db mariadb-server mariadb-client memcached redis-server"
+# the man pages; protobuf-compiler to decode pprof output in the call-site tests; the
+# allocators Debian ships (tcmalloc, jemalloc, mimalloc) to run the preload beside them.
+want_check="$want_build protobuf-compiler sqlite3 python3 perl clang libclang-rt-14-dev util-linux procps jq libxml2-utils libcap2-bin groff-base man-db mariadb-server mariadb-client memcached redis-server libtcmalloc-minimal4 libgoogle-perftools4 libjemalloc2 libmimalloc2.0"
 want_demo="$want_build procps"
-# bench: heaptrack to compare the call-site recorder with, GNU time for peak RSS.
-want_bench="$want_check heaptrack time"
+# bench: heaptrack to compare the call-site recorder with, GNU time for peak RSS, valgrind
+# (callgrind) for instruction counts.
+want_bench="$want_check heaptrack time valgrind"
 
 case "${1:-build}" in
     build) want=$want_build ;;

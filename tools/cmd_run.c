@@ -74,31 +74,79 @@ static int find_lib(char *out, size_t size)
     return -1;
 }
 
-/* LD_PRELOAD = our library, then whatever was there (unless it already names ours). */
-static int set_preload(const char *lib)
+/* LD_PRELOAD = our library, then whatever was there. Ours goes first even when the user named
+ * it later: an allocator preloaded before libpreoom.so (jemalloc, tcmalloc, mimalloc) serves
+ * malloc without ever reaching our hooks, and preoom would count no malloc at all. Put first,
+ * preoom forwards to that allocator and counts it. Sets *moved when it reordered. */
+static int set_preload(const char *lib, int *moved)
 {
+    *moved = 0;
     if (strpbrk(lib, ": ")) {
         fprintf(stderr, "preoom: run: the library path %s holds ':' or ' ', which LD_PRELOAD "
                         "cannot carry\n", lib);
         return -1;
     }
     const char *old = getenv("LD_PRELOAD");
-    if (old && *old) {
-        size_t len = strlen(lib);
-        for (const char *p = old; (p = strstr(p, lib)) != NULL; p += len)
-            if ((p == old || p[-1] == ':' || p[-1] == ' ') &&
-                (p[len] == '\0' || p[len] == ':' || p[len] == ' '))
-                return 0;
-        size_t need = strlen(lib) + 1 + strlen(old) + 1;
-        char *v = malloc(need);
-        if (!v)
-            return -1;
-        snprintf(v, need, "%s:%s", lib, old);
-        int rc = setenv("LD_PRELOAD", v, 1);
-        free(v);
-        return rc;
+    if (!old || !*old)
+        return setenv("LD_PRELOAD", lib, 1);
+    size_t len = strlen(lib), need = len + 1 + strlen(old) + 1;
+    char *v = malloc(need);
+    if (!v)
+        return -1;
+    size_t n = (size_t)snprintf(v, need, "%s", lib);
+    int first = 1;
+    for (const char *p = old; *p;) {
+        size_t w = strcspn(p, ": ");
+        if (w == len && memcmp(p, lib, len) == 0) {
+            if (!first)
+                *moved = 1; /* ours, named after something else: dropped here, first above */
+        } else if (w > 0) {
+            n += (size_t)snprintf(v + n, need - n, ":%.*s", (int)w, p);
+            first = 0;
+        }
+        p += w;
+        p += strspn(p, ": ");
     }
-    return setenv("LD_PRELOAD", lib, 1);
+    int rc = setenv("LD_PRELOAD", v, 1);
+    free(v);
+    return rc;
+}
+
+/* 1 if the ELF file's dynamic symbol table defines `name` (a program with an allocator linked
+ * in statically exports malloc, and the loader binds every library's malloc to it, ahead of
+ * any preload), 0 if not or not an ELF file of this machine, -1 when it cannot be read. */
+static int elf_defines(int fd, const char *name)
+{
+    Elf64_Ehdr e;
+    if (pread(fd, &e, sizeof e, 0) != (ssize_t)sizeof e || memcmp(e.e_ident, ELFMAG, SELFMAG) != 0 ||
+        e.e_ident[EI_CLASS] != ELFCLASS64 || e.e_shentsize != sizeof(Elf64_Shdr) ||
+        e.e_shnum == 0 || e.e_shnum > 4096)
+        return 0;
+    for (unsigned k = 0; k < e.e_shnum; k++) {
+        Elf64_Shdr sh, strs;
+        if (pread(fd, &sh, sizeof sh, (off_t)(e.e_shoff + k * sizeof sh)) != (ssize_t)sizeof sh)
+            return -1;
+        if (sh.sh_type != SHT_DYNSYM || sh.sh_entsize != sizeof(Elf64_Sym) || sh.sh_link >= e.e_shnum)
+            continue;
+        if (pread(fd, &strs, sizeof strs, (off_t)(e.e_shoff + sh.sh_link * sizeof strs)) !=
+            (ssize_t)sizeof strs)
+            return -1;
+        size_t want = strlen(name) + 1;
+        for (uint64_t i = 1; i < sh.sh_size / sizeof(Elf64_Sym) && i < (1u << 20); i++) {
+            Elf64_Sym sym;
+            char got[64];
+            if (pread(fd, &sym, sizeof sym, (off_t)(sh.sh_offset + i * sizeof sym)) != (ssize_t)sizeof sym)
+                return -1;
+            if (sym.st_shndx == SHN_UNDEF || ELF64_ST_TYPE(sym.st_info) != STT_FUNC ||
+                sym.st_name >= strs.sh_size || want > sizeof got)
+                continue;
+            if (pread(fd, got, want, (off_t)(strs.sh_offset + sym.st_name)) == (ssize_t)want &&
+                memcmp(got, name, want) == 0)
+                return 1;
+        }
+        return 0;
+    }
+    return 0;
 }
 
 /* CMD as execvp will find it, for the checks below. */
@@ -174,7 +222,8 @@ static int elf_is_static(int fd)
 
 /* Why the loader will not preload into `path`, as a phrase ("" when it will). A script is
  * judged by its interpreter, which is what the loader starts. */
-static void preload_obstacles(const char *path, char *why, size_t size, int depth)
+static void preload_obstacles(const char *path, char *why, size_t size, int depth,
+                              int *malloc_inside)
 {
     why[0] = '\0';
     struct stat st;
@@ -202,13 +251,15 @@ static void preload_obstacles(const char *path, char *why, size_t size, int dept
             p++;
         p[strcspn(p, " \t\r\n")] = '\0';
         char inner[256];
-        preload_obstacles(p, inner, sizeof inner, depth + 1);
+        preload_obstacles(p, inner, sizeof inner, depth + 1, malloc_inside);
         if (inner[0] && n < size)
             snprintf(why + n, size - n, "%sa script for %.100s, which is %.120s", n ? ", " : "", p,
                      inner);
     } else if (n < size && elf_is_static(fd) == 1) {
         snprintf(why + n, size - n, "%sstatically linked", n ? ", " : "");
     }
+    if (depth == 0 && !why[0] && elf_defines(fd, "malloc") == 1)
+        *malloc_inside = 1;
     close(fd);
 }
 
@@ -277,8 +328,12 @@ int preoom_cmd_run(const char *reg_name, int argc, char **argv)
     if (report && !*report)
         return preoom_cli_error("run", "--report wants a path, not ''");
     char lib[PATH_MAX];
-    if (find_lib(lib, sizeof lib) != 0 || set_preload(lib) != 0)
+    int moved;
+    if (find_lib(lib, sizeof lib) != 0 || set_preload(lib, &moved) != 0)
         return 1;
+    if (moved && verbose)
+        fprintf(stderr, "preoom: run: %s put first in LD_PRELOAD, so that an allocator "
+                        "preloaded before it is counted\n", lib);
     char vbuf[16];
     snprintf(vbuf, sizeof vbuf, "%d", verbose > 3 ? 3 : verbose);
     if (setenv("PREOOM_REGISTRY", reg_name, 1) != 0 ||
@@ -291,10 +346,14 @@ int preoom_cmd_run(const char *reg_name, int argc, char **argv)
     }
     char path[PATH_MAX], why[512];
     if (resolve(argv[i], path, sizeof path) == 0) {
-        preload_obstacles(path, why, sizeof why, 0);
+        int malloc_inside = 0;
+        preload_obstacles(path, why, sizeof why, 0, &malloc_inside);
         if (why[0])
             fprintf(stderr, "preoom: run: %s is %s: the loader ignores LD_PRELOAD there, so it "
                             "runs uncounted\n", path, why);
+        else if (malloc_inside)
+            fprintf(stderr, "preoom: run: %s defines malloc itself (an allocator linked in): "
+                            "its malloc bytes are not counted, only mmap and brk\n", path);
     }
 
     static const int fwd[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};

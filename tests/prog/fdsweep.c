@@ -58,12 +58,12 @@ static void sweep(const char *how)
             close(fd);
     } else if (strcmp(how, "close_range") == 0) {
         close_range(3, ~0U, 0);
-    } else { /* dup2: put /dev/null over every low number */
+    } else { /* dup2: put /dev/null over every number below 1024 (preoom's are at the top) */
         int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        for (int fd = 3; fd < 32; fd++)
+        for (int fd = 3; fd < 1024; fd++)
             if (fd != nul)
                 dup2(nul, fd);
-        for (int fd = 3; fd < 32; fd++)
+        for (int fd = 3; fd < 1024; fd++)
             close(fd);
     }
 }

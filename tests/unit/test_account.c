@@ -91,6 +91,22 @@ static void t_parsers(void)
         same = sa == ea && ss == es;
     }
     CHECK(same);
+    /* Seccomp mode: 0, 1 or 2; -1 when absent or not a digit (an older kernel, a torn read) */
+    const char *sec = "Name:\tx\nNoNewPrivs:\t1\nSeccomp:\t2\nSeccomp_filters:\t1\n";
+    CHECK(preoom_parse_status_seccomp(sec, strlen(sec)) == 2);
+    const char *sec0 = "Name:\tx\nSeccomp:\t0\n", *cut = "Name:\tx\nSeccomp:\t",
+               *notdigit = "Name:\tx\nSeccomp:\tz\n";
+    CHECK(preoom_parse_status_seccomp(sec0, strlen(sec0)) == 0);
+    CHECK(preoom_parse_status_seccomp(cut, strlen(cut)) == -1);
+    CHECK(preoom_parse_status_seccomp(notdigit, strlen(notdigit)) == -1);
+    CHECK(preoom_parse_status_seccomp(st, strlen(st)) == -1);
+    CHECK(preoom_parse_status_seccomp("", 0) == -1);
+    /* Kept open and read again and again, /proc/self/status gives the same answer as a fresh
+     * open does (procfs builds the text anew at offset 0). */
+    preoom_procself_open();
+    uint64_t ka = 0, ks = 0;
+    CHECK(preoom_procself_touched_exact(&ka, &ks) == 0 && ka > 0);
+    CHECK(preoom_procself_touched_exact(&ka, &ks) == 0 && ka > 0);
     /* a hostile comm with ') ' and digits in it */
     const char *stat = "42 (evil) 1 2 3 ) S 1 42 42 0 -1 4194304 100 0 0 0 5 6 0 0 20 0 1 0 "
                        "987654 1000000 200 18446744073709551615";
