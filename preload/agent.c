@@ -77,11 +77,11 @@ static void registry_attach(void)
                                  preoom_opt.registry_slots, preoom_opt.registry_gid, 1, &reg,
                                  &why);
         if (rc != 0) {
-            /* Another user's registry (a process of that user inherited LD_PRELOAD, or runs
-             * under a shared environment): not a fault of this process, and said on every
-             * exec and fork it would fill the program's output. Only when asked. */
-            int foreign = rc == -EACCES ||
-                          (rc == -EPERM && (strstr(why, "another user") || strstr(why, "owned by")));
+            /* A registry this process may not open (a process of another user inherited
+             * LD_PRELOAD, or runs under a shared environment): not a fault of this process,
+             * and said on every exec and fork it would fill the program's output. Only when
+             * asked. A file at the path that is wrong (a squatter's, a stale one) is said. */
+            int foreign = rc == -EACCES;
             if (foreign)
                 preoom_log_verbose(1, "registry %s/preoom.%s: %s (%s); this process runs on, "
                                       "not registered",

@@ -323,8 +323,10 @@ static void *mmap_common(mmap_fn f, void *addr, size_t len, int prot, int flags,
     int saved = errno;
     if (counts_as_committed(prot, flags)) {
         preoom_account_mmap(preoom_maps_add((uintptr_t)r, len));
-        /* The program's own anonymous mappings: few and large, so every one is recorded. */
-        if (PREOOM_UNLIKELY(preoom_hooks_stacks_on) && !preoom_tls.guard)
+        /* The program's own anonymous mappings: few and large, so every one is recorded. Not
+         * when an allocator loaded before us is in charge: its own mappings then come here
+         * from inside its malloc, its lock held, and are not the program's. */
+        if (PREOOM_UNLIKELY(preoom_hooks_stacks_on) && !preoom_tls.guard && !preoom_alloc_shadowed)
             preoom_stacks_mmap(r, len);
     } else if (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE))
         /* Something else now lives where a counted mapping may have been. */

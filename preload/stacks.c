@@ -1244,8 +1244,11 @@ static void record(void *p, size_t bytes, size_t req, uintptr_t ra, uintptr_t cf
         /* The same 1/p (the draw is on usable bytes, which the allocator spends). */
         wr = bytes ? (uint64_t)((double)req * (double)wb / (double)bytes + 0.5) : wb;
     }
-    /* The site: from the stack cache, else by unwinding (with no lock of ours held). */
-    char *t = sc_table(cfa);
+    /* The site: from the stack cache, else by unwinding (with no lock of ours held). A
+     * mapping has no cache key (no return address from the hook), and its first record on a
+     * thread must not set the cache up: that reads the thread's stack bounds through glibc,
+     * which allocates, and an allocator may be mapping with its own lock held. */
+    char *t = is_mmap ? NULL : sc_table(cfa);
     site_t *s = t ? sc_find(t, ra, cfa) : NULL;
     if (s) {
         sc_count(&((sc_head_t *)(void *)t)->hits);

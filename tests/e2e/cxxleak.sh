@@ -108,7 +108,7 @@ check "the heap's peak ($peak) holds every heap leak ($heap_leak, less 8 KiB) an
 tmp=$(awk '/^== top sites by temporary/ { on = 1; next } /^== / { on = 0 }
     on && /^#1 / { want = 1; next } on && want && /cxxleak\.cc:/ { print $1; exit }' "$T_TMP/r.txt")
 check "the most temporary allocations come from churn() (got '$tmp')" test "$tmp" = "churn()"
-run_in_cg env PREOOM_STACKS=sample PREOOM_REPORT="$T_TMP/s.json" LD_PRELOAD="$LIB" "$CXXLEAK" \
+run_in_cg env PREOOM_STACKS=sample PREOOM_SAMPLE_BYTES=64KiB PREOOM_REPORT="$T_TMP/s.json" LD_PRELOAD="$LIB" "$CXXLEAK" \
     >/dev/null 2>&1
 "$PREOOM" report "$T_TMP/s.json" --top 1000 >"$T_TMP/s.txt" 2>&1
 got=$(grep -A1 'mapped (mmap)' "$T_TMP/s.txt" | awk '/^#/ { print $3, $6 } /^    / { print $1 }' | head -2 | tr '\n' ' ')

@@ -111,6 +111,8 @@ check "PREOOM_REGISTRY_GROUP=$gid: mariadbd shuts down cleanly (exit $SRV_RC)" [
 run_case shipped
 check "as shipped (group 0): the registry is 0660 root:root ($REG_MODE)" [ "$REG_MODE" = "660 root:root" ]
 check "as shipped: mariadbd as mysql cannot join (the control: the setting is what does it)" [ "$LISTED" = 0 ]
-check "as shipped: the preload says why in one line, and the server runs on (exit $SRV_RC)" \
-    bash -c '[ "$(grep -c "^preoom\[" "$1")" = 1 ] && [ "$2" = 0 ]' _ "$T_TMP/shipped/server.out" "$SRV_RC"
+# A registry another user may not open is not the server's fault: said only with
+# PREOOM_VERBOSE, or it would be in the output of every exec and fork (tests/e2e/hostile_hosts.sh).
+check "as shipped: the preload stays quiet (PREOOM_VERBOSE says why), and the server runs on (exit $SRV_RC)" \
+    bash -c '[ "$(grep -c "^preoom\[" "$1")" = 0 ] && [ "$2" = 0 ]' _ "$T_TMP/shipped/server.out" "$SRV_RC"
 t_done
