@@ -403,14 +403,20 @@ int preoom_gather(const preoom_procfs_t *fs, const preoom_reg_t *reg,
             }
         }
         c->uid_matches = o->allow_any_uid || c->euid == o->registry_uid;
-        /* A process maps the registry once, at start: one read of its maps per lifetime. */
-        if (e && !o->check_maps && e->maps_registry >= 0) {
+        /* A process maps the registry once, at start: one read of its maps per lifetime
+         * when it does. A "no" is looked at again each second (a read that failed, a
+         * registry followed to a new file) and said only the first time. */
+        if (e && !o->check_maps && e->maps_registry >= 0 &&
+            (e->maps_registry == 1 || now_ms - e->maps_at_ms < 1000)) {
             c->maps_registry = e->maps_registry == 1;
         } else {
+            bool first = !e || e->maps_registry < 0;
             c->maps_registry = preoom_maps_registry(fs, pid, o->registry_dev, o->registry_ino) == 1;
-            if (e)
+            if (e) {
                 e->maps_registry = c->maps_registry ? 1 : 0;
-            p->rejected_now = !c->maps_registry;
+                e->maps_at_ms = now_ms;
+            }
+            p->rejected_now = !c->maps_registry && first;
         }
         if (c->maps_registry && c->uid_matches) {
             uint64_t exposure = c->committed_bytes > c->touched_bytes

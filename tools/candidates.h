@@ -67,6 +67,7 @@ typedef struct {
     uint64_t t1_ms, touched1;        /* the newest */
     uint64_t seen_ms;
     int8_t maps_registry;            /* cached: -1 not checked yet, 0 no, 1 yes */
+    uint64_t maps_at_ms;             /* when it was last looked at */
     uint8_t b_head, b_n;             /* the blame ring */
     uint32_t b_t_s[PREOOM_BLAME_SAMPLES]; /* seconds of now_ms, enough for 136 years */
     uint64_t b_touched[PREOOM_BLAME_SAMPLES];

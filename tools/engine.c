@@ -490,9 +490,12 @@ static void choose_and_signal(preoom_engine_t *e, const preoom_engine_input_t *i
     view.n = n;
     size_t eligible = preoom_engine_rank(e, &view, d->shortfall_bytes, order);
     if (eligible == 0) {
-        preoom_event_t *ev = event(d, PREOOM_EV_NO_CANDIDATE);
-        if (ev)
-            ev->why = "a signal is due and no process may be chosen";
+        if (!e->nocand_said) {
+            preoom_event_t *ev = event(d, PREOOM_EV_NO_CANDIDATE);
+            if (ev)
+                ev->why = "a signal is due and no process may be chosen";
+            e->nocand_said = true; /* once an episode: the next pass would say it again */
+        }
         return;
     }
     /* Try in rank order: a candidate the hands refuse (gone, excluded) passes to the next. */
@@ -692,6 +695,7 @@ void preoom_engine_step(preoom_engine_t *e, const preoom_engine_input_t *in,
             e->episode = true;
             e->episode_start_ms = now;
             e->hog_said = false;
+            e->nocand_said = false;
         }
         e->calm_since_ms = 0;
     } else if (e->episode) {

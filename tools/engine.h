@@ -163,7 +163,7 @@ typedef struct {
     uint64_t drop_ref, last_drop_ms; /* the last real drop of available memory */
     preoom_engine_ask_t asks[PREOOM_ENGINE_MAX_ASKS];
     size_t n_asks;
-    bool hog_said;
+    bool hog_said, nocand_said;
     /* One victim in flight. */
     enum preoom_rung rung;
     int32_t v_pid;

@@ -484,6 +484,9 @@ int main(int argc, char **argv)
         if (frc == 1) {
             preoom_gather_opts_for(&reg, opt.registry, &gopt, reg_path, sizeof reg_path);
             publish_settings();
+            /* A new file: who maps it is to be looked at again. */
+            for (size_t i = 0; i < history->n; i++)
+                history->e[i].maps_registry = -1;
         }
         if (!opt.cgroup_given && now - last_detect >= 5000) {
             char d[PREOOM_CGROUP_PATH_MAX];
