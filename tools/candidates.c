@@ -167,40 +167,18 @@ static int64_t growth(preoom_history_entry_t *e, uint64_t now_ms, uint64_t windo
     return ((int64_t)touched - (int64_t)e->touched0) * 1000 / (int64_t)dt;
 }
 
-/* The blame window: touched now against the oldest sample no older than the window, from a
- * ring that takes one sample every PREOOM_BLAME_STEP_MS. Also how long touched has stayed
- * within max(4 MiB, 5%) of a reference. */
-static int64_t window_growth(preoom_history_entry_t *e, uint64_t now_ms, uint64_t window_ms,
-                             uint64_t touched, uint64_t *flat_ms)
+/* How long touched has stayed within max(4 MiB, 5%) of a reference: the badness policy's
+ * "steady service" term. */
+static uint64_t flat_for(preoom_history_entry_t *e, uint64_t now_ms, uint64_t touched)
 {
-    *flat_ms = 0;
     if (!e)
         return 0;
-    uint32_t now_s = (uint32_t)(now_ms / 1000);
-    size_t last = (e->b_head + e->b_n + PREOOM_BLAME_SAMPLES - 1) % PREOOM_BLAME_SAMPLES;
-    if (e->b_n == 0 || (uint64_t)(now_s - e->b_t_s[last]) * 1000 >= PREOOM_BLAME_STEP_MS) {
-        size_t i = (e->b_head + e->b_n) % PREOOM_BLAME_SAMPLES;
-        if (e->b_n == PREOOM_BLAME_SAMPLES) {
-            i = e->b_head;
-            e->b_head = (uint8_t)((e->b_head + 1) % PREOOM_BLAME_SAMPLES);
-        } else {
-            e->b_n++;
-        }
-        e->b_t_s[i] = now_s;
-        e->b_touched[i] = touched;
-    }
     uint64_t band = e->flat_ref / 20 > (4ULL << 20) ? e->flat_ref / 20 : 4ULL << 20;
     if (e->flat_since_ms == 0 || touched > e->flat_ref + band || touched + band < e->flat_ref) {
         e->flat_ref = touched;
         e->flat_since_ms = now_ms;
     }
-    *flat_ms = now_ms - e->flat_since_ms;
-    for (size_t k = 0; k < e->b_n; k++) {
-        size_t i = (e->b_head + k) % PREOOM_BLAME_SAMPLES;
-        if ((uint64_t)(now_s - e->b_t_s[i]) * 1000 <= window_ms)
-            return (int64_t)touched - (int64_t)e->b_touched[i];
-    }
-    return 0;
+    return now_ms - e->flat_since_ms;
 }
 
 int preoom_read_private(const preoom_procfs_t *fs, int32_t pid, uint64_t *bytes)
@@ -275,8 +253,7 @@ static int fill_proc(const preoom_procfs_t *fs, const preoom_gather_opts_t *o,
     c->touched_bytes = anon + c->swap_bytes;
     preoom_history_entry_t *e = h ? history_of(h, pid, p->start_time, now_ms, c->touched_bytes) : NULL;
     c->touched_growth_bytes_per_s = growth(e, now_ms, h ? h->window_ms : 0, c->touched_bytes);
-    window_growth(e, now_ms, o->blame_window_ms ? o->blame_window_ms : 30000, c->touched_bytes,
-                  &c->flat_ms);
+    c->flat_ms = flat_for(e, now_ms, c->touched_bytes);
     if (o->want_private) {
         if (e && e->private_at_ms && now_ms - e->private_at_ms < 1000) {
             c->private_bytes = e->private_bytes;

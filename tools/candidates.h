@@ -45,7 +45,6 @@ typedef struct {
     bool check_maps;                 /* read /proc/PID/maps for every slot, uncached (explain) */
     bool want_children;              /* fill child_vm (the classic policy) */
     bool want_private;               /* read smaps_rollup (at most once a second a process) */
-    uint32_t blame_window_ms;        /* 0: 30 s */
     /* --scope: a cgroup's processes beyond the registry's (cgroup_dir set), or the host's. */
     int scope;                       /* preoom_scope_t */
     const char *cgroup_dir;          /* the watched memory cgroup, "" or NULL for none */
@@ -56,10 +55,8 @@ typedef struct {
     const regex_t *avoid;
 } preoom_gather_opts_t;
 
-/* Touched-memory history per process, for the growth, blame and steadiness terms. */
+/* Touched-memory history per process, for the growth (and so blame) and steadiness terms. */
 #define PREOOM_HISTORY_MAX 4096
-#define PREOOM_BLAME_SAMPLES 16      /* one every 2 s at most: a 30 s blame window */
-#define PREOOM_BLAME_STEP_MS 2000
 typedef struct {
     int32_t pid;
     uint64_t start_time;
@@ -68,10 +65,7 @@ typedef struct {
     uint64_t seen_ms;
     int8_t maps_registry;            /* cached: -1 not checked yet, 0 no, 1 yes */
     uint64_t maps_at_ms;             /* when it was last looked at */
-    uint8_t b_head, b_n;             /* the blame ring */
-    uint32_t b_t_s[PREOOM_BLAME_SAMPLES]; /* seconds of now_ms, enough for 136 years */
-    uint64_t b_touched[PREOOM_BLAME_SAMPLES];
-    uint64_t flat_ref, flat_since_ms;
+    uint64_t flat_ref, flat_since_ms; /* steadiness: touched within a band since */
     uint64_t private_bytes, private_at_ms;
     int8_t hint_said;                /* an unproven hint naming it was logged */
 } preoom_history_entry_t;

@@ -693,7 +693,6 @@ void preoom_engine_step(preoom_engine_t *e, const preoom_engine_input_t *in,
     if (in_zone) {
         if (!e->episode) {
             e->episode = true;
-            e->episode_start_ms = now;
             e->hog_said = false;
             e->nocand_said = false;
         }

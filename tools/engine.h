@@ -158,7 +158,7 @@ typedef struct {
     size_t s_head, s_n;
     /* The episode: from the first pass below the ask line to calm above it. */
     bool episode;
-    uint64_t episode_start_ms, calm_since_ms;
+    uint64_t calm_since_ms;
     uint64_t due_since_ms;     /* the signal gate has been open since (0: closed) */
     uint64_t drop_ref, last_drop_ms; /* the last real drop of available memory */
     preoom_engine_ask_t asks[PREOOM_ENGINE_MAX_ASKS];
@@ -172,7 +172,6 @@ typedef struct {
     uint32_t v_uid;
     char v_name[PREOOM_ENGINE_NAME_MAX];
     bool v_registered;
-    uint64_t settle_until_ms, settle_avail;   /* after an exit: wait for its memory */
     /* Totals for metrics. */
     uint64_t n_asked, n_answers, n_terms, n_kills, released_bytes;
     /* Scratch for ranking, owned by the caller (sized to the most candidates). */
