@@ -44,7 +44,11 @@ typedef struct {
     const char *const *only;
     size_t n_only;
     bool no_host;                      /* with --cgroup: the host is not watched itself */
-    size_t dropped;                    /* domains not added for want of room (said once) */
+    size_t dropped;                    /* limited cgroups left out of the last discovery for
+                                        * want of room (said once); their processes count in
+                                        * the nearest enclosing domain that has one */
+    size_t limit_reads;                /* limit files the last discovery read: one per
+                                        * distinct directory, not per process (its cost) */
 } preoom_domains_t;
 
 /* Empty set holding the host at index 0. */
