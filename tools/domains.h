@@ -43,7 +43,9 @@ typedef struct {
      * absolute memcg dirs or paths relative to fs->cgroup_root. None: every one found. */
     const char *const *only;
     size_t n_only;
-    bool no_host;                      /* with --cgroup: the host is not watched itself */
+    bool no_host;                      /* with --cgroup: the host is not watched itself
+                                        * (d[0] stays the host but is not used, and a
+                                        * process in no named cgroup gets innermost -1) */
     size_t dropped;                    /* limited cgroups left out of the last discovery for
                                         * want of room (said once); their processes count in
                                         * the nearest enclosing domain that has one */
@@ -63,14 +65,26 @@ int preoom_pid_domain_chain(const preoom_procfs_t *fs, int32_t pid,
 /* One discovery over the processes: adds the domains on their paths (with parents set),
  * marks gone those no process sits in any more and whose directory has vanished or whose
  * limit was lifted, refreshes limits. innermost[i] (may be NULL) gets the index of the
- * innermost domain of pids[i] (0, the host, when in none; -1 when the process is gone). */
+ * innermost domain of pids[i] (0, the host, when in none; -1 when the process is gone).
+ *
+ * Precisely: a directory is a domain when it is below its hierarchy's root (the root is the
+ * host), its limit file is there, it is inside a --cgroup subtree when there are any, and it
+ * has a limit of its own or is itself named by --cgroup. A domain whose limit is lifted goes
+ * even while processes sit in it (they count in the next enclosing one); one no process sits
+ * in stays while it is still a domain. A gone index is reused from the next discovery on.
+ * A process whose /proc/PID/cgroup does not parse, or names a path with "..", is live but
+ * placed nowhere: the host (or -1 with no_host). With only, a process outside every named
+ * subtree is in the host (or -1 with no_host). Parents and depths are relinked on every call,
+ * so a limit set on or lifted from a middle cgroup moves its children. Returns 0, or -EINVAL
+ * for bad arguments. Uses about 200 KiB of stack. */
 int preoom_domains_discover(const preoom_procfs_t *fs, const int32_t *pids, size_t n,
                             int *innermost, preoom_domains_t *set);
 
 /* Is domain `inner` inside (or equal to) domain `outer`? The host holds every domain. */
 bool preoom_domain_within(const preoom_domains_t *set, int inner, int outer);
 
-/* The index of a domain by its dir or path ("/a/b", "memory/a/b", absolute); -1. */
+/* The index of a domain by its dir or path ("/a/b", "memory/a/b", absolute; a trailing '/'
+ * is ignored; "/" or "" is the host); -1. A dir wins over a path naming another domain. */
 int preoom_domains_find(const preoom_domains_t *set, const preoom_procfs_t *fs,
                         const char *dir_or_path);
 
