@@ -76,7 +76,7 @@ int preoom_pid_domain_chain(const preoom_procfs_t *fs, int32_t pid,
  * placed nowhere: the host (or -1 with no_host). With only, a process outside every named
  * subtree is in the host (or -1 with no_host). Parents and depths are relinked on every call,
  * so a limit set on or lifted from a middle cgroup moves its children. Returns 0, or -EINVAL
- * for bad arguments. Uses about 200 KiB of stack. */
+ * for bad arguments. Uses about 340 KiB of stack (the memo, measured with -fstack-usage). */
 int preoom_domains_discover(const preoom_procfs_t *fs, const int32_t *pids, size_t n,
                             int *innermost, preoom_domains_t *set);
 
