@@ -7,6 +7,8 @@
 #             threshold, as a share of one core (target < 0.1%); and with 50 registered idle
 #             processes in a small (320 MiB) memory cgroup, where the poll interval must follow
 #             the time left, not the bytes left (root only).
+#   idle, 50 domains: 500 registered idle processes in 50 memory cgroups, one preoomd finding
+#             them all: its CPU (target < 0.1%) and its decision pass time (root only).
 #   BUILD=build bench/arbiter.sh [RUNS]
 set -u
 TOP=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,9 +21,11 @@ mkdir -p "$B/bench"
 cc -O2 -I"$TOP/include" -o "$B/bench/react" "$TOP/bench/react.c" || exit 1
 pids=()
 cg=""
+cgs=()
 cleanup() {
     for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
     [ -n "$cg" ] && rmdir "$cg" 2>/dev/null
+    for c in "${cgs[@]}"; do rmdir "$c" 2>/dev/null; done
     rm -f /dev/shm/preoom.$REG /dev/shm/preoom.$REG.preoomd
 }
 trap cleanup EXIT
@@ -97,4 +101,45 @@ if [ "$(id -u)" -eq 0 ] && [ -f /sys/fs/cgroup/memory/memory.limit_in_bytes -o -
     rmdir "$cg"; cg=""
 else
     echo "idle, small cgroup: skipped (needs root and a memory cgroup)"
+fi
+
+# Idle with many domains (#16): 50 memory cgroups of 256 MiB, 10 registered idle processes
+# in each (500 in all), one preoomd finding them all (no --cgroup): its CPU over 30 s, and
+# the decision loop's pass time as its metrics say it, sampled every half second (far from
+# every line the textfile is rewritten every 5 s: about a dozen distinct passes).
+if [ "$(id -u)" -eq 0 ] && [ -f /sys/fs/cgroup/memory/memory.limit_in_bytes -o -f /sys/fs/cgroup/cgroup.controllers ]; then
+    cgs=()
+    for i in $(seq 50); do
+        if [ -f /sys/fs/cgroup/memory/memory.limit_in_bytes ]; then
+            c=/sys/fs/cgroup/memory/preoom-bench-dom$i-$$; mkdir "$c"; echo $((256 << 20)) >"$c/memory.limit_in_bytes"
+        else
+            c=/sys/fs/cgroup/preoom-bench-dom$i-$$; mkdir "$c"; echo $((256 << 20)) >"$c/memory.max"
+        fi
+        cgs+=("$c")
+        for _ in $(seq 10); do
+            bash -c 'echo $$ >"$0/cgroup.procs" && exec env LD_PRELOAD="$1" PREOOM_REGISTRY="$2" sleep 150' "$c" "$LIB" "$REG" &
+            pids+=($!)
+        done
+    done
+    mf=$(mktemp /tmp/preoom-bench-metrics.XXXXXX)
+    "$B/preoomd" --registry "$REG" --no-mlock --quiet --metrics "$mf" &
+    d=$!; pids+=($d)
+    sleep 8  # every domain found, every process looked at once
+    t0=$(awk '{print $14 + $15}' /proc/$d/stat)
+    passes=()
+    for _ in $(seq 120); do
+        sleep 0.5
+        v=$(awk '$1 == "preoom_pass_seconds" {print $2}' "$mf" 2>/dev/null)
+        [ -n "$v" ] && passes+=("$v")
+    done
+    t1=$(awk '{print $14 + $15}' /proc/$d/stat)
+    awk -v a="$t0" -v b="$t1" -v t="$tck" 'BEGIN {
+        printf "idle, 50 domains: preoomd used %.3f%% of one core over 60 s with 500 registered processes in 50 memory cgroups, --metrics FILE on (%d ticks; target < 0.1%%)\n", (b - a) / t / 60 * 100, b - a }'
+    printf '%s\n' "${passes[@]}" | sort -g | awk '{ v[NR] = $1 * 1e6 } END {
+        if (NR) printf "idle, 50 domains: decision pass %.0f us median, %.0f us max (%d samples of the last pass)\n", v[int((NR + 1) / 2)], v[NR], NR }'
+    rm -f "$mf"
+    for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; pids=()
+    for c in "${cgs[@]}"; do rmdir "$c" 2>/dev/null; done; cgs=()
+else
+    echo "idle, 50 domains: skipped (needs root and a memory cgroup)"
 fi

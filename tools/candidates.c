@@ -122,6 +122,17 @@ static bool in_protect(const preoom_gather_opts_t *o, int32_t pid)
     return false;
 }
 
+void preoom_candidate_prefs(const preoom_gather_opts_t *o, const char *name,
+                            preoom_candidate_t *c)
+{
+    c->protected_by_flag = in_protect(o, c->pid);
+    c->preference = PREOOM_PREFER_NONE;
+    if (o->avoid && regexec(o->avoid, name, 0, NULL, 0) == 0)
+        c->preference = PREOOM_AVOID;
+    else if (o->prefer && regexec(o->prefer, name, 0, NULL, 0) == 0)
+        c->preference = PREOOM_PREFER;
+}
+
 static preoom_history_entry_t *history_of(preoom_history_t *h, int32_t pid, uint64_t start,
                                           uint64_t now_ms, uint64_t touched)
 {
@@ -234,9 +245,6 @@ static int fill_proc(const preoom_procfs_t *fs, const preoom_gather_opts_t *o,
     preoom_candidate_t *c = &p->c;
     c->pid = pid;
     c->kthread = st->kthread;
-    int adj = 0;
-    preoom_read_oom_score_adj(fs, pid, &adj);
-    c->oom_score_adj = adj;
     uint64_t M = PREOOM_VALUE_MISSING;
     c->rss_bytes = ss.vm_rss_bytes == M ? 0 : ss.vm_rss_bytes;
     c->swap_bytes = ss.vm_swap_bytes == M ? 0 : ss.vm_swap_bytes;
@@ -254,6 +262,19 @@ static int fill_proc(const preoom_procfs_t *fs, const preoom_gather_opts_t *o,
     preoom_history_entry_t *e = h ? history_of(h, pid, p->start_time, now_ms, c->touched_bytes) : NULL;
     c->touched_growth_bytes_per_s = growth(e, now_ms, h ? h->window_ms : 0, c->touched_bytes);
     c->flat_ms = flat_for(e, now_ms, c->touched_bytes);
+    /* oom_score_adj changes rarely (a unit's setting, an operator's echo): read again after
+     * a second, not on every pass near the lines where every open counts. */
+    if (e && e->adj_at_ms && now_ms - e->adj_at_ms < 1000) {
+        c->oom_score_adj = e->adj;
+    } else {
+        int adj = 0;
+        preoom_read_oom_score_adj(fs, pid, &adj);
+        c->oom_score_adj = adj;
+        if (e) {
+            e->adj = (int16_t)adj;
+            e->adj_at_ms = now_ms ? now_ms : 1;
+        }
+    }
     if (o->want_private) {
         if (e && e->private_at_ms && now_ms - e->private_at_ms < 1000) {
             c->private_bytes = e->private_bytes;
@@ -262,12 +283,7 @@ static int fill_proc(const preoom_procfs_t *fs, const preoom_gather_opts_t *o,
             e->private_at_ms = now_ms;
         }
     }
-    c->protected_by_flag = in_protect(o, pid);
-    c->preference = PREOOM_PREFER_NONE;
-    if (o->avoid && regexec(o->avoid, p->name, 0, NULL, 0) == 0)
-        c->preference = PREOOM_AVOID;
-    else if (o->prefer && regexec(o->prefer, p->name, 0, NULL, 0) == 0)
-        c->preference = PREOOM_PREFER;
+    preoom_candidate_prefs(o, p->name, c);
     if (o->want_children) {
         c->n_children = children_vm(fs, pid, p->child_vm, PREOOM_MAX_CHILDREN);
         c->child_vm_bytes = p->child_vm;
@@ -276,7 +292,7 @@ static int fill_proc(const preoom_procfs_t *fs, const preoom_gather_opts_t *o,
     return 0;
 }
 
-static void note_biggest(preoom_gathered_t *out, const preoom_proc_t *p)
+void preoom_note_biggest(preoom_gathered_t *out, const preoom_proc_t *p)
 {
     uint64_t size = p->c.rss_bytes + p->c.swap_bytes;
     if (size <= out->biggest_bytes)
@@ -403,7 +419,7 @@ int preoom_gather(const preoom_procfs_t *fs, const preoom_reg_t *reg,
             out->touched_bytes += c->touched_bytes;
         }
         if (c->maps_registry)
-            note_biggest(out, p); /* a forged slot's process is not of this domain */
+            preoom_note_biggest(out, p); /* a forged slot's process is not of this domain */
         out->n++;
     }
     return 0;
@@ -521,7 +537,7 @@ static void add_unregistered(void *vctx, int32_t pid)
                      (u->o->scope == PREOOM_SCOPE_CGROUP && u->o->cgroup_dir && *u->o->cgroup_dir));
     p->c.maps_registry = in_scope;
     p->c.uid_matches = in_scope;
-    note_biggest(out, p);
+    preoom_note_biggest(out, p);
     if (in_scope)
         out->n++;
 }

@@ -68,6 +68,8 @@ typedef struct {
     uint64_t flat_ref, flat_since_ms; /* steadiness: touched within a band since */
     uint64_t private_bytes, private_at_ms;
     int8_t hint_said;                /* an unproven hint naming it was logged */
+    int16_t adj;                     /* oom_score_adj, read at adj_at_ms */
+    uint64_t adj_at_ms;
 } preoom_history_entry_t;
 typedef struct {
     preoom_history_entry_t e[PREOOM_HISTORY_MAX];
@@ -112,6 +114,14 @@ int preoom_gather(const preoom_procfs_t *fs, const preoom_reg_t *reg,
  * when o->scope says so, else only looked at for the biggest. Call after preoom_gather. */
 int preoom_gather_unregistered(const preoom_procfs_t *fs, const preoom_gather_opts_t *o,
                                preoom_history_t *h, uint64_t now_ms, preoom_gathered_t *out);
+
+/* --protect, --prefer and --avoid as `o` gives them, for a candidate named `name` (c->pid
+ * set): at gather time, and again by each domain that has settings of its own. */
+void preoom_candidate_prefs(const preoom_gather_opts_t *o, const char *name,
+                            preoom_candidate_t *c);
+
+/* Count p for the domain's biggest process (by rss + swap) if it is bigger. */
+void preoom_note_biggest(preoom_gathered_t *out, const preoom_proc_t *p);
 
 /* The engine's view of what was gathered (out has room for g->n). */
 void preoom_gathered_to_engine(const preoom_gathered_t *g, preoom_engine_proc_t *out);

@@ -269,6 +269,8 @@ int preoom_dconf_load(preoom_dconf_t *d, const char *text, size_t len, char *err
         i = j + 1;
         if (!n || line[0] == '#')
             continue;
+        if (line[0] == '[')
+            break; /* the config file's [domain] sections follow: conffile.c reads those */
         char *eq = strchr(line, '=');
         if (!eq)
             return fail(err, cap, "published settings: '%s' is not name=value", line);

@@ -456,6 +456,18 @@ int preoom_domains_discover(const preoom_procfs_t *fs, const int32_t *pids, size
             innermost[i] = in;
     }
 
+    /* Every cgroup --cgroup names is a domain from the first discovery on, processes or
+     * not: with --scope cgroup its unregistered processes are candidates, and none of them
+     * registers to make it known. */
+    for (size_t k = 0; k < x.n_only; k++) {
+        char dir[PREOOM_CGROUP_PATH_MAX];
+        snprintf(dir, sizeof dir, "%s", x.only[k]);
+        if (x.lay.has_v2 && dir_within(dir, x.lay.v2root))
+            (void)resolve(&x, dir, strlen(x.lay.v2root), PREOOM_CGROUP_V2);
+        else if (x.lay.has_v1 && dir_within(dir, x.lay.v1root))
+            (void)resolve(&x, dir, strlen(x.lay.v1root), PREOOM_CGROUP_V1);
+    }
+
     /* Domains no process sits in now: kept while their directory is there with a limit (or
      * named by --cgroup, in scope), gone otherwise. Their limits are refreshed through the
      * same memo, so an ancestor with a new limit is found on the way. */

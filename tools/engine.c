@@ -753,7 +753,7 @@ void preoom_engine_step(preoom_engine_t *e, const preoom_engine_input_t *in,
         cooperative(e, in, hands, d, lvl);
     }
 
-    if (d->signal_due && e->rung == PREOOM_RUNG_NONE && !victim_left) {
+    if (d->signal_due && e->rung == PREOOM_RUNG_NONE && !victim_left && !in->hold_signals) {
         size_t nout;
         outstanding(e, now, &nout);
         bool urgent = below_kill || (tk_fast >= 0 && (uint64_t)tk_fast <= e->conf.lead_ms);
@@ -781,7 +781,9 @@ void preoom_engine_step(preoom_engine_t *e, const preoom_engine_input_t *in,
     else if (e->episode || e->rung != PREOOM_RUNG_NONE || d->level >= PREOOM_PRESSURE_MODERATE)
         poll = e->conf.min_poll_ms;
     else {
-        int64_t rate = fall > FLOOR_FALL_BYTES_PER_S ? fall : FLOOR_FALL_BYTES_PER_S;
+        int64_t floor_rate = e->conf.floor_fall_bytes_per_s ? (int64_t)e->conf.floor_fall_bytes_per_s
+                                                            : FLOOR_FALL_BYTES_PER_S;
+        int64_t rate = fall > floor_rate ? fall : floor_rate;
         uint64_t head = sub0(eff, d->ask_bytes);
         uint64_t ms = head * 1000 / (uint64_t)rate / 4;
         poll = ms < e->conf.min_poll_ms ? e->conf.min_poll_ms

@@ -43,6 +43,9 @@ typedef struct {
     uint32_t lead_ms;           /* fast falls move the term line up by what falls in this time */
     uint32_t calm_ms;           /* above the ask line this long ends an episode */
     uint32_t min_poll_ms, max_poll_ms;
+    /* How fast memory may fall unseen, which sets the poll far from the lines (0: 256 MiB/s).
+     * Lower where the kernel itself wakes the daemon at the lines (v1 usage thresholds). */
+    uint64_t floor_fall_bytes_per_s;
     bool psi_local;             /* PSI describes this domain (v2 cgroup, or the host) */
     bool dry_run;               /* decide and say, send nothing */
 } preoom_engine_conf_t;
@@ -79,6 +82,9 @@ typedef struct {
     char biggest_name[PREOOM_ENGINE_NAME_MAX];
     bool biggest_is_candidate;
     int32_t self_pid;
+    /* Another domain's victim, a process inside this domain, is on its way out: its memory
+     * is coming back here too, so no new victim is chosen meanwhile (asks go on). */
+    bool hold_signals;
 } preoom_engine_input_t;
 
 typedef enum {

@@ -1,15 +1,19 @@
 /* tools/preoomd.c — the arbiter: sees memory pressure coming and settles it before the
- * kernel's OOM killer does.
+ * kernel's OOM killer does, in every memory domain of the host at once.
  *
- * This file is the daemon's body and hands, not its judgement: each pass it reads the
- * pressure (readings.c), gathers the candidates (candidates.c: the registry's processes and,
- * with --scope cgroup or all, the others too), hands one snapshot to the engine (engine.c,
- * where every rule lives) and carries out what it decides: asks through the registry
- * (act.c), signals through a pidfd checked against pid and start time, process_mrelease
- * after SIGKILL. Every decision is one log line (text, or one JSON object with
- * --log-format json). It publishes its effective settings beside the registry so `preoom
- * explain` decides with the same flags. It protects itself (mlockall, a lowered
- * oom_score_adj) and allocates nothing once the loop runs.
+ * A domain is the host, or a memory cgroup with a limit that holds registered processes
+ * (domains.c finds them from the processes' own cgroups; --cgroup restricts them). Each has
+ * its own settings (the command line, then the config file's [domain] sections: conffile.c),
+ * readings and decision engine (engine.c, where every rule lives). This file is the body and
+ * hands: each pass it reads each due domain's pressure (readings.c), gathers the candidates
+ * once for all (candidates.c), hands each domain its own snapshot, innermost domains first,
+ * and carries out what each decides: asks through the registry (act.c), signals through a
+ * pidfd checked against pid and start time, process_mrelease after SIGKILL. A process on its
+ * way out for one domain is chosen by no other meanwhile, and a domain holding it waits for
+ * it. Every decision is one log line (text, or one JSON object with --log-format json). It
+ * publishes its effective settings beside the registry so `preoom explain` decides with the
+ * same flags. It protects itself (mlockall, a lowered oom_score_adj) and allocates nothing
+ * in the loop except when a new domain appears.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,7 +34,9 @@
 #include "act.h"
 #include "badness.h"
 #include "candidates.h"
+#include "conffile.h"
 #include "dconf.h"
+#include "domains.h"
 #include "engine.h"
 #include "floor.h"
 #include "metrics.h"
@@ -39,26 +45,81 @@
 #include "readings.h"
 #include "regwatch.h"
 
-#define PREOOMD_VERSION "0.2.0"
+#define PREOOMD_VERSION "0.3.0"
 #define REAP_EVERY_MS 1000
-#define FAR_GATHER_MS 5000
+#define FAR_GATHER_MS 5000      /* at least; 60 ms more a registered process, to 30 s */
 #define METRICS_EVERY_MS 1000
+#define METRICS_FAR_MS 5000
+#define DISCOVER_NEAR_MS 2000   /* processes moving between cgroups are seen this soon */
+#define DISCOVER_FAR_MS 60000   /* new processes are placed at once (registry_news); this
+                                 * only catches moves between cgroups, which are rare */
+#define MAX_ONLY 32
 
 static volatile sig_atomic_t stop_signal;
-static preoom_dconf_t opt;
+static preoom_dconf_t opt;      /* daemon-wide settings, and every domain's defaults */
+static preoom_dconf_t opt_raw;  /* the same before its regexes were compiled: a domain's
+                                 * settings start from a copy of it */
+static preoom_conffile_t *cf;
+static const char *conf_file = PREOOM_CONF_DEFAULT;
+static bool conf_required, check_config;
+static const char *only[MAX_ONLY];
+static size_t n_only;
 static preoom_procfs_t fs;
 static preoom_reg_t reg = {.fd = -1};
 static preoom_gather_opts_t gopt;
 static char reg_path[128], conf_path[160];
 static preoom_gathered_t g;
-static preoom_engine_proc_t *eprocs;
+static size_t n_reg;            /* g.procs[0..n_reg) are the registry's; the rest, a domain's
+                                 * unregistered processes, gathered for it and dropped after */
+static preoom_engine_proc_t *eall, *edom;
 static preoom_badness_t *scores;
 static preoom_history_t *history;
-static preoom_engine_t engine;
 static preoom_metrics_t met;
-static int vfd = -1;          /* pidfd of the victim in flight */
-static int32_t vfd_pid;
-static uint64_t vfd_start;
+static preoom_domains_t *doms;
+
+/* One domain's life in the daemon, at the same index as in doms. */
+typedef struct {
+    bool live;
+    bool own_prefs;             /* its section set prefer/avoid/protect */
+    int sections;               /* [domain] sections that matched it */
+    preoom_dconf_t conf;
+    preoom_engine_t engine;
+    preoom_gather_opts_t gopt;
+    int psifd, evfd;
+    uint64_t ev_limit;
+    int usage_fd;               /* memory.usage_in_bytes or memory.current, kept open */
+    uint64_t full_read_ms;      /* the last time every file was read */
+    bool far;                   /* far from every line, nothing in flight: cheap passes */
+    int vfd;                    /* pidfd of its victim in flight */
+    int32_t vfd_pid;
+    uint64_t vfd_start;
+    int v_dom;                  /* the victim's innermost domain */
+    bool near, due_now, read_now;
+    uint64_t due_ms, last_hostscan;
+    int last_level;
+    preoom_readings_t r;
+    preoom_memcg_t cg;
+    int read_rc;
+    preoom_decision_t d;
+    bool stepped;
+    uint64_t exposure, committed, touched;
+    uint32_t registered;
+} dom_rt_t;
+static dom_rt_t *rt;
+
+/* Registered processes' innermost domains, sorted by pid (from the last discovery). */
+typedef struct {
+    int32_t pid;
+    uint64_t start;
+    int dom;
+} pid_dom_t;
+static pid_dom_t *pcache;
+static size_t n_pcache;
+static int *pdom;               /* innermost domain of g.procs[i], -1 none */
+static uint64_t *slot_seen;     /* per slot: its process (pid and start) when last looked */
+static int32_t *scratch_pids;
+static int *scratch_dom;
+static uint64_t *scratch_starts;
 
 static uint64_t now_ms(void)
 {
@@ -135,13 +196,19 @@ static void fatal(int code, const char *fmt, ...)
     exit(code);
 }
 
+
 static void usage(FILE *f)
 {
     fprintf(f,
             "usage: preoomd [OPTIONS]\n"
             "  --registry NAME        registry DIR/preoom.NAME ($PREOOM_REGISTRY or default)\n"
             "  --registry-dir DIR     where registries live (default /dev/shm; e.g. /run/preoom)\n"
-            "  --cgroup PATH          memory cgroup to watch (default: found from the processes)\n"
+            "  --config FILE          settings file (default " PREOOM_CONF_DEFAULT ", then FILE.d/*.conf)\n"
+            "  --check-config         read the settings (file and flags), say what each domain\n"
+            "                         section gives, and exit: 0 when all are good\n"
+            "  --cgroup PATH          watch only this memory cgroup and the limited ones inside it\n"
+            "                         (may repeat; default: the host and every limited memory\n"
+            "                         cgroup that holds a registered process)\n"
             "  --scope S              registered, cgroup (default with --cgroup) or all: who may be\n"
             "                         signalled; only registered processes can be asked\n"
             "  --policy P             preoom (default), kernel or classic\n"
@@ -167,9 +234,22 @@ static void usage(FILE *f)
             "See preoomd(8).\n");
 }
 
+static void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die_usage(const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "preoomd: %s\n", buf);
+    exit(2);
+}
+
 static void parse_options(int argc, char **argv)
 {
-    /* Every long option is a dconf setting of the same name. */
+    /* Every long option is a dconf setting of the same name, but for the few that steer the
+     * reading of the settings themselves. */
     static const struct option lo[] = {
         {"registry", 1, 0, 0}, {"registry-dir", 1, 0, 0}, {"cgroup", 1, 0, 0}, {"policy", 1, 0, 0}, {"scope", 1, 0, 0},
         {"ask", 1, 0, 0}, {"term", 1, 0, 0}, {"kill", 1, 0, 0},
@@ -180,46 +260,105 @@ static void parse_options(int argc, char **argv)
         {"protect", 1, 0, 0}, {"allow-uid", 0, 0, 0}, {"dry-run", 0, 0, 0},
         {"log-format", 1, 0, 0}, {"metrics", 1, 0, 0}, {"metrics-port", 1, 0, 0},
         {"slots", 1, 0, 0}, {"group", 1, 0, 0}, {"no-mlock", 0, 0, 0},
+        {"config", 1, 0, 'C'}, {"check-config", 0, 0, 'K'},
         {"verbose", 0, 0, 'v'}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'},
         {"version", 0, 0, 'V'}, {0, 0, 0, 0}};
+    char err[768];
+    int c, idx;
+    opterr = 0; /* our own one-line message below, not getopt's plus the usage */
+    /* First pass: where the settings file is (it comes before the flags it gives defaults
+     * for), --help and --version. */
+    while ((c = getopt_long(argc, argv, "vqhV", lo, &idx)) != -1) {
+        if (c == 'C') {
+            conf_file = optarg;
+            conf_required = true;
+        } else if (c == 'K') {
+            check_config = true;
+        } else if (c == 'h') {
+            usage(stdout);
+            exit(0);
+        } else if (c == 'V') {
+            printf("preoomd %s\n", PREOOMD_VERSION);
+            exit(0);
+        }
+    }
     preoom_dconf_defaults(&opt);
     const char *env = getenv("PREOOM_REGISTRY");
     if (env && *env)
         opt.registry = env;
     opt.registry_dir = getenv("PREOOM_REGISTRY_DIR");
-    int c, idx;
-    char err[512];
-    opterr = 0; /* our own one-line message below, not getopt's plus the usage */
+    cf = calloc(1, sizeof *cf);
+    if (!cf)
+        die_usage("out of memory");
+    preoom_conffile_init(cf);
+    if (conf_file && *conf_file &&
+        (preoom_conffile_read(cf, conf_file, conf_required, err, sizeof err) != 0 ||
+         preoom_conffile_apply_global(cf, &opt, err, sizeof err) != 0))
+        die_usage("%s", err);
+    optind = 0;
     while ((c = getopt_long(argc, argv, "vqhV", lo, &idx)) != -1) {
         switch (c) {
         case 0:
-            if (optarg && optarg[0] == '-' && optarg[1] && !(optarg[1] >= '0' && optarg[1] <= '9')) {
-                fprintf(stderr, "preoomd: --%s needs a value, not the option '%s'\n",
-                        lo[idx].name, optarg);
-                exit(2);
+            if (optarg && optarg[0] == '-' && optarg[1] && !(optarg[1] >= '0' && optarg[1] <= '9'))
+                die_usage("--%s needs a value, not the option '%s'", lo[idx].name, optarg);
+            if (!strcmp(lo[idx].name, "cgroup")) {
+                if (n_only == MAX_ONLY)
+                    die_usage("--cgroup may be given at most %d times", MAX_ONLY);
+                only[n_only++] = optarg;
             }
-            if (preoom_dconf_set(&opt, lo[idx].name, optarg, err, sizeof err) != 0) {
-                fprintf(stderr, "preoomd: %s\n", err);
-                exit(2);
-            }
+            if (preoom_dconf_set(&opt, lo[idx].name, optarg, err, sizeof err) != 0)
+                die_usage("%s", err);
             break;
+        case 'C': case 'K': break;
         case 'v': opt.verbose++; break;
         case 'q': opt.quiet = true; break;
-        case 'h': usage(stdout); exit(0);
-        case 'V': printf("preoomd %s\n", PREOOMD_VERSION); exit(0);
         default:
-            fprintf(stderr, "preoomd: unknown option, or one missing its value: '%s' (see "
-                            "preoomd --help)\n", argv[optind - 1]);
-            exit(2);
+            die_usage("unknown option, or one missing its value: '%s' (see preoomd --help)",
+                      argv[optind - 1]);
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "preoomd: unexpected argument '%s'\n", argv[optind]);
-        exit(2);
+    if (optind < argc)
+        die_usage("unexpected argument '%s'", argv[optind]);
+    opt_raw = opt;
+    if (preoom_dconf_finish(&opt, err, sizeof err) != 0)
+        die_usage("%s", err);
+    /* Every [domain] section must give good settings on top of these, now, not when its
+     * cgroup first appears under pressure. */
+    for (size_t s = 0; s < cf->n_s; s++) {
+        preoom_dconf_t d = opt_raw;
+        int rc = preoom_conffile_apply_domain(cf, cf->s[s].pattern, &d, err, sizeof err);
+        if (rc >= 0 && preoom_dconf_finish(&d, err, sizeof err) != 0)
+            rc = -EINVAL;
+        if (rc < 0) {
+            if (strncmp(err, cf->s[s].origin, strlen(cf->s[s].origin)) != 0) {
+                char tmp[1600];
+                snprintf(tmp, sizeof tmp, "%s: [domain %s]: %s", cf->s[s].origin,
+                         cf->s[s].pattern, err);
+                strcpy(err, tmp);
+            }
+            die_usage("%s", err);
+        }
+        if (check_config) {
+            const preoom_thresholds_t *t = &d.eng.th;
+            printf("[domain %s] (%s): policy %s, scope %s, ask %u.%02u%%/%" PRIu64
+                   " MiB, term %u.%02u%%/%" PRIu64 " MiB, kill %u.%02u%%/%" PRIu64
+                   " MiB, term-grace %u ms%s%s\n",
+                   cf->s[s].pattern, cf->s[s].origin, preoom_policy_name(d.eng.policy),
+                   preoom_scope_name(d.scope), t->ask.percent_x100 / 100,
+                   t->ask.percent_x100 % 100, t->ask.bytes >> 20, t->term.percent_x100 / 100,
+                   t->term.percent_x100 % 100, t->term.bytes >> 20, t->kill.percent_x100 / 100,
+                   t->kill.percent_x100 % 100, t->kill.bytes >> 20, d.eng.term_grace_ms,
+                   d.avoid_set ? ", avoid " : "", d.avoid_set ? d.avoid : "");
+        }
+        if (d.prefer_set)
+            regfree(&d.prefer_re);
+        if (d.avoid_set)
+            regfree(&d.avoid_re);
     }
-    if (preoom_dconf_finish(&opt, err, sizeof err) != 0) {
-        fprintf(stderr, "preoomd: %s\n", err);
-        exit(2);
+    if (check_config) {
+        printf("preoomd: settings good (%zu file%s, %zu [domain] section%s)\n", cf->files,
+               cf->files == 1 ? "" : "s", cf->n_s, cf->n_s == 1 ? "" : "s");
+        exit(0);
     }
 }
 
@@ -251,33 +390,33 @@ static int hand_ask(void *ctx, const preoom_engine_proc_t *p, int level, uint64_
     return preoom_act_ask(&reg, p->slot_index, p->pid, p->start_time, level, bytes, serial);
 }
 
-static void victim_close(void)
+static void victim_close(dom_rt_t *x)
 {
-    if (vfd >= 0)
-        close(vfd);
-    vfd = -1;
-    vfd_pid = 0;
+    if (x->vfd >= 0)
+        close(x->vfd);
+    x->vfd = -1;
+    x->vfd_pid = 0;
 }
 
 static int hand_signal(void *ctx, const preoom_engine_proc_t *p, int sig)
 {
-    (void)ctx;
-    if (vfd < 0 || vfd_pid != p->pid || vfd_start != p->start_time) {
-        victim_close();
+    dom_rt_t *x = ctx;
+    if (x->vfd < 0 || x->vfd_pid != p->pid || x->vfd_start != p->start_time) {
+        victim_close(x);
         /* A registered process must still map this registry; one found in the watched
          * cgroup (--scope) is proven by pid and start time alone. */
         int fd = preoom_act_open(&fs, p->pid, p->start_time, p->registered ? gopt.registry_dev : 0,
                                  p->registered ? gopt.registry_ino : 0);
         if (fd < 0)
             return fd;
-        vfd = fd;
-        vfd_pid = p->pid;
-        vfd_start = p->start_time;
+        x->vfd = fd;
+        x->vfd_pid = p->pid;
+        x->vfd_start = p->start_time;
     }
-    int rc = preoom_act_signal(vfd, sig);
+    int rc = preoom_act_signal(x->vfd, sig);
     if (rc == 0 && sig == SIGKILL) {
         /* Give the victim's memory back now rather than when its exit gets round to it. */
-        int mr = preoom_act_mrelease(vfd);
+        int mr = preoom_act_mrelease(x->vfd);
         static int said;
         if (mr != 0 && mr != -EINVAL && !said) {
             logline(SEV_WARNING, "process_mrelease failed (%s): memory comes back when "
@@ -289,27 +428,30 @@ static int hand_signal(void *ctx, const preoom_engine_proc_t *p, int sig)
     return rc;
 }
 
-/* ---- one snapshot --------------------------------------------------------------------- */
+/* ---- domains -------------------------------------------------------------------------- */
+
+/* What a log line calls a domain. */
+static const char *dom_name(int i)
+{
+    return i == PREOOM_DOMAIN_HOST ? "host" : doms->d[i].path;
+}
 
 /* A PSI trigger: the kernel wakes us when memory stalls pass 100 ms in any second. Only a
- * PSI file that describes the watched domain: a v2 cgroup's own, or the host's when the
- * host is watched. */
-static int psi_trigger(bool *local)
+ * PSI file that describes the domain: a v2 cgroup's own, or the host's for the host. */
+static int psi_trigger(int i, bool *local)
 {
+    const preoom_domain_t *dm = &doms->d[i];
     char path[PREOOM_CGROUP_PATH_MAX + 32];
-    int fd = -1;
-    *local = !opt.cgroup[0];
-    if (opt.cgroup[0]) {
-        if (opt.cgroup[0] == '/')
-            snprintf(path, sizeof path, "%s/memory.pressure", opt.cgroup);
-        else
-            snprintf(path, sizeof path, "%s/%s/memory.pressure", fs.cgroup_root, opt.cgroup);
+    *local = i == PREOOM_DOMAIN_HOST;
+    int fd;
+    if (i == PREOOM_DOMAIN_HOST) {
+        fd = open("/proc/pressure/memory", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    } else {
+        snprintf(path, sizeof path, "%s/memory.pressure", dm->dir);
         fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
         if (fd >= 0)
             *local = true;
     }
-    if (fd < 0 && !opt.cgroup[0])
-        fd = open("/proc/pressure/memory", O_RDWR | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
         return -1;
     static const char trig[] = "some 100000 1000000";
@@ -322,15 +464,11 @@ static int psi_trigger(bool *local)
 
 /* cgroup v1: the kernel signals an eventfd when usage crosses a threshold, so a burst
  * between two slow polls wakes us at the ask and term lines. -1 where not available. */
-static int v1_thresholds(uint64_t limit, uint64_t ask_b, uint64_t term_b)
+static int v1_thresholds(const char *dir, uint64_t limit, uint64_t ask_b, uint64_t term_b)
 {
-    if (!opt.cgroup[0] || limit == PREOOM_LIMIT_NONE || limit <= ask_b)
+    if (!dir[0] || limit == PREOOM_LIMIT_NONE || limit <= ask_b)
         return -1;
-    char dir[PREOOM_CGROUP_PATH_MAX + 32], path[PREOOM_CGROUP_PATH_MAX + 64];
-    if (opt.cgroup[0] == '/')
-        snprintf(dir, sizeof dir, "%s", opt.cgroup);
-    else
-        snprintf(dir, sizeof dir, "%s/%s", fs.cgroup_root, opt.cgroup);
+    char path[PREOOM_CGROUP_PATH_MAX + 64];
     snprintf(path, sizeof path, "%s/memory.usage_in_bytes", dir);
     int ufd = open(path, O_RDONLY | O_CLOEXEC);
     if (ufd < 0)
@@ -356,10 +494,508 @@ static int v1_thresholds(uint64_t limit, uint64_t ask_b, uint64_t term_b)
     return efd;
 }
 
+static void say_threshold(const preoom_threshold_t *t, char *out, size_t cap)
+{
+    if (t->bytes && t->percent_x100)
+        snprintf(out, cap, "%u.%02u%% or %" PRIu64 " MiB", t->percent_x100 / 100,
+                 t->percent_x100 % 100, t->bytes >> 20);
+    else if (t->bytes)
+        snprintf(out, cap, "%" PRIu64 " MiB", t->bytes >> 20);
+    else
+        snprintf(out, cap, "%u.%02u%%", t->percent_x100 / 100, t->percent_x100 % 100);
+}
+
+static void say_domain(int i)
+{
+    const dom_rt_t *x = &rt[i];
+    const preoom_domain_t *dm = &doms->d[i];
+    char ask[64], term[64], kill[64], limit[48] = "";
+    const preoom_thresholds_t *t = &x->conf.eng.th;
+    say_threshold(&t->ask, ask, sizeof ask);
+    say_threshold(&t->term, term, sizeof term);
+    say_threshold(&t->kill, kill, sizeof kill);
+    if (i != PREOOM_DOMAIN_HOST && dm->limit_bytes != PREOOM_LIMIT_NONE)
+        snprintf(limit, sizeof limit, " (limit %" PRIu64 " MiB)", dm->limit_bytes >> 20);
+    else if (i != PREOOM_DOMAIN_HOST)
+        snprintf(limit, sizeof limit, " (no limit of its own)");
+    char sect[48] = "";
+    if (x->sections)
+        snprintf(sect, sizeof sect, ", %d config section%s", x->sections,
+                 x->sections == 1 ? "" : "s");
+    logline(SEV_NOTICE,
+            "watching %s%s%s with %s (%llu slots), scope %s, policy %s%s: asking processes "
+            "that can give when available memory <= %s; SIGTERM when <= %s and still falling; "
+            "SIGKILL when <= %s%s",
+            i == PREOOM_DOMAIN_HOST ? "the host" : "memory cgroup ",
+            i == PREOOM_DOMAIN_HOST ? "" : dm->path, limit, reg_path,
+            (unsigned long long)reg.slot_count, preoom_scope_name(x->conf.scope),
+            preoom_policy_name(x->conf.eng.policy), sect, ask, term, kill,
+            x->conf.eng.dry_run ? " (DRY RUN: nothing is sent)" : "");
+}
+
+static void dom_close(int i)
+{
+    dom_rt_t *x = &rt[i];
+    if (!x->live)
+        return;
+    if (x->psifd >= 0)
+        close(x->psifd);
+    if (x->evfd >= 0)
+        close(x->evfd);
+    if (x->usage_fd >= 0)
+        close(x->usage_fd);
+    victim_close(x);
+    if (x->conf.prefer_set)
+        regfree(&x->conf.prefer_re);
+    if (x->conf.avoid_set)
+        regfree(&x->conf.avoid_re);
+    x->live = false;
+}
+
+static void dom_open(int i, uint64_t now)
+{
+    dom_rt_t *x = &rt[i];
+    const preoom_domain_t *dm = &doms->d[i];
+    memset(x, 0, sizeof *x);
+    x->psifd = x->evfd = x->vfd = x->usage_fd = -1;
+    x->v_dom = -1;
+    x->last_level = -1;
+    char err[768];
+    x->conf = opt_raw;
+    int m = preoom_conffile_apply_domain(cf, dm->path[0] ? dm->path : "/", &x->conf, err, sizeof err);
+    if (m < 0 || preoom_dconf_finish(&x->conf, err, sizeof err) != 0) {
+        /* Checked at start for every section alone; two sections together can still
+         * disagree (an ask line below another's term line). */
+        logline(SEV_WARNING, "%s: %s; the command line's settings are used there", dom_name(i), err);
+        x->conf = opt_raw;
+        preoom_dconf_finish(&x->conf, err, sizeof err);
+        m = 0;
+    }
+    x->sections = m;
+    x->own_prefs = m > 0 && (x->conf.prefer_set != opt.prefer_set || x->conf.avoid_set != opt.avoid_set ||
+                             strcmp(x->conf.prefer, opt.prefer) || strcmp(x->conf.avoid, opt.avoid) ||
+                             x->conf.n_protect != opt.n_protect);
+    x->gopt = gopt;
+    x->gopt.scope = (int)x->conf.scope;
+    x->gopt.cgroup_dir = dm->dir;
+    x->gopt.prefer = x->conf.prefer_set ? &x->conf.prefer_re : NULL;
+    x->gopt.avoid = x->conf.avoid_set ? &x->conf.avoid_re : NULL;
+    memcpy(x->gopt.protect, x->conf.protect, sizeof x->conf.protect);
+    x->gopt.n_protect = x->conf.n_protect;
+    bool local;
+    x->psifd = psi_trigger(i, &local);
+    x->conf.eng.psi_local = local;
+    preoom_engine_init(&x->engine, &x->conf.eng, scores, g.cap);
+    x->live = true;
+    x->near = true;
+    x->due_now = true;
+    x->due_ms = now;
+    say_domain(i);
+}
+
+/* The innermost domain of a registered process, from the last discovery; -2 unknown. */
+static int cached_dom(int32_t pid, uint64_t start)
+{
+    size_t lo = 0, hi = n_pcache;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (pcache[mid].pid < pid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (; lo < n_pcache && pcache[lo].pid == pid; lo++)
+        if (pcache[lo].start == start)
+            return pcache[lo].dom;
+    return -2;
+}
+
+static int by_pid(const void *a, const void *b)
+{
+    const pid_dom_t *x = a, *y = b;
+    return (x->pid > y->pid) - (x->pid < y->pid);
+}
+
+/* Find the domains of the registered processes: all of them every DISCOVER_*_MS (moves,
+ * cgroups that vanished), else only those not seen before. */
+static void place(uint64_t now, size_t n, bool full);
+
+static void discover(uint64_t now, bool full)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < n_reg; i++) {
+        const preoom_proc_t *p = &g.procs[i];
+        if (!p->c.maps_registry)
+            continue;
+        if (full || cached_dom(p->c.pid, p->start_time) == -2) {
+            scratch_starts[n] = p->start_time;
+            scratch_pids[n++] = p->c.pid;
+        }
+    }
+    if (!full && n == 0)
+        return;
+    place(now, n, full);
+}
+
+/* Place scratch_pids[0..n) (with scratch_starts) in their domains, opening the new ones. */
+static void place(uint64_t now, size_t n, bool full)
+{
+    preoom_domains_discover(&fs, scratch_pids, n, scratch_dom, doms);
+    /* Rebuild the cache: what was found now, plus (when only new ones were looked at) what
+     * was known. */
+    size_t m = full ? 0 : n_pcache;
+    for (size_t k = 0; k < n && m < g.cap; k++)
+        pcache[m++] = (pid_dom_t){scratch_pids[k], scratch_starts[k], scratch_dom[k]};
+    n_pcache = m;
+    qsort(pcache, n_pcache, sizeof *pcache, by_pid);
+    for (size_t i = 0; i < doms->n; i++) {
+        if (doms->d[i].gone && rt[i].live) {
+            logline(SEV_NOTICE, "memory cgroup %s is gone (or has no limit any more): not "
+                                "watched", dom_name((int)i));
+            dom_close((int)i);
+        }
+        if (doms->d[i].used && !rt[i].live)
+            dom_open((int)i, now);
+    }
+    if (doms->dropped) {
+        static size_t said;
+        if (said != doms->dropped)
+            logline(SEV_WARNING, "more than %d memory domains: %zu not watched",
+                    PREOOM_MAX_DOMAINS, doms->dropped);
+        said = doms->dropped;
+    }
+}
+
+static int proc_dom(size_t gi)
+{
+    if (gi < n_reg)
+        return pdom[gi];
+    return -2;
+}
+
+/* Processes registered since the last look: placed in their domains at once (one read of
+ * /proc/PID/cgroup each), so a domain nobody watched yet is watched from now on, not from
+ * the next far gather (a job that fills its cgroup in two seconds would be gone by then).
+ * Only a slot whose pid has the start time it claims; one snapshot a slot, about 30 us for
+ * a thousand. */
+static void registry_news(uint64_t now)
+{
+    size_t n = 0;
+    uint64_t slots = reg.slot_count < g.cap ? reg.slot_count : g.cap;
+    for (uint64_t i = 0; i < slots; i++) {
+        struct preoom_slot sl;
+        uint64_t sig = 0;
+        if (preoom_reg_snapshot(&reg, i, &sl) == 0 && sl.pid > 0 && sl.pid <= 0x7fffffff)
+            sig = (uint64_t)sl.pid ^ (sl.start_time << 22);
+        if (sig && sig != slot_seen[i] && n < g.cap &&
+            cached_dom((int32_t)sl.pid, sl.start_time) == -2 &&
+            preoom_reg_pid_matches((pid_t)sl.pid, sl.start_time) == 1) {
+            scratch_pids[n] = (int32_t)sl.pid;
+            scratch_starts[n++] = sl.start_time;
+        }
+        slot_seen[i] = sig;
+    }
+    if (n)
+        place(now, n, false);
+}
+
+/* ---- one domain's pass ---------------------------------------------------------------- */
+
+/* Is a process (by its innermost domain) inside domain i? */
+static bool inside(int proc_dom_idx, int i)
+{
+    return proc_dom_idx >= 0 && preoom_domain_within(doms, proc_dom_idx, i);
+}
+
+/* Another domain's victim on its way out, a process of domain i. */
+static bool held(int i)
+{
+    for (size_t j = 0; j < doms->n; j++) {
+        if ((int)j == i || !rt[j].live || !preoom_engine_victim_pid(&rt[j].engine, NULL))
+            continue;
+        if (rt[j].v_dom >= 0 ? inside(rt[j].v_dom, i) : preoom_domain_within(doms, (int)j, i))
+            return true;
+    }
+    return false;
+}
+
+/* The victims in flight, taken before each domain's step (usually none: then no process
+ * costs a look). */
+static struct {
+    int32_t pid;
+    uint64_t start;
+    int dom;
+} flight[PREOOM_MAX_DOMAINS];
+static size_t n_flight;
+
+static void collect_flight(void)
+{
+    n_flight = 0;
+    for (size_t j = 0; j < doms->n; j++) {
+        uint64_t vs;
+        int32_t vp = rt[j].live ? preoom_engine_victim_pid(&rt[j].engine, &vs) : 0;
+        if (vp)
+            flight[n_flight++] = (typeof(flight[0])){vp, vs, (int)j};
+    }
+}
+
+/* Is this process the victim in flight of a domain other than i? */
+static bool in_flight_elsewhere(int i, int32_t pid, uint64_t start)
+{
+    for (size_t k = 0; k < n_flight; k++)
+        if (flight[k].dom != i && flight[k].pid == pid && flight[k].start == start)
+            return true;
+    return false;
+}
+
+/* The innermost domain of a victim, registered or not. */
+static int victim_dom(int32_t pid, uint64_t start)
+{
+    int d = cached_dom(pid, start);
+    if (d != -2)
+        return d;
+    char dirs[PREOOM_DOMAIN_DEPTH_MAX][PREOOM_CGROUP_PATH_MAX];
+    preoom_cgroup_version_t v;
+    int n = preoom_pid_domain_chain(&fs, pid, dirs, PREOOM_DOMAIN_DEPTH_MAX, &v);
+    for (int k = 0; k < n; k++) {
+        int idx = preoom_domains_find(doms, &fs, dirs[k]);
+        if (idx >= 0)
+            return idx;
+    }
+    return doms->no_host ? -1 : PREOOM_DOMAIN_HOST;
+}
+
+static void log_events(int i, const preoom_decision_t *d, const preoom_engine_input_t *in)
+{
+    dom_rt_t *x = &rt[i];
+    for (size_t k = 0; k < d->n_events; k++) {
+        char line[3072], out[3072 + 2 * PREOOM_CGROUP_PATH_MAX + 64];
+        preoom_engine_format_event(d, k, in, scores, opt.log_json, line, sizeof line);
+        /* Which domain spoke: in JSON a field of its own, in text a prefix (none for the
+         * host, so a host-only daemon says what it always said). */
+        if (opt.log_json && line[0] == '{') {
+            char esc[PREOOM_CGROUP_PATH_MAX * 2];
+            size_t e = 0;
+            for (const char *s = i == PREOOM_DOMAIN_HOST ? "/" : doms->d[i].path; *s && e + 2 < sizeof esc; s++) {
+                if (*s == '"' || *s == '\\')
+                    esc[e++] = '\\';
+                esc[e++] = (unsigned char)*s < 0x20 ? '?' : *s;
+            }
+            esc[e] = '\0';
+            /* After "event", which stays first for whoever matches on it. */
+            const char *comma = strchr(line, ',');
+            size_t head = comma ? (size_t)(comma - line) : 0;
+            if (head)
+                snprintf(out, sizeof out, "%.*s,\"domain\":\"%s\"%s", (int)head, line, esc,
+                         line + head);
+            else
+                snprintf(out, sizeof out, "%s", line);
+        } else if (i != PREOOM_DOMAIN_HOST) {
+            snprintf(out, sizeof out, "[%s] %s", doms->d[i].path, line);
+        } else {
+            snprintf(out, sizeof out, "%s", line);
+        }
+        preoom_event_kind_t kind = d->ev[k].kind;
+        enum sev sev = kind == PREOOM_EV_TERM || kind == PREOOM_EV_KILL || kind == PREOOM_EV_HOG ||
+                               kind == PREOOM_EV_FAILED || kind == PREOOM_EV_NO_CANDIDATE
+                           ? SEV_WARNING : SEV_NOTICE;
+        if (x->conf.eng.dry_run &&
+            (kind == PREOOM_EV_ASK || kind == PREOOM_EV_TERM || kind == PREOOM_EV_KILL))
+            logline(sev, opt.log_json ? "%s" : "dry-run: would %s", out);
+        else
+            logline(sev, "%s", out);
+    }
+}
+
+/* Read domain i's memory (every pass it is due). */
+#define FULL_READ_MS 20000
+/* A far domain whose cgroup wakes us at its ask and term lines (v1 thresholds) polls as if
+ * memory could fall at this rate unseen, not 256 MiB/s: a small cgroup five times a second
+ * is what made fifty of them cost a hundredth of a core; the forecast's quarter second of
+ * lead before the ask line is what a ramp from far away loses. */
+#define EVENT_FLOOR_FALL (32ULL << 20)
+#define NEWS_EVERY_MS 250       /* far from every line, new registrations are looked for so often */
+
+/* Far from every line, a cgroup domain's pass reads its usage only (one pread of a file
+ * kept open): with fifty domains, their memory.stat, meminfo and PSI read five times a
+ * second each cost a fortieth of a core. The limit, file pages and PSI are read in full
+ * every FULL_READ_MS, and whenever the domain is near. 1 when the cheap read did. */
+static int dom_read_usage(int i, uint64_t now)
+{
+    dom_rt_t *x = &rt[i];
+    if (!x->far || x->usage_fd < 0 || now - x->full_read_ms >= FULL_READ_MS || !x->r.cgroup_valid)
+        return 0;
+    char buf[32];
+    ssize_t n = pread(x->usage_fd, buf, sizeof buf - 1, 0);
+    uint64_t v;
+    if (n <= 0 || preoom_parse_cgroup_u64(buf, (size_t)n, &v) != 0 || v == PREOOM_LIMIT_NONE)
+        return 0;
+    x->r.cg_usage_bytes = v;
+    x->r.exposure_bytes = x->exposure;
+    x->read_rc = 0;
+    x->read_now = true;
+    return 1;
+}
+
+static void dom_read(int i, uint64_t now)
+{
+    dom_rt_t *x = &rt[i];
+    const preoom_domain_t *dm = &doms->d[i];
+    if (dom_read_usage(i, now))
+        return;
+    const dom_rt_t *h = &rt[PREOOM_DOMAIN_HOST];
+    bool host_fresh = i != PREOOM_DOMAIN_HOST && h->live && h->read_rc == 0 && h->full_read_ms &&
+                      now - h->full_read_ms < 1000;
+    x->read_rc = preoom_read_readings_with(&fs, dm->dir, x->exposure, host_fresh ? &h->r : NULL,
+                                           &x->r, &x->cg);
+    x->read_now = true;
+    x->full_read_ms = now;
+    if (i != PREOOM_DOMAIN_HOST && x->usage_fd < 0 && x->read_rc == 0) {
+        char path[PREOOM_CGROUP_PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/%s", dm->dir,
+                 x->cg.version == PREOOM_CGROUP_V1 ? "memory.usage_in_bytes" : "memory.current");
+        x->usage_fd = open(path, O_RDONLY | O_CLOEXEC);
+    }
+    if (x->r.cgroup_valid && x->cg.version == PREOOM_CGROUP_V1 && x->r.cg_limit_bytes != x->ev_limit) {
+        if (x->evfd >= 0)
+            close(x->evfd);
+        x->evfd = v1_thresholds(dm->dir, x->r.cg_limit_bytes,
+                                preoom_threshold_bytes(&x->conf.eng.th.ask, x->r.cg_limit_bytes),
+                                preoom_threshold_bytes(&x->conf.eng.th.term, x->r.cg_limit_bytes));
+        x->ev_limit = x->r.cg_limit_bytes;
+        x->engine.conf.floor_fall_bytes_per_s = x->evfd >= 0 ? EVENT_FLOOR_FALL : 0;
+    }
+}
+
+/* Is domain i near its lines (so its processes must be looked at this pass)? */
+static bool dom_close_now(int i)
+{
+    dom_rt_t *x = &rt[i];
+    preoom_assessment_t q;
+    preoom_pressure_assess(&x->conf.eng.th, &x->r, &q);
+    return x->near || x->engine.rung != PREOOM_RUNG_NONE || q.level >= PREOOM_PRESSURE_MODERATE ||
+           q.available_bytes / 2 <= preoom_threshold_bytes(&x->conf.eng.th.ask, q.total_bytes);
+}
+
+static void dom_step(int i, uint64_t now, bool gathered)
+{
+    dom_rt_t *x = &rt[i];
+    const preoom_domain_t *dm = &doms->d[i];
+    collect_flight();
+    /* Its processes: the registered ones inside it, then (a cgroup, or --scope all on the
+     * host) the others, gathered for it now and dropped after. */
+    size_t n = 0;
+    g.n = n_reg;
+    g.biggest_pid = 0;
+    g.biggest_bytes = 0;
+    g.biggest_name[0] = '\0';
+    g.biggest_in_scope = false;
+    /* Far, with the same processes as last time: the engine only keeps its forecast (it
+     * asks or signals nobody this far from the lines; should its forecast start an episode,
+     * the next pass, at min-poll, looks at the processes). */
+    bool light = !gathered && x->far;
+    if (!light) {
+        x->exposure = x->committed = x->touched = 0;
+        x->registered = 0;
+    }
+    for (size_t k = 0; k < n_reg && !light; k++) {
+        const preoom_proc_t *p = &g.procs[k];
+        if (!inside(proc_dom(k), i) || in_flight_elsewhere(i, p->c.pid, p->start_time))
+            continue;
+        edom[n] = eall[k];
+        if (x->own_prefs)
+            preoom_candidate_prefs(&x->gopt, p->name, &edom[n].c);
+        n++;
+        const preoom_candidate_t *c = &p->c;
+        if (c->maps_registry && c->uid_matches) {
+            x->exposure += c->committed_bytes > c->touched_bytes ? c->committed_bytes - c->touched_bytes : 0;
+            x->committed += c->committed_bytes;
+            x->touched += c->touched_bytes;
+            x->registered++;
+        }
+        if (c->maps_registry)
+            preoom_note_biggest(&g, p);
+    }
+    x->r.exposure_bytes = x->exposure;
+    bool cgroup_dom = i != PREOOM_DOMAIN_HOST;
+    if (gathered && (cgroup_dom || x->conf.scope == PREOOM_SCOPE_ALL)) {
+        preoom_gather_unregistered(&fs, &x->gopt, history, now, &g);
+    } else if (gathered && x->engine.episode && !x->engine.hog_said && now - x->last_hostscan >= 1000) {
+        /* The host watched for its registered processes only: once a second in an
+         * episode, a look at every process, so a hog out of reach is named. */
+        x->gopt.look_only = true;
+        preoom_gather_unregistered(&fs, &x->gopt, history, now, &g);
+        x->gopt.look_only = false;
+        x->last_hostscan = now;
+    }
+    if (g.n > n_reg) {
+        preoom_gathered_t tail = g;
+        tail.procs = g.procs + n_reg;
+        tail.n = 0;
+        for (size_t k = n_reg; k < g.n; k++) {
+            const preoom_proc_t *p = &g.procs[k];
+            if (in_flight_elsewhere(i, p->c.pid, p->start_time))
+                continue;
+            g.procs[n_reg + tail.n++] = *p;
+        }
+        preoom_gathered_to_engine(&tail, edom + n);
+        n += tail.n;
+    }
+    g.n = n_reg;
+
+    preoom_engine_input_t in;
+    memset(&in, 0, sizeof in);
+    in.now_ms = now;
+    in.r = x->r;
+    in.procs = edom;
+    in.n = n;
+    in.self_pid = getpid();
+    in.biggest_pid = g.biggest_pid;
+    in.biggest_bytes = g.biggest_bytes;
+    snprintf(in.biggest_name, sizeof in.biggest_name, "%s", g.biggest_name);
+    in.biggest_is_candidate = g.biggest_in_scope;
+    in.hold_signals = held(i);
+    uint64_t vstart;
+    int32_t vpid = preoom_engine_victim_pid(&x->engine, &vstart);
+    if (vpid && x->vfd >= 0 && x->vfd_pid == vpid && x->vfd_start == vstart)
+        in.victim_gone = preoom_act_exited(x->vfd) == 1;
+    preoom_engine_hands_t hands = {x, hand_ask, hand_signal};
+    preoom_engine_step(&x->engine, &in, &hands, &x->d);
+    x->stepped = true;
+    int32_t nv = preoom_engine_victim_pid(&x->engine, &vstart);
+    if (!nv)
+        victim_close(x);
+    if (nv && nv != vpid)
+        x->v_dom = victim_dom(nv, vstart);
+    log_events(i, &x->d, &in);
+    const preoom_decision_t *d = &x->d;
+    if (opt.verbose && d->level != x->last_level)
+        logline(SEV_INFO, "%s%s%spressure %s (%s): available %.1fMiB of %.1fMiB, lines "
+                          "%.1f/%.1f/%.1fMiB",
+                cgroup_dom ? "[" : "", cgroup_dom ? dm->path : "", cgroup_dom ? "] " : "",
+                preoom_pressure_name((enum preoom_pressure)d->level), d->reason,
+                (double)d->available_bytes / 1048576.0, (double)d->total_bytes / 1048576.0,
+                (double)d->ask_bytes / 1048576.0, (double)d->term_bytes / 1048576.0,
+                (double)d->kill_bytes / 1048576.0);
+    x->last_level = d->level;
+    x->near = x->engine.episode || d->level > 0 || x->engine.rung != PREOOM_RUNG_NONE;
+    x->far = !x->near && d->available_bytes / 2 > d->ask_bytes;
+    /* Slow polls fall on a common 100 ms grid, so one pass serves many far domains (the
+     * registry's news and path are looked at once a pass, not once a domain). */
+    x->due_ms = now + d->next_poll_ms;
+    if (d->next_poll_ms >= 100)
+        x->due_ms += (100 - x->due_ms % 100) % 100;
+    x->due_now = d->next_poll_ms == 0;
+}
+
+/* The settings `preoom explain` reads: the daemon's defaults as name=value lines, then the
+ * config file's [domain] sections. */
 static void publish_settings(void)
 {
-    char text[4096], tmp[200];
+    static char text[64 * 1024];
+    char tmp[200];
     size_t len = preoom_dconf_publish(&opt, text, sizeof text);
+    len += preoom_conffile_publish_domains(cf, text + len, sizeof text - len);
     preoom_dconf_path(reg_path, conf_path, sizeof conf_path);
     snprintf(tmp, sizeof tmp, "%s.%d", conf_path, (int)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
@@ -377,29 +1013,26 @@ static void publish_settings(void)
     }
 }
 
-static void say_settings(void)
+/* The domain whose state the registry's header and the single-domain metrics show: the
+ * one under the most pressure (the innermost of equals), else the host. */
+static int worst_domain(void)
 {
-    char ask[64], term[64], kill[64];
-    const preoom_thresholds_t *t = &opt.eng.th;
-    const preoom_threshold_t *ts[3] = {&t->ask, &t->term, &t->kill};
-    char *out[3] = {ask, term, kill};
-    for (int i = 0; i < 3; i++) {
-        if (ts[i]->bytes && ts[i]->percent_x100)
-            snprintf(out[i], 64, "%u.%02u%% or %" PRIu64 " MiB", ts[i]->percent_x100 / 100,
-                     ts[i]->percent_x100 % 100, ts[i]->bytes >> 20);
-        else if (ts[i]->bytes)
-            snprintf(out[i], 64, "%" PRIu64 " MiB", ts[i]->bytes >> 20);
-        else
-            snprintf(out[i], 64, "%u.%02u%%", ts[i]->percent_x100 / 100, ts[i]->percent_x100 % 100);
+    int best = -1;
+    for (size_t i = 0; i < doms->n; i++) {
+        if (!rt[i].live || !rt[i].stepped)
+            continue;
+        if (best < 0 || rt[i].d.level > rt[best].d.level ||
+            (rt[i].d.level == rt[best].d.level && doms->d[i].depth > doms->d[best].depth &&
+             rt[i].d.level > 0))
+            best = (int)i;
     }
-    logline(SEV_NOTICE,
-            "watching %s (%llu slots)%s%s, scope %s, policy %s: asking processes that can give "
-            "when available memory <= %s; SIGTERM when <= %s and still falling; SIGKILL when "
-            "<= %s%s",
-            reg_path, (unsigned long long)reg.slot_count, opt.cgroup_given ? ", cgroup " : "",
-            opt.cgroup_given ? opt.cgroup : "", preoom_scope_name(opt.scope),
-            preoom_policy_name(opt.eng.policy), ask, term, kill,
-            opt.eng.dry_run ? " (DRY RUN: nothing is sent)" : "");
+    return best;
+}
+
+static int by_depth_desc(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    return doms->d[y].depth - doms->d[x].depth;
 }
 
 int main(int argc, char **argv)
@@ -408,11 +1041,26 @@ int main(int argc, char **argv)
     parse_options(argc, argv);
     journal = getenv("JOURNAL_STREAM") != NULL;
     preoom_procfs_init(&fs);
-    if (opt.cgroup_given) {
+    doms = calloc(1, sizeof *doms);
+    rt = calloc(PREOOM_MAX_DOMAINS, sizeof *rt);
+    if (!doms || !rt)
+        fatal(1, "out of memory at start-up");
+    preoom_domains_init(doms);
+    /* --cgroup is checked before anything is created: a failed start leaves nothing. */
+    for (size_t k = 0; k < n_only; k++) {
         preoom_memcg_t m;
-        if (preoom_read_memcg(&fs, opt.cgroup, &m) != 0)
+        if (preoom_read_memcg(&fs, only[k], &m) != 0)
             fatal(1, "--cgroup %s: not a memory cgroup this machine has (no memory.limit_in_bytes "
-                     "or memory.max there)", opt.cgroup);
+                     "or memory.max there)", only[k]);
+    }
+    doms->only = only;
+    doms->n_only = n_only;
+    doms->no_host = n_only > 0;
+    int msock = -1;
+    if (opt.metrics_port) {
+        msock = preoom_metrics_start(opt.metrics_port);
+        if (msock < 0)
+            fatal(1, "--metrics-port %d: %s", opt.metrics_port, strerror(-msock));
     }
     preoom_bus_install();
     char rmsg[768];
@@ -433,25 +1081,25 @@ int main(int argc, char **argv)
     gopt.prefer = opt.prefer_set ? &opt.prefer_re : NULL;
     gopt.avoid = opt.avoid_set ? &opt.avoid_re : NULL;
     gopt.scope = (int)opt.scope;
-    gopt.cgroup_dir = opt.cgroup;
+    gopt.cgroup_dir = "";
     /* Everything the loop needs is allocated now, before mlockall and before any pressure.
      * With --scope, a cgroup's other processes need room beside the registry's. */
-    g.cap = reg.slot_count + (opt.scope != PREOOM_SCOPE_REGISTERED ? 4096 : 256);
+    g.cap = reg.slot_count + 4096;
     g.procs = calloc(g.cap, sizeof *g.procs);
-    eprocs = calloc(g.cap, sizeof *eprocs);
+    eall = calloc(g.cap, sizeof *eall);
+    edom = calloc(g.cap, sizeof *edom);
     scores = calloc(g.cap, sizeof *scores);
     history = calloc(1, sizeof *history);
-    if (!g.procs || !eprocs || !scores || !history)
+    pcache = calloc(g.cap, sizeof *pcache);
+    pdom = calloc(g.cap, sizeof *pdom);
+    scratch_pids = calloc(g.cap, sizeof *scratch_pids);
+    scratch_dom = calloc(g.cap, sizeof *scratch_dom);
+    scratch_starts = calloc(g.cap, sizeof *scratch_starts);
+    slot_seen = calloc(g.cap, sizeof *slot_seen);
+    if (!slot_seen || !g.procs || !eall || !edom || !scores || !history || !pcache || !pdom || !scratch_pids ||
+        !scratch_dom || !scratch_starts)
         fatal(1, "out of memory at start-up");
     history->window_ms = 2000;
-    opt.eng.psi_local = true;
-    preoom_engine_init(&engine, &opt.eng, scores, g.cap);
-    int msock = -1;
-    if (opt.metrics_port) {
-        msock = preoom_metrics_start(opt.metrics_port);
-        if (msock < 0)
-            fatal(1, "--metrics-port %d: %s", opt.metrics_port, strerror(-msock));
-    }
     static char mtext[8192];
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -461,21 +1109,19 @@ int main(int argc, char **argv)
     signal(SIGHUP, SIG_IGN);
     signal(SIGPIPE, SIG_IGN);
     protect_self();
-    bool psi_local;
-    int psifd = psi_trigger(&psi_local);
-    engine.conf.psi_local = psi_local;
-    int evfd = -1;
-    uint64_t ev_limit = 0;
     publish_settings();
-    say_settings();
+    uint64_t now = now_ms();
+    /* The domains --cgroup names are there from the start, and the host unless they are. */
+    discover(now, true);
+    if (!doms->no_host && !rt[PREOOM_DOMAIN_HOST].live)
+        dom_open(PREOOM_DOMAIN_HOST, now);
 
-    uint64_t last_reap = 0, last_metrics = 0, last_detect = 0, last_gather = 0, last_hostscan = 0;
-    uint32_t poll_ms = 0;
-    int last_level = -1;
-    bool near = true;
+    uint64_t last_reap = 0, last_metrics = 0, last_gather = 0, last_discover = now, last_news = 0;
     int follow_rc = 0;
+    int order[PREOOM_MAX_DOMAINS];
     while (!stop_signal) {
-        uint64_t now = now_ms(), pass_ns = preoom_now_ns(CLOCK_MONOTONIC);
+        now = now_ms();
+        uint64_t pass_ns = preoom_now_ns(CLOCK_MONOTONIC);
         /* The registry at its path may have been deleted, replaced or truncated: follow it. */
         int frc = preoom_regwatch_follow(opt.registry, opt.slots, opt.gid, &reg, rmsg, sizeof rmsg);
         if (frc != 0 && frc != follow_rc)
@@ -483,74 +1129,75 @@ int main(int argc, char **argv)
         follow_rc = frc < 0 ? frc : 0;
         if (frc == 1) {
             preoom_gather_opts_for(&reg, opt.registry, &gopt, reg_path, sizeof reg_path);
+            for (size_t i = 0; i < doms->n; i++)
+                if (rt[i].live) {
+                    rt[i].gopt.registry_dev = gopt.registry_dev;
+                    rt[i].gopt.registry_ino = gopt.registry_ino;
+                    rt[i].gopt.registry_path = gopt.registry_path;
+                }
             publish_settings();
             /* A new file: who maps it is to be looked at again. */
             for (size_t i = 0; i < history->n; i++)
                 history->e[i].maps_registry = -1;
         }
-        if (!opt.cgroup_given && now - last_detect >= 5000) {
-            char d[PREOOM_CGROUP_PATH_MAX];
-            if (preoom_detect_cgroup(&fs, &g, d, sizeof d) == 0 && strcmp(d, opt.cgroup) != 0) {
-                logline(SEV_NOTICE, "watching memory cgroup %s (found from the registered "
-                                    "processes)", d);
-                strcpy(opt.cgroup, d);
-                if (evfd >= 0)
-                    close(evfd);
-                evfd = -1;
-                ev_limit = 0;
-            }
-            last_detect = now;
-        }
-        preoom_readings_t r;
-        preoom_memcg_t cg;
-        memset(&cg, 0, sizeof cg);
-        if (preoom_read_readings(&fs, opt.cgroup, g.exposure_bytes, &r, &cg) == -ENOENT &&
-            opt.cgroup[0]) {
-            logline(SEV_WARNING, "memory cgroup %s cannot be read any more; watching the whole "
-                                 "machine", opt.cgroup);
-            opt.cgroup[0] = '\0';
-            opt.cgroup_given = false;
-        }
-        if (r.cgroup_valid && cg.version == PREOOM_CGROUP_V1 && r.cg_limit_bytes != ev_limit) {
-            if (evfd >= 0)
-                close(evfd);
-            evfd = v1_thresholds(r.cg_limit_bytes,
-                                 preoom_threshold_bytes(&opt.eng.th.ask, r.cg_limit_bytes),
-                                 preoom_threshold_bytes(&opt.eng.th.term, r.cg_limit_bytes));
-            ev_limit = r.cg_limit_bytes;
-        }
 
-        /* Far from every line, the processes are looked at every FAR_GATHER_MS only (for the
-         * blame window and exposure); memory is read every pass, and the PSI trigger and the
-         * cgroup's thresholds wake us at once. Near, everything is looked at every pass. */
-        /* Memory was read first: a pass whose reading is near a line looks at the processes
-         * at once, so no decision is ever taken on a list from seconds ago. */
-        preoom_assessment_t quick;
-        preoom_pressure_assess(&opt.eng.th, &r, &quick);
-        bool close_now = quick.level >= PREOOM_PRESSURE_MODERATE ||
-                         quick.available_bytes / 2 <= preoom_threshold_bytes(&opt.eng.th.ask, quick.total_bytes);
-        bool gather_now = near || close_now || engine.rung != PREOOM_RUNG_NONE ||
-                          now - last_gather >= FAR_GATHER_MS;
-        if (gather_now && now - last_reap >= (near ? REAP_EVERY_MS : FAR_GATHER_MS)) {
-            preoom_reg_reap(&reg);
-            last_reap = now;
+        /* Memory first, for each domain whose time has come: a domain near a line looks at
+         * the processes at once, so no decision is taken on a list from seconds ago. Far
+         * from every line the processes are looked at every FAR_GATHER_MS only (for the
+         * blame window and exposure). */
+        size_t n_due = 0;
+        /* Far from every line the processes are looked at seldom: each look opens three
+         * files a process, and five hundred processes every five seconds cost more than
+         * everything else together. */
+        uint64_t far_gather = FAR_GATHER_MS + (uint64_t)n_reg * 60;
+        if (far_gather > 30000)
+            far_gather = 30000;
+        bool gather_now = now - last_gather >= far_gather, any_near = false;
+        if (now - last_news >= NEWS_EVERY_MS) {
+            last_news = now;
+            registry_news(now);
         }
+        for (size_t i = 0; i < doms->n; i++) {
+            dom_rt_t *x = &rt[i];
+            x->read_now = false;
+            if (!x->live)
+                continue;
+            any_near |= x->near;
+            if (!x->due_now && now < x->due_ms)
+                continue;
+            dom_read((int)i, now);
+            if (x->read_rc == -ENOENT && i != PREOOM_DOMAIN_HOST) {
+                last_discover = 0; /* its cgroup went away: found out below */
+                continue;
+            }
+            order[n_due++] = (int)i;
+            if (dom_close_now((int)i)) {
+                gather_now = true;
+                if (x->far) {
+                    x->far = false; /* near now: every file, not only the usage */
+                    dom_read((int)i, now);
+                }
+            }
+        }
+        bool gathered = false;
         if (gather_now) {
-            gopt.want_private = engine.episode && opt.eng.policy == PREOOM_POLICY_PREOOM;
-            gopt.cgroup_dir = opt.cgroup;
+
+            gopt.want_private = opt.eng.policy == PREOOM_POLICY_PREOOM;
+            bool episode = false;
+            for (size_t i = 0; i < doms->n; i++)
+                episode |= rt[i].live && rt[i].engine.episode;
+            gopt.want_private &= episode;
             preoom_gather(&fs, &reg, &gopt, history, now, &g);
-            if (opt.cgroup[0] || opt.scope == PREOOM_SCOPE_ALL) {
-                preoom_gather_unregistered(&fs, &gopt, history, now, &g);
-            } else if (engine.episode && !engine.hog_said && now - last_hostscan >= 1000) {
-                /* The host watched for its registered processes only: once a second in an
-                 * episode, a look at every process, so a hog out of reach is named. */
-                gopt.look_only = true;
-                preoom_gather_unregistered(&fs, &gopt, history, now, &g);
-                gopt.look_only = false;
-                last_hostscan = now;
+            n_reg = g.n;
+            /* Slots naming dead processes are freed: near the lines every second; far from
+             * them only when this look found some (a reap reads every slot's process). */
+            if (g.skipped && now - last_reap >= REAP_EVERY_MS) {
+                preoom_reg_reap(&reg);
+                last_reap = now;
             }
             last_gather = now;
-            for (size_t i = 0; i < g.n; i++)
+            gathered = true;
+            for (size_t i = 0; i < n_reg; i++)
                 if (g.procs[i].rejected_now)
                     logline(SEV_WARNING, "slot %llu names pid %d (%s), which does not map %s: "
                                          "ignored (forged or stale)",
@@ -566,84 +1213,82 @@ int main(int argc, char **argv)
                                      "own slot (forged or duplicate): hint ignored",
                         (unsigned long long)g.dups[i].slot_index, (int)g.dups[i].pid,
                         g.dups[i].name, (unsigned long long)g.dups[i].adj);
-            preoom_gathered_to_engine(&g, eprocs);
+            bool full = now - last_discover >= (any_near ? DISCOVER_NEAR_MS : DISCOVER_FAR_MS);
+            discover(now, full);
+            if (full)
+                last_discover = now;
+            for (size_t i = 0; i < n_reg; i++) {
+                int d = cached_dom(g.procs[i].c.pid, g.procs[i].start_time);
+                pdom[i] = d == -2 ? (doms->no_host ? -1 : PREOOM_DOMAIN_HOST) : d;
+            }
+            preoom_gathered_to_engine(&g, eall);
+            /* Domains found just now are read and stepped this pass. */
+            for (size_t i = 0; i < doms->n; i++) {
+                dom_rt_t *x = &rt[i];
+                if (!x->live || x->read_now || (!x->due_now && now < x->due_ms))
+                    continue;
+                dom_read((int)i, now);
+                if (x->read_rc == -ENOENT && i != PREOOM_DOMAIN_HOST)
+                    continue;
+                order[n_due++] = (int)i;
+            }
         }
-        preoom_engine_input_t in;
-        memset(&in, 0, sizeof in);
-        in.now_ms = now;
-        in.r = r;
-        in.procs = eprocs;
-        in.n = g.n;
-        in.self_pid = getpid();
-        in.biggest_pid = g.biggest_pid;
-        in.biggest_bytes = g.biggest_bytes;
-        snprintf(in.biggest_name, sizeof in.biggest_name, "%s", g.biggest_name);
-        in.biggest_is_candidate = g.biggest_in_scope;
-        uint64_t vstart;
-        int32_t vpid = preoom_engine_victim_pid(&engine, &vstart);
-        if (vpid && vfd >= 0 && vfd_pid == vpid && vfd_start == vstart)
-            in.victim_gone = preoom_act_exited(vfd) == 1;
-        static preoom_decision_t d;
-        preoom_engine_hands_t hands = {NULL, hand_ask, hand_signal};
-        preoom_engine_step(&engine, &in, &hands, &d);
-        if (!preoom_engine_victim_pid(&engine, NULL))
-            victim_close();
-        for (size_t i = 0; i < d.n_events; i++) {
-            char line[3072];
-            preoom_engine_format_event(&d, i, &in, scores, opt.log_json, line, sizeof line);
-            preoom_event_kind_t k = d.ev[i].kind;
-            enum sev sev = k == PREOOM_EV_TERM || k == PREOOM_EV_KILL || k == PREOOM_EV_HOG ||
-                                   k == PREOOM_EV_FAILED || k == PREOOM_EV_NO_CANDIDATE
-                               ? SEV_WARNING : SEV_NOTICE;
-            if (opt.eng.dry_run && (k == PREOOM_EV_ASK || k == PREOOM_EV_TERM || k == PREOOM_EV_KILL))
-                logline(sev, opt.log_json ? "%s" : "dry-run: would %s", line);
-            else
-                logline(sev, "%s", line);
-        }
-        preoom_reg_set_pressure(&reg, (uint64_t)(d.level > 3 ? 3 : d.level), (uint64_t)getpid());
-        preoom_reg_measured_t ms = {d.total_bytes, d.available_bytes, d.ask_bytes, d.term_bytes,
-                                    d.kill_bytes,
-                                    d.time_to_kill_ms < 0 ? UINT64_MAX : (uint64_t)d.time_to_kill_ms};
-        preoom_reg_set_measured(&reg, &ms);
-        if (opt.verbose && d.level != last_level)
-            logline(SEV_INFO, "pressure %s (%s): available %.1fMiB of %.1fMiB, lines "
-                              "%.1f/%.1f/%.1fMiB",
-                    preoom_pressure_name((enum preoom_pressure)d.level), d.reason,
-                    (double)d.available_bytes / 1048576.0, (double)d.total_bytes / 1048576.0,
-                    (double)d.ask_bytes / 1048576.0, (double)d.term_bytes / 1048576.0,
-                    (double)d.kill_bytes / 1048576.0);
-        last_level = d.level;
-        poll_ms = d.next_poll_ms;
-        near = engine.episode || d.level > 0 || engine.rung != PREOOM_RUNG_NONE;
+        /* Innermost first: what a container settles inside itself its slice need not. */
+        qsort(order, n_due, sizeof order[0], by_depth_desc);
+        for (size_t k = 0; k < n_due; k++)
+            if (rt[order[k]].live)
+                dom_step(order[k], now, gathered);
 
-        if (now - last_metrics >= METRICS_EVERY_MS || msock >= 0) {
+        int w = worst_domain();
+        if (w >= 0) {
+            const preoom_decision_t *d = &rt[w].d;
+            preoom_reg_set_pressure(&reg, (uint64_t)(d->level > 3 ? 3 : d->level), (uint64_t)getpid());
+            preoom_reg_measured_t ms = {d->total_bytes, d->available_bytes, d->ask_bytes,
+                                        d->term_bytes, d->kill_bytes,
+                                        d->time_to_kill_ms < 0 ? UINT64_MAX : (uint64_t)d->time_to_kill_ms};
+            preoom_reg_set_measured(&reg, &ms);
+        }
+
+        /* The textfile is rewritten every second near a line, every METRICS_FAR_MS far from
+         * all of them (node_exporter reads it every 15 s or so; formatting and renaming it
+         * every second was a third of an idle daemon's cost). */
+        uint64_t metrics_every = any_near || rt[w < 0 ? 0 : w].near ? METRICS_EVERY_MS : METRICS_FAR_MS;
+        if (w >= 0 && (now - last_metrics >= metrics_every || msock >= 0)) {
             /* The HTTP server has its own thread: it gets each pass's figures published. */
-            met.level = d.level;
-            met.total_bytes = d.total_bytes;
-            met.available_bytes = d.available_bytes;
-            met.effective_bytes = d.effective_bytes;
-            met.in_cgroup = d.in_cgroup;
-            met.exposure_bytes = g.exposure_bytes;
-            met.committed_bytes = g.committed_bytes;
-            met.touched_bytes = g.touched_bytes;
-            met.registered = 0;
-            for (size_t i = 0; i < g.n; i++)
-                met.registered += g.procs[i].registered;
-            met.asks = engine.n_asked;
-            met.terms = engine.n_terms;
-            met.kills = engine.n_kills;
-            met.answers = engine.n_answers;
-            met.released_bytes = engine.released_bytes;
-            met.cgroup_oom_kills = cg.oom_kill == PREOOM_VALUE_MISSING ? 0 : cg.oom_kill;
-            met.poll_ms = poll_ms;
-            met.psi_some_x100 = r.psi_some_avg10_x100;
-            met.psi_full_x100 = r.psi_full_avg10_x100;
-            met.time_to_kill_ms = d.time_to_kill_ms;
+            const dom_rt_t *x = &rt[w];
+            const preoom_decision_t *d = &x->d;
+            met.level = d->level;
+            met.total_bytes = d->total_bytes;
+            met.available_bytes = d->available_bytes;
+            met.effective_bytes = d->effective_bytes;
+            met.in_cgroup = d->in_cgroup;
+            met.exposure_bytes = x->exposure;
+            met.committed_bytes = x->committed;
+            met.touched_bytes = x->touched;
+            met.registered = x->registered;
+            met.asks = met.terms = met.kills = met.answers = met.released_bytes = 0;
+            met.cgroup_oom_kills = 0;
+            for (size_t i = 0; i < doms->n; i++) {
+                const dom_rt_t *y = &rt[i];
+                if (!y->live)
+                    continue;
+                met.asks += y->engine.n_asked;
+                met.terms += y->engine.n_terms;
+                met.kills += y->engine.n_kills;
+                met.answers += y->engine.n_answers;
+                met.released_bytes += y->engine.released_bytes;
+                if (i != PREOOM_DOMAIN_HOST && y->cg.oom_kill != PREOOM_VALUE_MISSING)
+                    met.cgroup_oom_kills += y->cg.oom_kill;
+            }
+            met.poll_ms = d->next_poll_ms;
+            met.psi_some_x100 = x->r.psi_some_avg10_x100;
+            met.psi_full_x100 = x->r.psi_full_avg10_x100;
+            met.time_to_kill_ms = d->time_to_kill_ms;
             met.pass_us = (preoom_now_ns(CLOCK_MONOTONIC) - pass_ns) / 1000;
             if (opt.metrics_port)
                 preoom_metrics_publish(&met);
         }
-        if (now - last_metrics >= METRICS_EVERY_MS) {
+        if (w >= 0 && now - last_metrics >= metrics_every) {
             size_t len = preoom_metrics_format(&met, mtext, sizeof mtext);
             if (opt.metrics_file) {
                 int mrc = preoom_metrics_write_file(opt.metrics_file, mtext, len);
@@ -658,29 +1303,57 @@ int main(int argc, char **argv)
             }
             last_metrics = now;
         }
-        if (poll_ms == 0)
-            continue; /* a victim just left: measure again at once */
-        struct pollfd pf[2];
-        int npf = 0, ei = -1;
-        if (psifd >= 0)
-            pf[npf++] = (struct pollfd){psifd, POLLPRI, 0};
-        if (evfd >= 0) {
-            ei = npf;
-            pf[npf++] = (struct pollfd){evfd, POLLIN, 0};
-        }
-        int pr = poll(pf, (nfds_t)npf, (int)poll_ms);
-        if (pr > 0 && ei >= 0 && (pf[ei].revents & POLLIN)) {
-            uint64_t v;
-            if (read(evfd, &v, sizeof v) < 0) {
-                /* nothing to do: the count only wakes us */
+
+        /* Sleep until the next domain is due, or a PSI trigger or a v1 threshold of one
+         * wakes us. */
+        uint64_t wake = now + 1000;
+        bool at_once = false;
+        struct pollfd pf[2 * PREOOM_MAX_DOMAINS];
+        int owner[2 * PREOOM_MAX_DOMAINS];
+        int npf = 0;
+        for (size_t i = 0; i < doms->n; i++) {
+            dom_rt_t *x = &rt[i];
+            if (!x->live)
+                continue;
+            if (x->due_now)
+                at_once = true;
+            if (x->due_ms < wake)
+                wake = x->due_ms;
+            if (x->psifd >= 0) {
+                owner[npf] = (int)i;
+                pf[npf++] = (struct pollfd){x->psifd, POLLPRI, 0};
             }
-            near = true;
+            if (x->evfd >= 0) {
+                owner[npf] = (int)i;
+                pf[npf++] = (struct pollfd){x->evfd, POLLIN, 0};
+            }
+        }
+        if (at_once)
+            continue; /* a victim just left: measure again at once */
+        now = now_ms();
+        int timeout = wake > now ? (int)(wake - now) : 0;
+        if (timeout == 0)
+            continue;
+        int pr = poll(pf, (nfds_t)npf, timeout);
+        for (int k = 0; pr > 0 && k < npf; k++) {
+            if (!pf[k].revents)
+                continue;
+            dom_rt_t *x = &rt[owner[k]];
+            if (pf[k].fd == x->evfd) {
+                uint64_t v;
+                if (read(x->evfd, &v, sizeof v) < 0) {
+                    /* nothing to do: the count only wakes us */
+                }
+            }
+            x->near = true;
+            x->due_now = true;
         }
     }
     logline(SEV_NOTICE, "stopping on signal %d", (int)stop_signal);
     preoom_reg_set_pressure(&reg, PREOOM_PRESSURE_NONE, 0);
     if (conf_path[0])
         unlink(conf_path);
-    victim_close();
+    for (size_t i = 0; i < doms->n; i++)
+        dom_close((int)i);
     return 0;
 }

@@ -8,15 +8,29 @@
 int preoom_read_readings(const preoom_procfs_t *fs, const char *cgroup_dir, uint64_t exposure,
                          preoom_readings_t *r, preoom_memcg_t *cg)
 {
+    return preoom_read_readings_with(fs, cgroup_dir, exposure, NULL, r, cg);
+}
+
+int preoom_read_readings_with(const preoom_procfs_t *fs, const char *cgroup_dir,
+                              uint64_t exposure, const preoom_readings_t *host,
+                              preoom_readings_t *r, preoom_memcg_t *cg)
+{
     memset(r, 0, sizeof *r);
-    preoom_meminfo_t mi;
-    int rc = preoom_read_meminfo(fs, &mi);
-    if (rc != 0)
-        return rc;
-    r->mem_total_bytes = mi.mem_total_bytes;
-    r->mem_available_bytes = mi.mem_available_bytes;
-    r->swap_total_bytes = mi.swap_total_bytes == PREOOM_VALUE_MISSING ? 0 : mi.swap_total_bytes;
-    r->swap_free_bytes = mi.swap_free_bytes == PREOOM_VALUE_MISSING ? 0 : mi.swap_free_bytes;
+    if (host) {
+        r->mem_total_bytes = host->mem_total_bytes;
+        r->mem_available_bytes = host->mem_available_bytes;
+        r->swap_total_bytes = host->swap_total_bytes;
+        r->swap_free_bytes = host->swap_free_bytes;
+    } else {
+        preoom_meminfo_t mi;
+        int rc = preoom_read_meminfo(fs, &mi);
+        if (rc != 0)
+            return rc;
+        r->mem_total_bytes = mi.mem_total_bytes;
+        r->mem_available_bytes = mi.mem_available_bytes;
+        r->swap_total_bytes = mi.swap_total_bytes == PREOOM_VALUE_MISSING ? 0 : mi.swap_total_bytes;
+        r->swap_free_bytes = mi.swap_free_bytes == PREOOM_VALUE_MISSING ? 0 : mi.swap_free_bytes;
+    }
     r->exposure_bytes = exposure;
     int cg_rc = 0;
     preoom_psi_t psi;
@@ -37,6 +51,12 @@ int preoom_read_readings(const preoom_procfs_t *fs, const char *cgroup_dir, uint
         } else {
             cg_rc = -ENOENT;
         }
+    }
+    if (!have_psi && host) {
+        r->psi_valid = host->psi_valid;
+        r->psi_some_avg10_x100 = host->psi_some_avg10_x100;
+        r->psi_full_avg10_x100 = host->psi_full_avg10_x100;
+        return cg_rc;
     }
     if (!have_psi && preoom_read_psi(fs, &psi) == 0)
         have_psi = 1;

@@ -82,8 +82,10 @@ cg_oom_kills() {
 cg_enter() { echo "$2" >"$1/cgroup.procs"; }
 
 cg_remove() {
-    local path=$1 p i
+    local path=$1 p i sub
     [ -d "$path" ] || return 0
+    # Nested cgroups first: a cgroup with children cannot be removed.
+    for sub in "$path"/*/; do [ -d "$sub" ] && cg_remove "${sub%/}"; done
     for i in 1 2 3 4 5 6 7 8 9 10; do
         for p in $(cat "$path/cgroup.procs" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
         rmdir "$path" 2>/dev/null && return 0

@@ -213,9 +213,13 @@ typedef struct {
     int hog_pid;
 } run_t;
 
+/* Another domain's victim inside this one is on its way out until this time (0: never). */
+static uint64_t g_hold_until_ms;
+
 static void build_input(world_t *w, run_t *r, preoom_engine_input_t *in, int32_t vpid)
 {
     memset(in, 0, sizeof *in);
+    in->hold_signals = w->now < g_hold_until_ms;
     in->now_ms = w->now;
     in->r.mem_total_bytes = 64ULL << 30;
     in->r.mem_available_bytes = 60ULL << 30;
@@ -494,6 +498,41 @@ static void sustained_growth_needs_two(void)
     for (size_t i = 0; i < 3; i++)
         victims += signalled(&w, i) > 0;
     CHECK_EQ_I64(victims, 2);
+}
+
+static void held_while_another_domain_settles(void)
+{
+    /* The caches-and-leaker scene while an outer or inner domain's victim, a process of this
+     * one, is on its way out for the first 4 s: asks go on, no victim is chosen (the kernel
+     * of the simulation may then kill: what the hold costs when the other victim never
+     * frees, which the daemon bounds by the other engine's own grace); after it, the leaker
+     * is stopped as without the hold. */
+    static const spec_t s[] = {
+        {"cache1", T_HOLD, 80, 0, 0, 0, 0, true, true, false, 70, 0, 0, false, 0, 0, 0},
+        {"cache2", T_HOLD, 60, 0, 0, 0, 0, true, true, false, 50, 0, 0, false, 0, 0, 0},
+        {"leaker", T_LEAK, 0, 0, 40, 500, 0, true, false, false, 0, 0, 0, false, 0, 0, 0},
+    };
+    world_t w;
+    run_t r;
+    world_init(&w, 256, s, 3);
+    preoom_engine_conf_t c = conf_default();
+    g_hold_until_ms = 4000;
+    run_scene(&w, &r, &c, 4000, true);
+    CHECK_EQ_I64(all_signals(&w), 0);
+    CHECK(w.p[0].asks >= 1 && w.p[1].asks >= 1);
+    /* held the whole way: no signal however low memory went */
+    world_init(&w, 256, s, 3);
+    g_hold_until_ms = UINT64_MAX;
+    run_scene(&w, &r, &c, 12000, true);
+    CHECK_EQ_I64(all_signals(&w), 0);
+    CHECK(r.events[PREOOM_EV_ASK] >= 2);
+    /* released at 4 s: the leaker goes, the caches stay */
+    world_init(&w, 256, s, 3);
+    g_hold_until_ms = 4000;
+    run_scene(&w, &r, &c, 12000, true);
+    g_hold_until_ms = 0;
+    CHECK(w.p[2].terms >= 1);
+    CHECK_EQ_I64(signalled(&w, 0) + signalled(&w, 1), 0);
 }
 
 static void slow_leak_beats_big_steady_service(void)
@@ -805,6 +844,7 @@ int main(void)
     TEST_CASE("engine: cache + job: the cache gives the shortfall, both live", cache_and_job_both_live);
     TEST_CASE("engine: caches + leaker: caches give, the leaker goes", caches_and_a_leaker);
     TEST_CASE("engine: sustained growth: exactly two victims, no idle gap", sustained_growth_needs_two);
+    TEST_CASE("engine: held while another domain's victim inside it leaves", held_while_another_domain_settles);
     TEST_CASE("engine: a slow leak is blamed over a big steady service; --avoid", slow_leak_beats_big_steady_service);
     TEST_CASE("engine: prefork: the leaking child, not the parent or a sibling", prefork_leaking_child);
     TEST_CASE("engine: an unregistered hog in scope is the one stopped", unregistered_hog_is_the_one);

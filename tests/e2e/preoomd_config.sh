@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# tests/e2e/preoomd_config.sh — preoomd's configuration file (#16): --check-config on good and
+# bad files (one line naming file:line, exit 2), the precedence (defaults, [preoomd], the
+# command line, then [domain] sections), drop-ins, and a running daemon giving a domain the
+# settings of its section, published so `preoom explain` still reads them.
+. "$(dirname "$0")/lib.sh"
+D=$B/preoomd
+C=$T_TMP/preoomd.conf
+
+cat >"$C" <<'CONF'
+# an operator's file
+[preoomd]
+ask = 20%
+log-format = json
+[domain /system.slice/mariadb.service]
+term-grace = 300000
+avoid = ^mariadbd$
+[domain "/workers.slice/*"]
+ask = 30
+term = 20
+kill = 10
+CONF
+out=$("$D" --config "$C" --check-config 2>&1); rc=$?
+check "--check-config on a good file exits 0" [ "$rc" -eq 0 ]
+check "--check-config says what each section gives" \
+    grep -q 'domain /system.slice/mariadb.service.*term-grace 300000 ms, avoid ^mariadbd\$' <<<"$out"
+check "--check-config: sections take the file's [preoomd] defaults" \
+    grep -q 'domain /system.slice/mariadb.service.*ask 20.00%' <<<"$out"
+check "--check-config counts the sections" grep -q 'settings good (1 file, 2 \[domain\] sections)' <<<"$out"
+out=$("$D" --config "$C" --ask 25 --check-config 2>&1)
+check "the command line wins over [preoomd]" grep -q 'mariadb.service.*ask 25.00%' <<<"$out"
+check "a [domain] section wins over the command line" grep -q 'workers.slice/\*.*ask 30.00%' <<<"$out"
+
+mkdir "$C.d"
+printf '[domain /batch.slice]\nask = 35\n' >"$C.d/50-batch.conf"
+printf 'garbage that is never read\n' >"$C.d/README"
+out=$("$D" --config "$C" --check-config 2>&1)
+check "drop-ins in FILE.d/*.conf are read, other files not" grep -q 'settings good (2 files, 3 \[domain\] sections)' <<<"$out"
+
+# Bad files: one line, naming the file and line, exit 2, nothing created.
+bad() { # NAME CONTENT EXPECTED
+    printf '%b' "$2" >"$T_TMP/bad.conf"
+    local o r; o=$("$D" --registry "$T_REG" --config "$T_TMP/bad.conf" --no-mlock 2>&1); r=$?
+    check "bad config ($1): exit 2, one line, names it" \
+        bash -c '[ "$1" -eq 2 ] && [ "$(printf "%s\n" "$2" | wc -l)" -eq 1 ] && grep -qF -- "$3" <<<"$2"' _ "$r" "$o" "$4"
+    check "bad config ($1): no registry left behind" [ ! -e "/dev/shm/preoom.$T_REG" ]
+}
+bad "unknown setting" 'ask = 10\nasks = 10\n' x "bad.conf:2: unknown setting 'asks'"
+bad "bad value in a section" '[domain /a]\nterm = half\n' x "bad.conf:2: --term 'half' is not a threshold"
+bad "daemon-wide key in a section" '[domain /a]\nslots = 10\n' x "bad.conf:2: 'slots' is a daemon-wide setting"
+bad "thresholds out of order in a section" '[domain /a]\nask = 5\nterm = 10\n' x "bad.conf:1: [domain /a]:"
+bad "no section name" '[domain ]\n' x "bad.conf:1:"
+out=$("$D" --config "$T_TMP/none.conf" --check-config 2>&1); rc=$?
+check "--config naming a missing file: exit 2 and says so" \
+    bash -c '[ "$1" -eq 2 ] && grep -q "none.conf: No such file" <<<"$2"' _ "$rc" "$out"
+
+# A running daemon: a domain gets its section's settings.
+if ! is_root || ! cg_root >/dev/null; then
+    skip "a domain's own settings in a running preoomd: need root and a memory cgroup"
+    t_done
+fi
+CG=$(cg_create cfg $((256 << 20)))
+rel=${CG#*/sys/fs/cgroup}; rel=${rel#/memory}; rel=${rel#/unified}
+printf '[domain %s]\nask = 40%%\nterm = 30%%\nkill = 20%%\n' "$rel" >"$T_TMP/run.conf"
+LOG=$T_TMP/run.log
+bg "$D" --registry "$T_REG" --config "$T_TMP/run.conf" --no-mlock 2>"$LOG"; DP=$BG_PID
+ln -s "$PROG/shape" "$T_TMP/held"
+bg bash -c 'echo $$ >"$0/cgroup.procs" && exec env LD_PRELOAD="$1" PREOOM_REGISTRY="$2" "$3" grow:20:0 hold:3000' \
+    "$CG" "$LIB" "$T_REG" "$T_TMP/held"; HP=$BG_PID
+for _ in $(seq 100); do grep -q "watching memory cgroup $rel" "$LOG" && break; sleep 0.05; done
+check "the cgroup's domain was found and took its section (40%/30%/20%)" \
+    grep -q "watching memory cgroup $rel (limit 256 MiB).*1 config section.*<= 40.00%.*<= 30.00%.*<= 20.00%" "$LOG"
+check "the host kept the defaults" grep -q "watching the host .*<= 15.00%" "$LOG"
+check "the settings are published with the section" \
+    grep -q "^\[domain $rel\]" "/dev/shm/preoom.$T_REG.preoomd"
+"$B/preoom" explain --registry "$T_REG" >"$T_TMP/explain.out" 2>&1; rc=$?
+check "preoom explain reads the published settings with sections in them (exit $rc)" [ "$rc" -eq 0 ]
+wait "$HP" 2>/dev/null
+kill -TERM "$DP"; wait "$DP" 2>/dev/null
+# --cgroup names a domain from the start, before any process is in it (with --scope cgroup
+# its unregistered processes are candidates, and none of them registers to make it known).
+EMPTY=$(cg_create empty $((64 << 20)))
+"$D" --registry "$T_REG" --cgroup "$EMPTY" --no-mlock 2>"$T_TMP/empty.log" & EP=$!; T_PIDS+=("$EP")
+for _ in $(seq 50); do grep -q watching "$T_TMP/empty.log" && break; sleep 0.05; done
+check "--cgroup names a domain before any process is in it, and the host is not watched" \
+    bash -c 'grep -q "watching memory cgroup .*preoom-test-empty.*(limit 64 MiB).*scope cgroup" "$1" && ! grep -q "watching the host" "$1"' _ "$T_TMP/empty.log"
+kill -TERM "$EP"; wait "$EP" 2>/dev/null
+cg_remove "$EMPTY"
+cg_remove "$CG"
+t_done
