@@ -113,6 +113,10 @@ int preoom_gather(const preoom_procfs_t *fs, const preoom_reg_t *reg,
 int preoom_gather_unregistered(const preoom_procfs_t *fs, const preoom_gather_opts_t *o,
                                preoom_history_t *h, uint64_t now_ms, preoom_gathered_t *out);
 
+/* Keep only the processes keep[i] says (one memory domain's, say), their order kept, with
+ * the sums and the biggest worked out again as the gathering does. */
+void preoom_gathered_keep(preoom_gathered_t *g, const bool *keep);
+
 /* The engine's view of what was gathered (out has room for g->n). */
 void preoom_gathered_to_engine(const preoom_gathered_t *g, preoom_engine_proc_t *out);
 
