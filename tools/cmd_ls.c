@@ -313,7 +313,6 @@ static void place(ls_table_t *t, preoom_ls_trend_t *trend)
     }
     free(pids);
     free(in);
-    set->d[PREOOM_DOMAIN_HOST].used = true;
     t->n_order = 0;
     order_domains(t, PREOOM_DOMAIN_HOST);
     for (size_t i = 0; i < t->n; i++)

@@ -193,14 +193,13 @@ static int top_curses(top_opts_t *o)
 }
 
 /* The frames, to a pipe or on a terminal. */
-static int top_run(top_opts_t *op)
+static int top_run(top_opts_t *o)
 {
-    top_opts_t o = *op;
     if (!isatty(STDOUT_FILENO) || !isatty(STDIN_FILENO))
-        return top_plain(&o);
+        return top_plain(o);
     /* A bad registry is said on the shell's screen, before curses takes it. */
     char *text, *err;
-    int rc = frame(&o, 0, -1, &text, &err);
+    int rc = frame(o, 0, -1, &text, &err);
     free(text);
     if (rc != 0) {
         fputs(err ? err : "", stderr);
@@ -212,9 +211,9 @@ static int top_run(top_opts_t *op)
     if (!scr) {
         fprintf(stderr, "preoom: top: cannot drive this terminal (TERM=%s); plain frames "
                         "follow\n", getenv("TERM") ? getenv("TERM") : "");
-        return top_plain(&o);
+        return top_plain(o);
     }
-    rc = top_curses(&o);
+    rc = top_curses(o);
     delscreen(scr);
     return rc;
 }
