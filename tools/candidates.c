@@ -304,6 +304,18 @@ void preoom_note_biggest(preoom_gathered_t *out, const preoom_proc_t *p)
                             p->c.oom_score_adj > PREOOM_OOM_SCORE_ADJ_MIN;
 }
 
+/* The sums that stand for pressure count only processes proven to be the registry's own. */
+static void tally(preoom_gathered_t *out, const preoom_candidate_t *c)
+{
+    if (c->maps_registry && c->uid_matches) {
+        uint64_t exposure = c->committed_bytes > c->touched_bytes
+                                ? c->committed_bytes - c->touched_bytes : 0;
+        out->exposure_bytes += exposure;
+        out->committed_bytes += c->committed_bytes;
+        out->touched_bytes += c->touched_bytes;
+    }
+}
+
 int preoom_gather(const preoom_procfs_t *fs, const preoom_reg_t *reg,
                   const preoom_gather_opts_t *o, preoom_history_t *h, uint64_t now_ms,
                   preoom_gathered_t *out)
@@ -411,13 +423,7 @@ int preoom_gather(const preoom_procfs_t *fs, const preoom_reg_t *reg,
             }
             p->rejected_now = !c->maps_registry && first;
         }
-        if (c->maps_registry && c->uid_matches) {
-            uint64_t exposure = c->committed_bytes > c->touched_bytes
-                                    ? c->committed_bytes - c->touched_bytes : 0;
-            out->exposure_bytes += exposure;
-            out->committed_bytes += c->committed_bytes;
-            out->touched_bytes += c->touched_bytes;
-        }
+        tally(out, c);
         if (c->maps_registry)
             preoom_note_biggest(out, p); /* a forged slot's process is not of this domain */
         out->n++;
@@ -560,6 +566,28 @@ int preoom_gather_unregistered(const preoom_procfs_t *fs, const preoom_gather_op
     else if (o->scope == PREOOM_SCOPE_ALL || o->look_only)
         each_pid(NULL, 0, add_unregistered, &u);
     return 0;
+}
+
+void preoom_gathered_keep(preoom_gathered_t *g, const bool *keep)
+{
+    size_t k = 0;
+    g->exposure_bytes = g->committed_bytes = g->touched_bytes = 0;
+    g->biggest_pid = 0;
+    g->biggest_bytes = 0;
+    g->biggest_name[0] = '\0';
+    g->biggest_in_scope = false;
+    for (size_t i = 0; i < g->n; i++) {
+        if (!keep[i])
+            continue;
+        if (k != i)
+            g->procs[k] = g->procs[i];
+        const preoom_proc_t *p = &g->procs[k++];
+        if (p->registered)
+            tally(g, &p->c);
+        if (p->c.maps_registry)
+            preoom_note_biggest(g, p);
+    }
+    g->n = k;
 }
 
 void preoom_gathered_to_engine(const preoom_gathered_t *g, preoom_engine_proc_t *out)

@@ -123,6 +123,10 @@ void preoom_candidate_prefs(const preoom_gather_opts_t *o, const char *name,
 /* Count p for the domain's biggest process (by rss + swap) if it is bigger. */
 void preoom_note_biggest(preoom_gathered_t *out, const preoom_proc_t *p);
 
+/* Keep only the processes keep[i] says (one memory domain's, say), their order kept, with
+ * the sums and the biggest worked out again as the gathering does. */
+void preoom_gathered_keep(preoom_gathered_t *g, const bool *keep);
+
 /* The engine's view of what was gathered (out has room for g->n). */
 void preoom_gathered_to_engine(const preoom_gathered_t *g, preoom_engine_proc_t *out);
 

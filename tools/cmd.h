@@ -25,6 +25,13 @@ int preoom_ls_sort_key(const char *name);
  * (< 0: all columns, no cut). 0, or 1 with one line on `err`. */
 int preoom_ls_show(const char *reg_name, int sort_key, int json, int max_rows, int width,
                    FILE *out, FILE *err);
+/* The same, processes grouped under their memory domains (as preoom_ls_show does too), with
+ * each domain's time to its limit told from the growth `trend` saw over earlier calls (NULL:
+ * not told). top keeps one trend for its frames. */
+typedef struct preoom_ls_trend preoom_ls_trend_t;
+preoom_ls_trend_t *preoom_ls_trend_new(void); /* NULL when out of memory; free() it */
+int preoom_ls_show_trend(const char *reg_name, int sort_key, int json, int max_rows, int width,
+                         preoom_ls_trend_t *trend, FILE *out, FILE *err);
 /* The arguments ls and top both take: --sort COL, --registry NAME, -h/--help, -V/--version;
  * anything else is refused. Called for argv[*i] once the command's own options did not match
  * it; moves *i onto a value taken. 0: taken; 1: help or version printed (exit 0); 2: a line

@@ -5,7 +5,8 @@
  * gathering (candidates.c, readings.c) and through the same engine (engine.c) with no hands.
  * Prints the pressure against the three lines, the forecast, the asks the engine would send
  * and the ranking, each process's score broken into its terms, ineligible ones with the
- * reason. Changes nothing.
+ * reason. With --domain PATH, the decision of one memory domain (domains.c): only the
+ * processes inside it, against its limit, as preoomd decides for each domain. Changes nothing.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,11 +23,57 @@
 #include "candidates.h"
 #include "cmd.h"
 #include "dconf.h"
+#include "conffile.h"
+#include "domains.h"
 #include "engine.h"
 #include "pressure.h"
 #include "readings.h"
 
 static preoom_gathered_t g;
+static preoom_domains_t doms;
+
+/* Keep the gathered processes inside the domain `want` names ("host" or "/" for the host):
+ * the domains are found from the registered processes' own cgroups, as preoomd finds them.
+ * Its index, or -1 with the reason said on stderr. `dir` gets the domain's memory cgroup
+ * ("" for the host). */
+static int keep_domain(const preoom_procfs_t *fs, const char *want, char *dir, size_t cap)
+{
+    int32_t *pids = calloc(g.n + 1, sizeof *pids);
+    int *in = calloc(g.n + 1, sizeof *in);
+    bool *keep = calloc(g.n + 1, sizeof *keep);
+    int at = -1;
+    if (!pids || !in || !keep) {
+        fprintf(stderr, "preoom: out of memory\n");
+        goto out;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < g.n; i++)
+        if (g.procs[i].registered)
+            pids[n++] = g.procs[i].c.pid;
+    preoom_domains_init(&doms);
+    preoom_domains_discover(fs, pids, n, in, &doms);
+    at = strcmp(want, "host") == 0 ? PREOOM_DOMAIN_HOST : preoom_domains_find(&doms, fs, want);
+    if (at < 0) {
+        fprintf(stderr, "preoom: explain: --domain %s: no registered process is in that memory "
+                        "domain; the domains are: host", want);
+        for (size_t i = 1; i < doms.n; i++)
+            if (doms.d[i].used)
+                fprintf(stderr, ", %s", doms.d[i].path);
+        fprintf(stderr, "\n");
+        goto out;
+    }
+    /* Registered processes by their innermost domain; the unregistered ones the gathering
+     * added were found in the domain's own cgroup, or on the host for the host. */
+    for (size_t i = 0, k = 0; i < g.n; i++)
+        keep[i] = g.procs[i].registered ? preoom_domain_within(&doms, in[k++], at) : true;
+    preoom_gathered_keep(&g, keep);
+    snprintf(dir, cap, "%s", doms.d[at].dir);
+out:
+    free(pids);
+    free(in);
+    free(keep);
+    return at;
+}
 
 /* The floor's one escaper: bytes outside printable ASCII (a process's own name may hold
  * any) become \u00XX, never raw bytes that are not UTF-8. */
@@ -47,6 +94,10 @@ static uint64_t mono_ms(void)
 
 /* The running daemon's settings, when a live preoomd of the registry's owner published
  * them: 1 loaded, 0 none, -1 a bad file (said on stderr). */
+/* The published settings' text, kept for the [domain] sections preoomd wrote after them. */
+static char pub_text[64 * 1024];
+static size_t pub_len;
+
 static int load_published(const preoom_reg_t *reg, const char *reg_path, preoom_dconf_t *d,
                           char *from, size_t cap)
 {
@@ -61,11 +112,11 @@ static int load_published(const preoom_reg_t *reg, const char *reg_path, preoom_
     if (fd < 0)
         return 0;
     struct stat st, rst;
-    char text[8192];
+    char *text = pub_text;
     ssize_t n = -1;
     if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && fstat(reg->fd, &rst) == 0 &&
         (st.st_uid == rst.st_uid || st.st_uid == 0))
-        n = read(fd, text, sizeof text - 1);
+        n = read(fd, text, sizeof pub_text - 1);
     close(fd);
     if (n < 0) {
         fprintf(stderr, "preoom: %s is not preoomd's (not a regular file of the registry's "
@@ -77,33 +128,78 @@ static int load_published(const preoom_reg_t *reg, const char *reg_path, preoom_
         fprintf(stderr, "preoom: %s: %s: ignored\n", from, err);
         return -1;
     }
+    pub_len = (size_t)n;
+    return 1;
+}
+
+/* The daemon's settings for one domain: its defaults, then the [domain] sections it
+ * published that match the domain's cgroup path ("/" for the host), as preoomd applies
+ * them. 1 when sections matched (d replaced), 0 when none did, -1 on a bad text. */
+static int domain_settings(const char *path, preoom_dconf_t *d, const char *from)
+{
+    if (!pub_len)
+        return 0;
+    static preoom_conffile_t cf;
+    char err[768];
+    preoom_conffile_init(&cf);
+    if (preoom_conffile_parse(&cf, pub_text, pub_len, from, err, sizeof err) != 0) {
+        fprintf(stderr, "preoom: %s\n", err);
+        return -1;
+    }
+    static preoom_dconf_t nd;
+    preoom_dconf_defaults(&nd);
+    if (preoom_conffile_apply_global(&cf, &nd, err, sizeof err) != 0) {
+        fprintf(stderr, "preoom: %s\n", err);
+        return -1;
+    }
+    int m = preoom_conffile_apply_domain(&cf, path, &nd, err, sizeof err);
+    if (m <= 0) {
+        if (m < 0)
+            fprintf(stderr, "preoom: %s\n", err);
+        return m < 0 ? -1 : 0;
+    }
+    nd.scope_given = true;
+    if (preoom_dconf_finish(&nd, err, sizeof err) != 0) {
+        fprintf(stderr, "preoom: %s: [domain] sections for %s: %s\n", from, path, err);
+        return -1;
+    }
+    *d = nd;
     return 1;
 }
 
 int preoom_cmd_explain(const char *reg_name, int argc, char **argv)
 {
     static const struct option lo[] = {{"policy", 1, 0, 'p'}, {"cgroup", 1, 0, 'c'},
-                                       {"json", 0, 0, 'j'}, {"defaults", 0, 0, 'd'},
-                                       {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
-    const char *policy_name = NULL, *cgroup = NULL;
+                                       {"domain", 1, 0, 'D'}, {"json", 0, 0, 'j'},
+                                       {"defaults", 0, 0, 'd'}, {"help", 0, 0, 'h'},
+                                       {0, 0, 0, 0}};
+    const char *policy_name = NULL, *cgroup = NULL, *domain = NULL;
     int json = 0, defaults = 0, c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (c) {
         case 'p': policy_name = optarg; break;
         case 'c': cgroup = optarg; break;
+        case 'D': domain = optarg; break;
         case 'j': json = 1; break;
         case 'd': defaults = 1; break;
         case 'h':
-            printf("usage: preoom explain [--policy preoom|kernel|classic] [--cgroup PATH] "
-                   "[--defaults] [--json]\n"
+            printf("usage: preoom explain [--policy preoom|kernel|classic] [--cgroup PATH | "
+                   "--domain PATH] [--defaults] [--json]\n"
                    "  decides with the settings the running preoomd published (--defaults: "
-                   "preoomd's defaults)\n");
+                   "preoomd's defaults);\n"
+                   "  --domain: one memory domain's decision (host, or a limited cgroup's "
+                   "path as `preoom ls` shows it)\n");
             return 0;
         default:
             fprintf(stderr, "preoom: explain: unknown option '%s'\n", argv[optind - 1]);
             return 2;
         }
+    }
+    if (cgroup && domain) {
+        fprintf(stderr, "preoom: explain: --cgroup and --domain both name what to decide for; "
+                        "give one (see preoom explain --help)\n");
+        return 2;
     }
     preoom_procfs_t fs;
     preoom_procfs_init(&fs);
@@ -154,7 +250,9 @@ int preoom_cmd_explain(const char *reg_name, int argc, char **argv)
         return 1;
     }
     h->window_ms = 2000;
-    char cgdir[PREOOM_CGROUP_PATH_MAX] = "";
+    char cgdir[PREOOM_CGROUP_PATH_MAX] = "", dom_path[PREOOM_CGROUP_PATH_MAX] = "";
+    int dom_at = -1;
+    bool domain_sections = false;
     /* Two looks 300 ms apart, so growth and the forecast have something to go on (the daemon
      * looks back 30 s; explain can only see what happens while it runs). */
     preoom_engine_t e;
@@ -166,11 +264,42 @@ int preoom_cmd_explain(const char *reg_name, int argc, char **argv)
             usleep(300000);
         uint64_t now = mono_ms();
         preoom_gather(&fs, &reg, &o, h, now, &g);
-        if (!cgdir[0]) {
+        if (domain) {
+            /* Looked for again on the second look: a process may have moved meanwhile. */
+            if ((dom_at = keep_domain(&fs, domain, cgdir, sizeof cgdir)) < 0)
+                return 1;
+            snprintf(dom_path, sizeof dom_path, "%s",
+                     dom_at == PREOOM_DOMAIN_HOST ? "host" : doms.d[dom_at].path);
+        } else if (!cgdir[0]) {
             if (d.cgroup[0])
                 snprintf(cgdir, sizeof cgdir, "%s", d.cgroup);
             else
                 preoom_detect_cgroup(&fs, &g, cgdir, sizeof cgdir);
+        }
+        if (look == 0 && published > 0 && (dom_path[0] || cgdir[0])) {
+            /* The published [domain] sections that match this domain, as the daemon has them. */
+            char cpath[PREOOM_CGROUP_PATH_MAX];
+            const char *p = dom_path[0] ? (strcmp(dom_path, "host") ? dom_path : "/") : cgdir;
+            if (!dom_path[0]) {
+                /* A cgroup directory: its path as /proc/PID/cgroup names it. */
+                size_t rl = strlen(fs.cgroup_root);
+                p = strncmp(cgdir, fs.cgroup_root, rl) == 0 ? cgdir + rl : cgdir;
+                if (!strncmp(p, "/memory/", 8) || !strncmp(p, "/unified/", 9))
+                    p = strchr(p + 1, '/');
+            }
+            snprintf(cpath, sizeof cpath, "%s", p && *p ? p : "/");
+            if (domain_settings(cpath, &d, from) > 0) {
+                if (policy_name) {
+                    char err[256];
+                    preoom_dconf_set(&d, "policy", policy_name, err, sizeof err);
+                }
+                memcpy(o.protect, d.protect, sizeof d.protect);
+                o.n_protect = d.n_protect;
+                o.prefer = d.prefer_set ? &d.prefer_re : NULL;
+                o.avoid = d.avoid_set ? &d.avoid_re : NULL;
+                preoom_engine_init(&e, &d.eng, scores, g.cap);
+                domain_sections = true;
+            }
         }
         o.cgroup_dir = cgdir;
         o.scope = (int)d.scope;
@@ -218,6 +347,8 @@ int preoom_cmd_explain(const char *reg_name, int argc, char **argv)
                (unsigned long long)dec.kill_bytes, (long long)dec.fall_bytes_per_s,
                (long long)dec.time_to_kill_ms, (unsigned long long)dec.shortfall_bytes);
         json_str(dec.in_cgroup ? cgdir : "");
+        printf(", \"domain\": ");
+        json_str(dom_path);
         printf(", \"would_ask\": [");
         int first = 1;
         for (size_t i = 0; i < dec.n_events; i++)
@@ -252,8 +383,12 @@ int preoom_cmd_explain(const char *reg_name, int argc, char **argv)
         preoom_reg_close(&reg);
         return 0;
     }
-    printf("settings: %s\n", published > 0 ? from : "preoomd's defaults (no running preoomd "
-                                                    "published its own)");
+    printf("settings: %s%s\n", published > 0 ? from : "preoomd's defaults (no running preoomd "
+                                                      "published its own)",
+           domain_sections ? ", with the [domain] sections that match this domain" : "");
+    if (dom_at >= 0)
+        printf("domain: %s (%s): the processes inside it only\n", dom_path,
+               dom_at == PREOOM_DOMAIN_HOST ? "the whole machine" : doms.d[dom_at].dir);
     printf("pressure: %s (%s): %.1f MiB available of %.1f MiB (%.1f%%)%s%s, exposure %.1f MiB\n",
            lvl, dec.reason, (double)dec.available_bytes / 1048576.0,
            (double)dec.total_bytes / 1048576.0,

@@ -1,6 +1,12 @@
 /* tools/cmd_ls.c — `preoom ls [--json] [--sort COL]`: the processes registered in
  * /dev/shm/preoom.NAME and their memory, as a table or as JSON. Also the table code that
- * `preoom top` redraws (preoom_ls_show).
+ * `preoom top` redraws (preoom_ls_show_trend).
+ *
+ * Processes are grouped by memory domain (domains.c: the host, and every memory cgroup with
+ * a limit on a registered process's path), each group under a line with the domain's limit,
+ * usage and what is available before its limit or an enclosing one's; top, which looks
+ * again every interval, adds the time to the limit at the recent growth. A host with no
+ * limited cgroup has one domain and the table is the plain one, without domain lines.
  *
  * The registry is untrusted input: a bad file is one line on stderr and exit 1; a slot is
  * shown only when its pid and start time still name a live process in /proc; a file truncated
@@ -20,6 +26,7 @@
 #include "candidates.h" /* preoom_read_private */
 #include "cli.h"
 #include "cmd.h"
+#include "domains.h"
 #include "floor.h"
 
 enum { SORT_COMMITTED, SORT_TOUCHED, SORT_EXPOSURE, SORT_SLACK, SORT_PEAK, SORT_PID, SORT_NAME };
@@ -30,7 +37,19 @@ typedef struct ls_row {
     uint64_t malloc_bytes, mmap_bytes, brk_bytes, rss_anon, swap, adj;
     uint64_t pss;      /* Pss_Anon + SwapPss: its share of pages it shares (0: unknown) */
     char name[16];
+    int domain;        /* its innermost memory domain (index in ls_table_t.dom) */
+    int dorder;        /* that domain's place in the printed order */
 } ls_row_t;
+
+/* What a domain's header line says. */
+typedef struct {
+    uint64_t limit, usage, available; /* MISSING when it could not be read */
+    int64_t ttl_ms;    /* time to the limit: >= 0, TTL_NOT_GROWING, or TTL_UNKNOWN (ls) */
+    size_t procs;      /* registered processes whose innermost domain it is */
+    int order;         /* its place in the printed order (a parent before its children) */
+} ls_dom_t;
+#define TTL_UNKNOWN (-2)
+#define TTL_NOT_GROWING (-1)
 
 typedef struct ls_table {
     ls_row_t *rows;
@@ -40,7 +59,24 @@ typedef struct ls_table {
     uint64_t total, available, ask, term, kill, ttk_ms;
     long reaped;
     int writable;
+    preoom_domains_t *dom; /* NULL: not placed (the table is the plain one) */
+    ls_dom_t dinfo[PREOOM_MAX_DOMAINS];
+    int by_order[PREOOM_MAX_DOMAINS]; /* domain indices in printed order */
+    size_t n_order;
+    int grouped;           /* some limited cgroup holds a process: domain lines are shown */
 } ls_table_t;
+
+/* What top keeps between frames: each domain's last usage and growth rate, by directory
+ * ("" the host), so a domain's index changing between frames does not mix two domains. */
+struct preoom_ls_trend {
+    struct {
+        char dir[PREOOM_CGROUP_PATH_MAX];
+        uint64_t at_ms, usage;
+        double rate;   /* bytes per ms, smoothed */
+        int have_rate;
+    } e[PREOOM_MAX_DOMAINS];
+    size_t n;
+};
 
 static const char *const sort_names[] = {"committed", "touched", "exposure", "slack",
                                          "peak",      "pid",     "name"};
@@ -89,6 +125,7 @@ static void copy_row(ls_row_t *r, uint64_t i, const struct preoom_slot *s)
 static int walk(const char *reg_name, ls_table_t *t, const char **why)
 {
     memset(t, 0, sizeof *t);
+    t->dom = NULL;
     preoom_bus_install();
     /* Read-write first, only to reap; a file we may not write is still readable. */
     int rc = preoom_reg_open(reg_name, 0, 0, -1, 1, &walk_reg, why);
@@ -172,6 +209,149 @@ static void verify(ls_table_t *t)
     t->n = k;
 }
 
+/* ---- memory domains ----------------------------------------------------------------------- */
+
+preoom_ls_trend_t *preoom_ls_trend_new(void)
+{
+    return calloc(1, sizeof(preoom_ls_trend_t));
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Time to the limit at the recent growth of usage, from what the last frames saw. Frames
+ * closer than 200 ms (a key pressed) are not a measurement. */
+static int64_t trend_ttl(preoom_ls_trend_t *tr, const char *dir, uint64_t usage,
+                         uint64_t available, uint64_t now)
+{
+    size_t k = 0;
+    while (k < tr->n && strcmp(tr->e[k].dir, dir) != 0)
+        k++;
+    if (k == tr->n) {
+        if (tr->n == PREOOM_MAX_DOMAINS)
+            return TTL_UNKNOWN;
+        tr->n++;
+        snprintf(tr->e[k].dir, sizeof tr->e[k].dir, "%s", dir);
+        tr->e[k].at_ms = now;
+        tr->e[k].usage = usage;
+        tr->e[k].have_rate = 0;
+        return TTL_UNKNOWN;
+    }
+    if (now - tr->e[k].at_ms >= 200) {
+        double r = ((double)usage - (double)tr->e[k].usage) / (double)(now - tr->e[k].at_ms);
+        /* Half the last interval, half the history: one frame's noise does not swing it. */
+        tr->e[k].rate = tr->e[k].have_rate ? (tr->e[k].rate + r) / 2 : r;
+        tr->e[k].have_rate = 1;
+        tr->e[k].at_ms = now;
+        tr->e[k].usage = usage;
+    }
+    if (!tr->e[k].have_rate)
+        return TTL_UNKNOWN;
+    if (tr->e[k].rate <= 0)
+        return TTL_NOT_GROWING;
+    double ms = (double)available / tr->e[k].rate;
+    return ms > 1e15 ? TTL_NOT_GROWING : (int64_t)ms;
+}
+
+/* The printed order: a domain, then its inner ones by path, depth first. */
+static void order_domains(ls_table_t *t, int at)
+{
+    const preoom_domains_t *set = t->dom;
+    t->dinfo[at].order = (int)t->n_order;
+    t->by_order[t->n_order++] = at;
+    for (;;) {
+        int next = -1;
+        for (size_t i = 1; i < set->n; i++)
+            if (set->d[i].used && set->d[i].parent == at && t->dinfo[i].order < 0 &&
+                (next < 0 || strcmp(set->d[i].path, set->d[next].path) < 0))
+                next = (int)i;
+        if (next < 0)
+            return;
+        order_domains(t, next);
+    }
+}
+
+/* Place each row in its innermost domain and read each domain's figures. Best effort: a
+ * machine whose cgroups cannot be read has the host only, and the table is the plain one. */
+static void place(ls_table_t *t, preoom_ls_trend_t *trend)
+{
+    static preoom_procfs_t fs;
+    if (!fs.proc_root)
+        preoom_procfs_init(&fs);
+    t->dom = calloc(1, sizeof *t->dom);
+    int32_t *pids = calloc(t->n + 1, sizeof *pids);
+    int *in = calloc(t->n + 1, sizeof *in);
+    if (!t->dom || !pids || !in) {
+        free(t->dom);
+        t->dom = NULL;
+        free(pids);
+        free(in);
+        return;
+    }
+    preoom_domains_t *set = t->dom;
+    preoom_domains_init(set);
+    for (size_t i = 0; i < t->n; i++)
+        pids[i] = (int32_t)t->rows[i].pid;
+    if (preoom_domains_discover(&fs, pids, t->n, in, set) != 0)
+        for (size_t i = 0; i < t->n; i++)
+            in[i] = PREOOM_DOMAIN_HOST;
+    for (size_t i = 0; i < PREOOM_MAX_DOMAINS; i++) {
+        t->dinfo[i] = (ls_dom_t){PREOOM_VALUE_MISSING, PREOOM_VALUE_MISSING,
+                                 PREOOM_VALUE_MISSING, TTL_UNKNOWN, 0, -1};
+    }
+    for (size_t i = 0; i < t->n; i++) {
+        /* -1: gone since it was verified; it still shows, under the host. */
+        int d = in[i] >= 0 && set->d[in[i]].used ? in[i] : PREOOM_DOMAIN_HOST;
+        t->rows[i].domain = d;
+        t->dinfo[d].procs++;
+        if (d != PREOOM_DOMAIN_HOST)
+            t->grouped = 1;
+    }
+    free(pids);
+    free(in);
+    t->n_order = 0;
+    order_domains(t, PREOOM_DOMAIN_HOST);
+    for (size_t i = 0; i < t->n; i++)
+        t->rows[i].dorder = t->dinfo[t->rows[i].domain].order;
+
+    /* The host against RAM; a cgroup against its own limit and, for what is available, its
+     * enclosing cgroups' too (parents come first in the order, so theirs is known). */
+    uint64_t now = mono_ms();
+    for (size_t k = 0; k < t->n_order; k++) {
+        int i = t->by_order[k];
+        ls_dom_t *di = &t->dinfo[i];
+        const preoom_domain_t *d = &set->d[i];
+        if (i == PREOOM_DOMAIN_HOST) {
+            preoom_meminfo_t mi;
+            if (preoom_read_meminfo(&fs, &mi) == 0) {
+                di->limit = mi.mem_total_bytes;
+                di->available = mi.mem_available_bytes < mi.mem_total_bytes
+                                    ? mi.mem_available_bytes : mi.mem_total_bytes;
+                di->usage = di->limit - di->available;
+            }
+        } else {
+            preoom_memcg_t m;
+            if (preoom_read_memcg(&fs, d->dir, &m) == 0) {
+                /* A cgroup named by --cgroup may have no limit of its own. */
+                di->limit = d->limit_bytes != PREOOM_LIMIT_NONE ? d->limit_bytes
+                                                                : m.effective_limit_bytes;
+                di->usage = m.usage_bytes;
+                if (di->limit != PREOOM_LIMIT_NONE && di->usage != PREOOM_VALUE_MISSING)
+                    di->available = di->usage < di->limit ? di->limit - di->usage : 0;
+                int p = d->parent;
+                if (p > 0 && t->dinfo[p].available < di->available)
+                    di->available = t->dinfo[p].available;
+            }
+        }
+        if (trend && di->usage != PREOOM_VALUE_MISSING && di->available != PREOOM_VALUE_MISSING)
+            di->ttl_ms = trend_ttl(trend, d->dir, di->usage, di->available, now);
+    }
+}
+
 /* ---- sorting and printing --------------------------------------------------------------- */
 
 static int sort_key_now;
@@ -181,7 +361,10 @@ static int cmp_u64_desc(uint64_t a, uint64_t b) { return a < b ? 1 : a > b ? -1 
 static int cmp_rows(const void *pa, const void *pb)
 {
     const ls_row_t *a = pa, *b = pb;
-    int c = 0;
+    /* Grouped by domain first (all 0 on a host without limited cgroups). */
+    int c = a->dorder < b->dorder ? -1 : a->dorder > b->dorder;
+    if (c)
+        return c;
     switch (sort_key_now) {
     case SORT_COMMITTED: c = cmp_u64_desc(a->committed, b->committed); break;
     case SORT_TOUCHED: c = cmp_u64_desc(a->touched, b->touched); break;
@@ -262,6 +445,38 @@ static void json_string(FILE *out, const char *s)
     fprintf(out, "\"%s\"", esc);
 }
 
+/* A figure, or null when it could not be read. */
+static void json_u64(FILE *out, const char *key, uint64_t v)
+{
+    if (v == PREOOM_VALUE_MISSING)
+        fprintf(out, ", \"%s\": null", key);
+    else
+        fprintf(out, ", \"%s\": %llu", key, (unsigned long long)v);
+}
+
+/* "domains": the host first, each domain before the ones inside it; one a line. */
+static void print_json_domains(const ls_table_t *t, FILE *out)
+{
+    fprintf(out, ", \"domains\": [");
+    for (size_t k = 0; t->dom && k < t->n_order; k++) {
+        int i = t->by_order[k];
+        const preoom_domain_t *d = &t->dom->d[i];
+        const ls_dom_t *di = &t->dinfo[i];
+        fprintf(out, "%s\n  {\"domain\": %d, \"path\": ", k ? "," : "", i);
+        json_string(out, d->path); /* "/" for the host, as domains.h names it */
+        fprintf(out, ", \"dir\": ");
+        json_string(out, d->dir);
+        fprintf(out, ", \"cgroup\": %d, \"parent\": %d, \"depth\": %d", (int)d->version,
+                d->parent, d->depth);
+        json_u64(out, "limit", di->limit);
+        json_u64(out, "usage", di->usage);
+        json_u64(out, "available", di->available);
+        fprintf(out, ", \"time_to_limit_ms\": %lld, \"processes\": %zu}",
+                di->ttl_ms >= 0 ? (long long)di->ttl_ms : -1LL, di->procs);
+    }
+    fprintf(out, "%s]", t->dom && t->n_order ? "\n" : "");
+}
+
 static void print_json(const char *reg_name, const ls_table_t *t, FILE *out)
 {
     uint64_t now = preoom_now_ns(CLOCK_REALTIME);
@@ -284,14 +499,14 @@ static void print_json(const char *reg_name, const ls_table_t *t, FILE *out)
                 ", \"committed\": %llu, \"touched\": %llu, \"exposure\": %llu, \"slack\": %llu, "
                 "\"peak_committed\": %llu, \"peak_touched\": %llu, \"malloc\": %llu, "
                 "\"mmap\": %llu, \"brk\": %llu, \"rss_anon\": %llu, \"swap\": %llu, "
-                "\"adj\": %llu, \"pss\": %llu, \"age_s\": %llu}",
+                "\"adj\": %llu, \"pss\": %llu, \"age_s\": %llu, \"domain\": %d}",
                 (unsigned long long)r->committed, (unsigned long long)r->touched,
                 (unsigned long long)r->exposure, (unsigned long long)r->slack,
                 (unsigned long long)r->peak_committed, (unsigned long long)r->peak_touched,
                 (unsigned long long)r->malloc_bytes, (unsigned long long)r->mmap_bytes,
                 (unsigned long long)r->brk_bytes, (unsigned long long)r->rss_anon,
                 (unsigned long long)r->swap, (unsigned long long)r->adj,
-                (unsigned long long)r->pss, (unsigned long long)age_s(r, now));
+                (unsigned long long)r->pss, (unsigned long long)age_s(r, now), r->domain);
         sum_p = sat_add(sum_p, r->pss ? r->pss : r->touched);
         sum_c = sat_add(sum_c, r->committed);
         sum_t = sat_add(sum_t, r->touched);
@@ -299,9 +514,11 @@ static void print_json(const char *reg_name, const ls_table_t *t, FILE *out)
         sum_s = sat_add(sum_s, r->slack);
     }
     fprintf(out, "%s], \"totals\": {\"processes\": %zu, \"committed\": %llu, \"touched\": %llu, "
-                 "\"touched_pss\": %llu, \"exposure\": %llu, \"slack\": %llu}, \"arbiter\": ",
+                 "\"touched_pss\": %llu, \"exposure\": %llu, \"slack\": %llu}",
             t->n ? "\n" : "", t->n, (unsigned long long)sum_c, (unsigned long long)sum_t,
             (unsigned long long)sum_p, (unsigned long long)sum_e, (unsigned long long)sum_s);
+    print_json_domains(t, out);
+    fprintf(out, ", \"arbiter\": ");
     if (!t->total)
         fprintf(out, "null}\n");
     else
@@ -375,6 +592,27 @@ static void add_cell(char *line, size_t size, size_t *len, int first, int w, int
         *len += (size_t)n < size - *len ? (size_t)n : size - *len - 1;
 }
 
+/* "domain PATH: limit L, usage U, available A, T to the limit", indented by depth. */
+static void domain_line(const ls_table_t *t, int i, char *line, size_t size)
+{
+    const preoom_domain_t *d = &t->dom->d[i];
+    const ls_dom_t *di = &t->dinfo[i];
+    char lim[32] = "?", use[32] = "?", av[32] = "?", ttl[48] = "", path[160];
+    if (di->limit != PREOOM_VALUE_MISSING)
+        human(di->limit, lim, sizeof lim);
+    if (di->usage != PREOOM_VALUE_MISSING)
+        human(di->usage, use, sizeof use);
+    if (di->available != PREOOM_VALUE_MISSING)
+        human(di->available, av, sizeof av);
+    if (di->ttl_ms >= 0)
+        snprintf(ttl, sizeof ttl, ", %.1f s to the limit", (double)di->ttl_ms / 1000.0);
+    else if (di->ttl_ms == TTL_NOT_GROWING)
+        snprintf(ttl, sizeof ttl, ", not growing");
+    printable(i == PREOOM_DOMAIN_HOST ? "host" : d->path, path, sizeof path);
+    snprintf(line, size, "%*sdomain %s: %s %s, usage %s, available %s%s", 2 * d->depth, "", path,
+             i == PREOOM_DOMAIN_HOST ? "RAM" : "limit", lim, use, av, ttl);
+}
+
 static void print_table(const ls_table_t *t, int max_rows, int width, int sort_key, FILE *out)
 {
     uint64_t now = preoom_now_ns(CLOCK_REALTIME);
@@ -388,37 +626,50 @@ static void print_table(const ls_table_t *t, int max_rows, int width, int sort_k
             add_cell(line, sizeof line, &len, c == C_PID, cols[c].width, c == C_NAME,
                      cols[c].title);
     put_line(out, line, width);
-    for (size_t i = 0; i < t->n; i++) {
-        const ls_row_t *r = &t->rows[i];
-        sum_c = sat_add(sum_c, r->committed);
-        sum_t = sat_add(sum_t, r->touched);
-        sum_p = sat_add(sum_p, r->pss ? r->pss : r->touched);
-        sum_e = sat_add(sum_e, r->exposure);
-        sum_s = sat_add(sum_s, r->slack);
-        if (max_rows >= 0 && (long)i >= max_rows)
-            continue;
-        len = 0;
-        for (int c = 0; c < C_N; c++) {
-            if (!show[c])
-                continue;
-            const char *v = cell;
-            switch (c) {
-            case C_PID: snprintf(cell, sizeof cell, "%llu", (unsigned long long)r->pid); break;
-            case C_NAME: printable(r->name, nm, sizeof nm); v = nm; break;
-            case C_COMMITTED: human(r->committed, cell, sizeof cell); break;
-            case C_TOUCHED: human(r->touched, cell, sizeof cell); break;
-            case C_EXPOSURE: human(r->exposure, cell, sizeof cell); break;
-            case C_SLACK: human(r->slack, cell, sizeof cell); break;
-            case C_PEAKC: human(r->peak_committed, cell, sizeof cell); break;
-            case C_PEAKT: human(r->peak_touched, cell, sizeof cell); break;
-            case C_AGE: human_age(age_s(r, now), cell, sizeof cell); break;
-            }
-            add_cell(line, sizeof line, &len, c == C_PID, cols[c].width, c == C_NAME, v);
+    /* Grouped: each domain's line, then its own processes (rows are sorted by domain first).
+     * The domain lines take rows of a screen too. */
+    size_t groups = t->grouped ? t->n_order : 1, shown = 0, i = 0;
+    long cap = max_rows;
+    if (cap >= 0 && t->grouped)
+        cap = cap > (long)groups ? cap - (long)groups : 0;
+    for (size_t k = 0; k < groups; k++) {
+        if (t->grouped && (cap < 0 || shown < (size_t)cap)) {
+            domain_line(t, t->by_order[k], line, sizeof line);
+            put_line(out, line, width);
         }
-        put_line(out, line, width);
+        for (; i < t->n && (!t->grouped || t->rows[i].dorder == (int)k); i++) {
+            const ls_row_t *r = &t->rows[i];
+            sum_c = sat_add(sum_c, r->committed);
+            sum_t = sat_add(sum_t, r->touched);
+            sum_p = sat_add(sum_p, r->pss ? r->pss : r->touched);
+            sum_e = sat_add(sum_e, r->exposure);
+            sum_s = sat_add(sum_s, r->slack);
+            if (cap >= 0 && shown >= (size_t)cap)
+                continue;
+            shown++;
+            len = 0;
+            for (int c = 0; c < C_N; c++) {
+                if (!show[c])
+                    continue;
+                const char *v = cell;
+                switch (c) {
+                case C_PID: snprintf(cell, sizeof cell, "%llu", (unsigned long long)r->pid); break;
+                case C_NAME: printable(r->name, nm, sizeof nm); v = nm; break;
+                case C_COMMITTED: human(r->committed, cell, sizeof cell); break;
+                case C_TOUCHED: human(r->touched, cell, sizeof cell); break;
+                case C_EXPOSURE: human(r->exposure, cell, sizeof cell); break;
+                case C_SLACK: human(r->slack, cell, sizeof cell); break;
+                case C_PEAKC: human(r->peak_committed, cell, sizeof cell); break;
+                case C_PEAKT: human(r->peak_touched, cell, sizeof cell); break;
+                case C_AGE: human_age(age_s(r, now), cell, sizeof cell); break;
+                }
+                add_cell(line, sizeof line, &len, c == C_PID, cols[c].width, c == C_NAME, v);
+            }
+            put_line(out, line, width);
+        }
     }
-    if (max_rows >= 0 && t->n > (size_t)max_rows) {
-        snprintf(line, sizeof line, "%8s (%zu more)", "...", t->n - (size_t)max_rows);
+    if (cap >= 0 && t->n > shown) {
+        snprintf(line, sizeof line, "%8s (%zu more)", "...", t->n - shown);
         put_line(out, line, width);
     }
     /* The sums under their columns, then what the registry says of itself. */
@@ -461,6 +712,12 @@ static void print_table(const ls_table_t *t, int max_rows, int width, int sort_k
 int preoom_ls_show(const char *reg_name, int sort_key, int json, int max_rows, int width,
                    FILE *out, FILE *err)
 {
+    return preoom_ls_show_trend(reg_name, sort_key, json, max_rows, width, NULL, out, err);
+}
+
+int preoom_ls_show_trend(const char *reg_name, int sort_key, int json, int max_rows, int width,
+                         preoom_ls_trend_t *trend, FILE *out, FILE *err)
+{
     ls_table_t t;
     const char *why = "";
     int rc = walk(reg_name, &t, &why);
@@ -475,6 +732,7 @@ int preoom_ls_show(const char *reg_name, int sort_key, int json, int max_rows, i
         return 1;
     }
     verify(&t);
+    place(&t, trend);
     sort_key_now = sort_key;
     if (t.n > 1)
         qsort(t.rows, t.n, sizeof *t.rows, cmp_rows);
@@ -483,6 +741,7 @@ int preoom_ls_show(const char *reg_name, int sort_key, int json, int max_rows, i
     else
         print_table(&t, max_rows, width, sort_key, out);
     free(t.rows);
+    free(t.dom);
     if (fflush(out) != 0 || ferror(out)) {
         fprintf(err, "preoom: cannot write the output: %s\n", strerror(errno));
         return 1;

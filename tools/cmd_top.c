@@ -1,5 +1,6 @@
 /* tools/cmd_top.c — `preoom top [-d SECONDS] [-n FRAMES] [--sort COL]`: the table of
- * `preoom ls`, redrawn every interval, largest first.
+ * `preoom ls`, redrawn every interval, largest first, grouped by memory domain; the growth
+ * between frames gives each domain's time to its limit.
  *
  * On a terminal it draws with ncurses, as every top-like tool on Debian does: the alternate
  * screen (the shell's screen comes back on exit), only the cells that changed are rewritten
@@ -35,6 +36,7 @@ typedef struct top_opts {
     long frames; /* < 0: until stopped */
     int sort;
     const char *sort_name;
+    preoom_ls_trend_t *trend; /* usage between frames, for the time to each limit */
 } top_opts_t;
 
 static void title(const top_opts_t *o, int paused, char *buf, size_t size)
@@ -67,7 +69,7 @@ static int frame(const top_opts_t *o, int max_rows, int width, char **text, char
         *err_text = strdup("preoom: top: out of memory\n");
         return 1;
     }
-    int rc = preoom_ls_show(o->reg_name, o->sort, 0, max_rows, width, mem, emem);
+    int rc = preoom_ls_show_trend(o->reg_name, o->sort, 0, max_rows, width, o->trend, mem, emem);
     fclose(mem);
     fclose(emem);
     return rc;
@@ -190,9 +192,35 @@ static int top_curses(top_opts_t *o)
     return rc;
 }
 
+/* The frames, to a pipe or on a terminal. */
+static int top_run(top_opts_t *o)
+{
+    if (!isatty(STDOUT_FILENO) || !isatty(STDIN_FILENO))
+        return top_plain(o);
+    /* A bad registry is said on the shell's screen, before curses takes it. */
+    char *text, *err;
+    int rc = frame(o, 0, -1, &text, &err);
+    free(text);
+    if (rc != 0) {
+        fputs(err ? err : "", stderr);
+        free(err);
+        return rc;
+    }
+    free(err);
+    SCREEN *scr = newterm(NULL, stdout, stdin);
+    if (!scr) {
+        fprintf(stderr, "preoom: top: cannot drive this terminal (TERM=%s); plain frames "
+                        "follow\n", getenv("TERM") ? getenv("TERM") : "");
+        return top_plain(o);
+    }
+    rc = top_curses(o);
+    delscreen(scr);
+    return rc;
+}
+
 int preoom_cmd_top(const char *reg_name, int argc, char **argv)
 {
-    top_opts_t o = {reg_name, 1.0, -1, preoom_ls_sort_key("touched"), "touched"};
+    top_opts_t o = {reg_name, 1.0, -1, preoom_ls_sort_key("touched"), "touched", NULL};
     for (int i = 1; i < argc; i++) {
         char *end = NULL;
         const char *v;
@@ -219,25 +247,9 @@ int preoom_cmd_top(const char *reg_name, int argc, char **argv)
                 return r == 1 ? 0 : 2;
         }
     }
-    if (!isatty(STDOUT_FILENO) || !isatty(STDIN_FILENO))
-        return top_plain(&o);
-    /* A bad registry is said on the shell's screen, before curses takes it. */
-    char *text, *err;
-    int rc = frame(&o, 0, -1, &text, &err);
-    free(text);
-    if (rc != 0) {
-        fputs(err ? err : "", stderr);
-        free(err);
-        return rc;
-    }
-    free(err);
-    SCREEN *scr = newterm(NULL, stdout, stdin);
-    if (!scr) {
-        fprintf(stderr, "preoom: top: cannot drive this terminal (TERM=%s); plain frames "
-                        "follow\n", getenv("TERM") ? getenv("TERM") : "");
-        return top_plain(&o);
-    }
-    rc = top_curses(&o);
-    delscreen(scr);
+    /* Without it (out of memory) top still runs, only without the times to the limits. */
+    o.trend = preoom_ls_trend_new();
+    int rc = top_run(&o);
+    free(o.trend);
     return rc;
 }

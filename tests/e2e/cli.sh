@@ -74,21 +74,28 @@ check "ls --json: exit 0" [ $? -eq 0 ]
 if command -v jq >/dev/null; then
     top_keys=$(jq -r 'keys_unsorted | join(" ")' "$T_TMP/ls.json")
     check "ls --json: top-level keys in order ($top_keys)" \
-        [ "$top_keys" = "schema registry slot_count slots_in_use reaped pressure processes totals arbiter" ]
+        [ "$top_keys" = "schema registry slot_count slots_in_use reaped pressure processes totals domains arbiter" ]
     check "ls --json: schema is 1" [ "$(jq '.schema' "$T_TMP/ls.json")" = 1 ]
     check "ls --json: pressure is a name, as in explain --json" \
         bash -c 'jq -e ".pressure | type == \"string\" and test(\"^(none|moderate|critical|complete)$\")" "$1" >/dev/null' _ "$T_TMP/ls.json"
     proc_keys=$(jq -r '.processes[0] | keys_unsorted | join(" ")' "$T_TMP/ls.json")
     check "ls --json: process keys ($proc_keys)" \
-        [ "$proc_keys" = "slot pid name committed touched exposure slack peak_committed peak_touched malloc mmap brk rss_anon swap adj pss age_s" ]
+        [ "$proc_keys" = "slot pid name committed touched exposure slack peak_committed peak_touched malloc mmap brk rss_anon swap adj pss age_s domain" ]
     tot_keys=$(jq -r '.totals | keys_unsorted | join(" ")' "$T_TMP/ls.json")
     check "ls --json: totals keys ($tot_keys)" [ "$tot_keys" = "processes committed touched touched_pss exposure slack" ]
+    dom_keys=$(jq -r '.domains[0] | keys_unsorted | join(" ")' "$T_TMP/ls.json")
+    check "ls --json: domain keys ($dom_keys)" \
+        [ "$dom_keys" = "domain path dir cgroup parent depth limit usage available time_to_limit_ms processes" ]
+    check "ls --json: the host is domain 0, first, and holds every domain" \
+        bash -c 'jq -e ".domains[0].domain == 0 and .domains[0].path == \"/\" and .domains[0].parent == -1 and ([.domains[1:][].parent] | all(. >= 0))" "$1" >/dev/null' _ "$T_TMP/ls.json"
+    check "ls --json: every process names a domain that is listed" \
+        bash -c 'jq -e "[.domains[].domain] as \$d | [.processes[].domain] | all(. as \$x | \$d | index(\$x) != null)" "$1" >/dev/null' _ "$T_TMP/ls.json"
     check "ls --json: the held process is listed" \
         bash -c 'jq -e --argjson p "$2" "[.processes[].pid] | index(\$p) != null" "$1" >/dev/null' _ "$T_TMP/ls.json" "$held"
     # Every key is in preoom(1), in the paragraph on ls --json.
     doc=$(sed -n '/^\.SS ls/,/^\.SS top/p' "$TOP/man/preoom.1" | tr -d '\\')
     missing=""
-    for k in $top_keys $proc_keys $tot_keys; do grep -qw -- "$k" <<<"$doc" || missing="$missing $k"; done
+    for k in $top_keys $proc_keys $tot_keys $dom_keys; do grep -qw -- "$k" <<<"$doc" || missing="$missing $k"; done
     check "ls --json: every key is documented in preoom(1) (missing:${missing:- none})" [ -z "$missing" ]
 else
     skip "ls --json schema: jq is not installed"

@@ -15,6 +15,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define GIB (1024ULL * 1024 * 1024)
@@ -558,6 +559,14 @@ static void cost_and_memo(void)
             CHECK_EQ_I64(in[i], svc[i % 3]);
             break;
         }
+    /* What one discovery of N costs (said, not checked: a shared machine's timing is noise). */
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int r = 0; r < 10; r++)
+        preoom_domains_discover(&fs, pids, N, in, &s);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    printf("# one discovery of %d processes in %d scopes: %.0f us\n", N, N,
+           ((double)(t1.tv_sec - t0.tv_sec) * 1e6 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e3) / 10);
     CHECK_EQ_I64(preoom_domains_discover(&fs, pids, M, in, &s), 0);
     CHECK(s.limit_reads >= M + 4);
     CHECK(s.limit_reads < 2 * (M + 4)); /* emptied and refilled, never read per level */
