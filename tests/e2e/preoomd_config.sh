@@ -65,7 +65,7 @@ printf '[domain %s]\nask = 40%%\nterm = 30%%\nkill = 20%%\n' "$rel" >"$T_TMP/run
 LOG=$T_TMP/run.log
 bg "$D" --registry "$T_REG" --config "$T_TMP/run.conf" --no-mlock 2>"$LOG"; DP=$BG_PID
 ln -s "$PROG/shape" "$T_TMP/held"
-bg bash -c 'echo $$ >"$0/cgroup.procs" && exec env LD_PRELOAD="$1" PREOOM_REGISTRY="$2" "$3" grow:20:0 hold:3000' \
+bg bash -c 'echo $$ >"$0/cgroup.procs" && exec env LD_PRELOAD="$1" PREOOM_REGISTRY="$2" "$3" grow:20:0 hold:4000' \
     "$CG" "$LIB" "$T_REG" "$T_TMP/held"; HP=$BG_PID
 for _ in $(seq 100); do grep -q "watching memory cgroup $rel" "$LOG" && break; sleep 0.05; done
 check "the cgroup's domain was found and took its section (40%/30%/20%)" \
@@ -75,6 +75,11 @@ check "the settings are published with the section" \
     grep -q "^\[domain $rel\]" "/dev/shm/preoom.$T_REG.preoomd"
 "$B/preoom" explain --registry "$T_REG" >"$T_TMP/explain.out" 2>&1; rc=$?
 check "preoom explain reads the published settings with sections in them (exit $rc)" [ "$rc" -eq 0 ]
+"$B/preoom" explain --registry "$T_REG" --domain "$rel" >"$T_TMP/explain.dom" 2>&1; rc=$?
+check "explain --domain decides with the domain's own section (ask 102.4 MiB = 40% of 256; exit $rc)" \
+    bash -c '[ "$1" -eq 0 ] && grep -q "with the \[domain\] sections that match" "$2" && grep -q "lines: ask 102.4 MiB, SIGTERM 76.8 MiB.*SIGKILL 51.2 MiB" "$2"' _ "$rc" "$T_TMP/explain.dom"
+"$B/preoom" explain --registry "$T_REG" --domain host >"$T_TMP/explain.host" 2>&1
+check "explain --domain host keeps the defaults" bash -c '! grep -q "sections that match" "$1"' _ "$T_TMP/explain.host"
 wait "$HP" 2>/dev/null
 kill -TERM "$DP"; wait "$DP" 2>/dev/null
 # --cgroup names a domain from the start, before any process is in it (with --scope cgroup
