@@ -234,18 +234,6 @@ static void usage(FILE *f)
             "See preoomd(8).\n");
 }
 
-static void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die_usage(const char *fmt, ...)
-{
-    char buf[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "preoomd: %s\n", buf);
-    exit(2);
-}
-
 static void parse_options(int argc, char **argv)
 {
     /* Every long option is a dconf setting of the same name, but for the few that steer the
@@ -289,39 +277,39 @@ static void parse_options(int argc, char **argv)
     opt.registry_dir = getenv("PREOOM_REGISTRY_DIR");
     cf = calloc(1, sizeof *cf);
     if (!cf)
-        die_usage("out of memory");
+        fatal(2, "out of memory");
     preoom_conffile_init(cf);
     if (conf_file && *conf_file &&
         (preoom_conffile_read(cf, conf_file, conf_required, err, sizeof err) != 0 ||
          preoom_conffile_apply_global(cf, &opt, err, sizeof err) != 0))
-        die_usage("%s", err);
+        fatal(2, "%s", err);
     optind = 0;
     while ((c = getopt_long(argc, argv, "vqhV", lo, &idx)) != -1) {
         switch (c) {
         case 0:
             if (optarg && optarg[0] == '-' && optarg[1] && !(optarg[1] >= '0' && optarg[1] <= '9'))
-                die_usage("--%s needs a value, not the option '%s'", lo[idx].name, optarg);
+                fatal(2, "--%s needs a value, not the option '%s'", lo[idx].name, optarg);
             if (!strcmp(lo[idx].name, "cgroup")) {
                 if (n_only == MAX_ONLY)
-                    die_usage("--cgroup may be given at most %d times", MAX_ONLY);
+                    fatal(2, "--cgroup may be given at most %d times", MAX_ONLY);
                 only[n_only++] = optarg;
             }
             if (preoom_dconf_set(&opt, lo[idx].name, optarg, err, sizeof err) != 0)
-                die_usage("%s", err);
+                fatal(2, "%s", err);
             break;
         case 'C': case 'K': break;
         case 'v': opt.verbose++; break;
         case 'q': opt.quiet = true; break;
         default:
-            die_usage("unknown option, or one missing its value: '%s' (see preoomd --help)",
+            fatal(2, "unknown option, or one missing its value: '%s' (see preoomd --help)",
                       argv[optind - 1]);
         }
     }
     if (optind < argc)
-        die_usage("unexpected argument '%s'", argv[optind]);
+        fatal(2, "unexpected argument '%s'", argv[optind]);
     opt_raw = opt;
     if (preoom_dconf_finish(&opt, err, sizeof err) != 0)
-        die_usage("%s", err);
+        fatal(2, "%s", err);
     /* Every [domain] section must give good settings on top of these, now, not when its
      * cgroup first appears under pressure. */
     for (size_t s = 0; s < cf->n_s; s++) {
@@ -336,7 +324,7 @@ static void parse_options(int argc, char **argv)
                          cf->s[s].pattern, err);
                 strcpy(err, tmp);
             }
-            die_usage("%s", err);
+            fatal(2, "%s", err);
         }
         if (check_config) {
             const preoom_thresholds_t *t = &d.eng.th;

@@ -459,18 +459,20 @@ static void cache_and_job_both_live(void)
     CHECK(w.p[1].alive && touched(&w.p[1], w.now) == 150 * MIB);
 }
 
+/* Two caches that can give and an endless leaker, in 256 MiB. */
+static const spec_t caches_leaker[] = {
+    {"cache1", T_HOLD, 80, 0, 0, 0, 0, true, true, false, 70, 0, 0, false, 0, 0, 0},
+    {"cache2", T_HOLD, 60, 0, 0, 0, 0, true, true, false, 50, 0, 0, false, 0, 0, 0},
+    {"leaker", T_LEAK, 0, 0, 40, 500, 0, true, false, false, 0, 0, 0, false, 0, 0, 0},
+};
+
 static void caches_and_a_leaker(void)
 {
     /* Two caches and an endless leaker: the caches give first; when they cannot keep memory
      * over the lines the leaker, never a cache that gave, is stopped. */
-    static const spec_t s[] = {
-        {"cache1", T_HOLD, 80, 0, 0, 0, 0, true, true, false, 70, 0, 0, false, 0, 0, 0},
-        {"cache2", T_HOLD, 60, 0, 0, 0, 0, true, true, false, 50, 0, 0, false, 0, 0, 0},
-        {"leaker", T_LEAK, 0, 0, 40, 500, 0, true, false, false, 0, 0, 0, false, 0, 0, 0},
-    };
     world_t w;
     run_t r;
-    world_init(&w, 256, s, 3);
+    world_init(&w, 256, caches_leaker, 3);
     preoom_engine_conf_t c = conf_default();
     run_scene(&w, &r, &c, 12000, true);
     CHECK_EQ_I64(w.kernel_kills, 0);
@@ -507,27 +509,22 @@ static void held_while_another_domain_settles(void)
      * of the simulation may then kill: what the hold costs when the other victim never
      * frees, which the daemon bounds by the other engine's own grace); after it, the leaker
      * is stopped as without the hold. */
-    static const spec_t s[] = {
-        {"cache1", T_HOLD, 80, 0, 0, 0, 0, true, true, false, 70, 0, 0, false, 0, 0, 0},
-        {"cache2", T_HOLD, 60, 0, 0, 0, 0, true, true, false, 50, 0, 0, false, 0, 0, 0},
-        {"leaker", T_LEAK, 0, 0, 40, 500, 0, true, false, false, 0, 0, 0, false, 0, 0, 0},
-    };
     world_t w;
     run_t r;
-    world_init(&w, 256, s, 3);
+    world_init(&w, 256, caches_leaker, 3);
     preoom_engine_conf_t c = conf_default();
     g_hold_until_ms = 4000;
     run_scene(&w, &r, &c, 4000, true);
     CHECK_EQ_I64(all_signals(&w), 0);
     CHECK(w.p[0].asks >= 1 && w.p[1].asks >= 1);
     /* held the whole way: no signal however low memory went */
-    world_init(&w, 256, s, 3);
+    world_init(&w, 256, caches_leaker, 3);
     g_hold_until_ms = UINT64_MAX;
     run_scene(&w, &r, &c, 12000, true);
     CHECK_EQ_I64(all_signals(&w), 0);
     CHECK(r.events[PREOOM_EV_ASK] >= 2);
     /* released at 4 s: the leaker goes, the caches stay */
-    world_init(&w, 256, s, 3);
+    world_init(&w, 256, caches_leaker, 3);
     g_hold_until_ms = 4000;
     run_scene(&w, &r, &c, 12000, true);
     g_hold_until_ms = 0;
