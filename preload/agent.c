@@ -194,7 +194,7 @@ static void answer(uint64_t req, uint64_t target)
         /* Not a release: `preoom report PID` asks for the report now. */
         preoom_totals_t t;
         preoom_agent_measure(&t);
-        long written = preoom_stacks_dump_now(&t);
+        long written = preoom_report_dump_now(&t);
         a.bytes = written > 0 ? (uint64_t)written : 0;
         a.at_ns = preoom_now_ns(CLOCK_MONOTONIC);
         if (preoom_reg_answer(&reg, slot_idx, req, &a) != 0)

@@ -100,7 +100,7 @@ static int lib_query_cb(struct dl_phdr_info *info, size_t size, void *data)
 static const void *lib_of(const void *fn, const char **name)
 {
     struct lib_query q = {(uintptr_t)fn, 0, NULL};
-    if (!fn || !dl_iterate_phdr(lib_query_cb, &q))
+    if (!fn || !iterate_real()(lib_query_cb, &q))
         return NULL;
     if (name)
         *name = q.name;
@@ -305,6 +305,11 @@ void *preoom_real_lookup_cxx(int op)
 void *preoom_real_lookup_other(int which)
 {
     return lookup(&preoom_real_other_fns[which], other_names[which]);
+}
+
+int preoom_real_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *), void *data)
+{
+    return iterate_real()(cb, data);
 }
 
 void preoom_real_resolve_rest(void)
