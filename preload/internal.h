@@ -56,6 +56,8 @@ typedef struct preoom_options {
     uint64_t adj;              /* PREOOM_ADJ: 0..1000, more willing to be chosen */
     uint64_t term_grace_ms;    /* PREOOM_TERM_GRACE_MS: our shutdown time after SIGTERM */
     int trim;                  /* PREOOM_TRIM: run malloc_trim(0) on every release request */
+    int purge;                 /* PREOOM_PURGE: on every release request, also have jemalloc
+                                  or tcmalloc (when in charge) return their free pages */
     int secure;                /* set when the environment was not trusted (setuid) */
 } preoom_options_t;
 
@@ -416,6 +418,14 @@ int preoom_dlsnap_walk(int (*cb)(struct dl_phdr_info *, size_t, void *), void *d
 /* ---- real.c: the real functions behind the wrappers ------------------------------------ */
 /* malloc_trim of the allocator below us (0 when it has none). */
 int preoom_real_malloc_trim(size_t pad);
+/* The allocator in charge gives its free memory back: jemalloc's arenas purged
+ * (mallctl "arena.<all>.purge") or tcmalloc's free pages released
+ * (MallocExtension_ReleaseFreeMemory); both found at start-up, never linked. Returns which was
+ * asked, 0 when the allocator in charge is neither (glibc: malloc_trim is its way), or -errno
+ * from mallctl. Agent thread only: never from inside a hook (both take the allocator's locks). */
+#define PREOOM_PURGE_JEMALLOC 1
+#define PREOOM_PURGE_TCMALLOC 2
+int preoom_real_purge(void);
 /* The loader's real dl_iterate_phdr (the one after ours in the lookup order). */
 int preoom_real_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *), void *data);
 /* 1 once the real symbols are resolved. */
