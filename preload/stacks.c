@@ -97,6 +97,7 @@ static double exp_neg_series(double r)
 #define EXP_TBITS 6
 static double ln_c[1 << LN_TBITS], inv_c[1 << LN_TBITS], exp2_neg[1 << EXP_TBITS];
 static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
+static int tables_ready; /* set once they are filled: one load per use instead of a call */
 
 static void tables_fill(void)
 {
@@ -107,6 +108,13 @@ static void tables_fill(void)
     }
     for (int j = 0; j < 1 << EXP_TBITS; j++)
         exp2_neg[j] = exp_neg_series(j * (0.6931471805599453 / (1 << EXP_TBITS)));
+    __atomic_store_n(&tables_ready, 1, __ATOMIC_RELEASE);
+}
+
+static inline void tables_need(void)
+{
+    if (PREOOM_UNLIKELY(!__atomic_load_n(&tables_ready, __ATOMIC_ACQUIRE)))
+        pthread_once(&tables_once, tables_fill);
 }
 
 /* ln(x) for x > 0 without libm: x = 2^e * c * (1 + r) with c = 1 + i/128 from the top bits
@@ -115,7 +123,7 @@ double preoom_ln(double x)
 {
     if (!(x > 0))
         return -1e308;
-    pthread_once(&tables_once, tables_fill);
+    tables_need();
     dbits_t v = {.d = x};
     int e = (int)((v.u >> 52) & 0x7ff) - 1023;
     if (e == -1023) { /* subnormal: scale up first */
@@ -143,7 +151,7 @@ double preoom_one_minus_exp_neg(double x)
                (1 - x / 7 * (1 - x / 8 * (1 - x / 9))))))));
     if (x > 700)
         return 1;
-    pthread_once(&tables_once, tables_fill);
+    tables_need();
     const double step_hi = 0x1.62e42fee00000p-7, step_lo = 0x1.a39ef35793c76p-39; /* ln2/64 */
     unsigned n = (unsigned)(x * (64 / 0.6931471805599453));
     double g = (x - n * step_hi) - n * step_lo;
