@@ -298,17 +298,30 @@ static void resolve_purge(void)
     tc_release = (release_free_fn)in_charge("MallocExtension_ReleaseFreeMemory");
 }
 
-/* MALLCTL_ARENAS_ALL of jemalloc 5 (4.x had narenas, also accepted as "all" there): every
- * arena at once. */
+/* Every arena at once: MALLCTL_ARENAS_ALL in jemalloc 5; jemalloc 4 named "all" by the
+ * arena count instead (arenas.narenas) and refuses 4096, so that is the second try. */
 #define JE_ARENAS_ALL 4096
+
+static int je_purge(mallctl_fn je)
+{
+    char name[40];
+    preoom_fmt(name, sizeof name, "arena.%u.purge", (unsigned)JE_ARENAS_ALL);
+    int rc = je(name, NULL, NULL, NULL, 0);
+    if (rc == 0)
+        return 0;
+    unsigned narenas = 0;
+    size_t len = sizeof narenas;
+    if (je("arenas.narenas", &narenas, &len, NULL, 0) != 0 || narenas == JE_ARENAS_ALL)
+        return rc;
+    preoom_fmt(name, sizeof name, "arena.%u.purge", narenas);
+    return je(name, NULL, NULL, NULL, 0);
+}
 
 int preoom_real_purge(void)
 {
     mallctl_fn je = __atomic_load_n(&je_mallctl, __ATOMIC_ACQUIRE);
     if (je) {
-        char name[32];
-        preoom_fmt(name, sizeof name, "arena.%u.purge", (unsigned)JE_ARENAS_ALL);
-        int rc = je(name, NULL, NULL, NULL, 0);
+        int rc = je_purge(je);
         return rc == 0 ? PREOOM_PURGE_JEMALLOC : -rc;
     }
     release_free_fn tc = __atomic_load_n(&tc_release, __ATOMIC_ACQUIRE);
