@@ -5,84 +5,29 @@
  * instruction, no shared cache line. Whoever needs the totals sums the blocks. Blocks are
  * never freed: when a thread exits its block goes back to the pool with its counts, and the
  * next new thread adopts it and keeps adding, so the sums stay right without any folding.
- * Knows nothing of interposition; the unit tests link it directly.
+ * The blocks themselves, and their hand-over, are thread.c's. Knows nothing of interposition
+ * nor of the call-site recorder; the unit tests link it directly.
  */
-#include <pthread.h>
 #include <string.h>
 
 #include "internal.h"
 
-__thread preoom_tstate_t preoom_tls __attribute__((tls_model("initial-exec")));
 preoom_global_t preoom_g;
-
-static preoom_tblock_t *_Atomic blocks_head;
-static pthread_key_t exit_key;
-static int exit_key_ok;
-
-static void thread_exit(void *arg)
-{
-    preoom_tblock_t *b = arg;
-    /* Later frees on this thread (other destructors) go to the process-wide counters. */
-    preoom_tls.block = NULL;
-    preoom_tls.exited = 1;
-    atomic_store_explicit(&b->owned, 0, memory_order_release);
-}
 
 int preoom_account_init(void)
 {
-    if (exit_key_ok)
-        return 0;
-    if (pthread_key_create(&exit_key, thread_exit) != 0)
-        return -1;
-    exit_key_ok = 1;
-    return 0;
+    return preoom_thread_init();
 }
 
+/* The first count of a thread: its block from thread.c, and its first peak check set one
+ * check distance above what the block (perhaps an exited thread's) holds. */
 preoom_tblock_t *preoom_account_thread_block(void)
 {
-    if (preoom_tls.exited || preoom_tls.guard)
-        return NULL;
-    preoom_tls.guard = 1;
-    preoom_tblock_t *b;
-    for (b = atomic_load_explicit(&blocks_head, memory_order_acquire); b; b = b->next) {
-        int expect = 0;
-        if (atomic_load_explicit(&b->owned, memory_order_relaxed) == 0 &&
-            atomic_compare_exchange_strong_explicit(&b->owned, &expect, 1, memory_order_acquire,
-                                                    memory_order_relaxed))
-            break;
-    }
-    if (!b) {
-        /* Never freed, and its type is cache-line aligned where the arena gives 16 bytes. */
-        char *raw = preoom_arena_alloc(sizeof *b + PREOOM_CACHE_LINE - 1);
-        b = raw ? (preoom_tblock_t *)(void *)(((uintptr_t)raw + PREOOM_CACHE_LINE - 1) &
-                                              ~(uintptr_t)(PREOOM_CACHE_LINE - 1))
-                : NULL;
-        if (!b) {
-            preoom_tls.guard = 0;
-            return NULL;
-        }
-        atomic_store_explicit(&b->owned, 1, memory_order_relaxed);
-        preoom_tblock_t *head = atomic_load_explicit(&blocks_head, memory_order_relaxed);
-        do {
-            b->next = head;
-        } while (!atomic_compare_exchange_weak_explicit(&blocks_head, &head, b,
-                                                        memory_order_release,
-                                                        memory_order_relaxed));
-    }
-    preoom_tls.block = b;
-    preoom_tls.peak_mark = atomic_load_explicit(&b->malloc_bytes, memory_order_relaxed) +
-                           PREOOM_PEAK_CHECK_BYTES;
-    preoom_tls.sample_countdown = preoom_stacks_next_countdown();
-    /* Keys below PTHREAD_KEY_2NDLEVEL_SIZE live inside the thread: this does not allocate. */
-    if (exit_key_ok)
-        pthread_setspecific(exit_key, b);
-    preoom_tls.guard = 0;
+    preoom_tblock_t *b = preoom_thread_block();
+    if (b)
+        preoom_tls.peak_mark = atomic_load_explicit(&b->malloc_bytes, memory_order_relaxed) +
+                               PREOOM_PEAK_CHECK_BYTES;
     return b;
-}
-
-preoom_tblock_t *preoom_account_blocks(void)
-{
-    return atomic_load_explicit(&blocks_head, memory_order_acquire);
 }
 
 /* The slow paths' view of committed memory: the same sum the agent publishes. */
@@ -135,8 +80,7 @@ void preoom_account_sum(preoom_totals_t *t)
     int64_t m = atomic_load_explicit(&preoom_g.exited_malloc_bytes, memory_order_relaxed);
     for (int k = 0; k < PREOOM_CALL_COUNT; k++)
         t->calls[k] = atomic_load_explicit(&preoom_g.exited_calls[k], memory_order_relaxed);
-    for (preoom_tblock_t *b = atomic_load_explicit(&blocks_head, memory_order_acquire); b;
-         b = b->next) {
+    for (preoom_tblock_t *b = preoom_thread_blocks(); b; b = b->next) {
         m += atomic_load_explicit(&b->malloc_bytes, memory_order_relaxed);
         for (int k = 0; k < PREOOM_CALL_COUNT; k++)
             t->calls[k] += atomic_load_explicit(&b->calls[k], memory_order_relaxed);
@@ -164,22 +108,14 @@ void preoom_account_finish(preoom_totals_t *t, uint64_t rss_anon, uint64_t swap)
     t->exposure = t->committed > t->touched ? t->committed - t->touched : 0;
 }
 
-/* The child of fork is one thread. The heap it inherited is really its own (a copy), so the
- * byte counts stay; every other thread's block is free for reuse, and the call counts and
+/* The child of fork is one thread (thread.c has handed the other threads' blocks back). The
+ * heap it inherited is really its own (a copy), so the byte counts stay; the call counts and
  * peaks start again so the child reports what it did itself. */
 void preoom_account_atfork_child(void)
 {
-    preoom_tblock_t *mine = preoom_tls.block;
-    for (preoom_tblock_t *b = atomic_load_explicit(&blocks_head, memory_order_relaxed); b;
-         b = b->next) {
+    for (preoom_tblock_t *b = preoom_thread_blocks(); b; b = b->next)
         for (int k = 0; k < PREOOM_CALL_COUNT; k++)
             atomic_store_explicit(&b->calls[k], 0, memory_order_relaxed);
-        if (b != mine) {
-            atomic_store_explicit(&b->owned, 0, memory_order_relaxed);
-            /* A thread fork left behind may have been inside libunwind. */
-            atomic_store_explicit(&b->in_unwind, 0, memory_order_relaxed);
-        }
-    }
     for (int k = 0; k < PREOOM_CALL_COUNT; k++)
         atomic_store_explicit(&preoom_g.exited_calls[k], 0, memory_order_relaxed);
     uint64_t c = committed_now();

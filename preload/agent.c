@@ -3,8 +3,8 @@
  * Every PREOOM_INTERVAL_MS it measures touched memory from the kernel, sums the counters,
  * and publishes them to the process's registry slot. Between measurements it sleeps on the
  * slot's request word (a futex in shared memory), so the arbiter's release request wakes it
- * at once: it then runs the app's callbacks and malloc_trim and answers with the bytes
- * released. All measuring and publishing happens here, never on the allocation path. The
+ * at once: it then runs the app's callbacks, malloc_trim (glibc) or the purge of jemalloc
+ * or tcmalloc, and answers with the bytes released. All measuring and publishing happens here, never on the allocation path. The
  * thread blocks every signal so that the host's signals reach the host's own threads. At exit
  * it writes the final report and gives the slot back; after fork the child claims a slot of
  * its own and starts its own agent.
@@ -184,7 +184,7 @@ static uint64_t touched_now(void)
     return a + s;
 }
 
-/* One request: callbacks, then malloc_trim, then the answer in the slot. */
+/* One request: callbacks, then the allocator's trim or purge, then the answer in the slot. */
 static void answer(uint64_t req, uint64_t target)
 {
     int level = (int)PREOOM_REQ_LEVEL(req);
@@ -194,7 +194,7 @@ static void answer(uint64_t req, uint64_t target)
         /* Not a release: `preoom report PID` asks for the report now. */
         preoom_totals_t t;
         preoom_agent_measure(&t);
-        long written = preoom_stacks_dump_now(&t);
+        long written = preoom_report_dump_now(&t);
         a.bytes = written > 0 ? (uint64_t)written : 0;
         a.at_ns = preoom_now_ns(CLOCK_MONOTONIC);
         if (preoom_reg_answer(&reg, slot_idx, req, &a) != 0)
@@ -204,24 +204,46 @@ static void answer(uint64_t req, uint64_t target)
     uint64_t before = touched_now();
     uint64_t cb = preoom_callbacks_run(level, target);
     uint64_t mid = touched_now();
-    if (preoom_opt.trim)
+    /* Then the allocator's own free memory: malloc_trim for glibc, a purge of its arenas
+     * for jemalloc, a release of its free pages for tcmalloc (the one in charge has only one
+     * of these). Each measured by the fall of touched memory around it. */
+    uint64_t trim = 0, purge = 0, after = mid;
+    if (preoom_opt.trim) {
         preoom_real_malloc_trim(0);
-    uint64_t after = preoom_opt.trim ? touched_now() : mid;
-    uint64_t trim = mid > after ? mid - after : 0;
+        uint64_t t = touched_now();
+        trim = after > t ? after - t : 0;
+        after = t;
+    }
+    int purged = 0;
+    if (preoom_opt.purge) {
+        purged = preoom_real_purge();
+        if (purged != 0) {
+            uint64_t t = touched_now();
+            purge = after > t ? after - t : 0;
+            after = t;
+        }
+    }
     /* The answer is what the system got back, measured, not what anyone says: the
      * callbacks' own figure is kept beside it, so the arbiter (and its log) can tell an app
-     * that freed into malloc's arenas from one that really gave memory back. */
+     * that freed into malloc's arenas from one that really gave memory back. The slot has
+     * one field for what the allocator gave back (ABI 2): malloc_trim's and the purge's
+     * together; the log line tells them apart. */
     uint64_t released = before > after ? before - after : 0;
     a.bytes = released;
     a.callback_bytes = cb;
-    a.trim_bytes = trim;
+    a.trim_bytes = trim + purge;
     a.at_ns = preoom_now_ns(CLOCK_MONOTONIC);
     if (preoom_reg_answer(&reg, slot_idx, req, &a) != 0)
         registry_went_bad();
+    static const char *const purge_names[] = {"no purge", "jemalloc purge", "tcmalloc release"};
+    if (purged < 0)
+        preoom_log_verbose(1, "release request: jemalloc's arena purge failed (%s)",
+                           strerrordesc_np(-purged));
     preoom_log_verbose(1, "release request %u level %d for %llu bytes: callbacks %llu, trim "
-                       "%llu, touched fell %llu",
+                       "%llu, %s %llu, touched fell %llu",
                        (unsigned)PREOOM_REQ_SERIAL(req), level, (unsigned long long)target,
                        (unsigned long long)cb, (unsigned long long)trim,
+                       purge_names[purged > 0 ? purged : 0], (unsigned long long)purge,
                        (unsigned long long)released);
 }
 

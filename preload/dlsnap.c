@@ -8,7 +8,8 @@
  * copies what dl_iterate_phdr would show (each object's dl_phdr_info, its program headers and
  * its name) into memory of our own, and in the child the hooks serve preoom's own walks from
  * that copy until something of the program's has been through the real dl_iterate_phdr and
- * come back, which proves the lock free.
+ * come back, which proves the lock free. preoom's own walks (unwind.c's) come here directly,
+ * through preoom_dlsnap_walk, not through the exported hook.
  * Never: take a lock or allocate through malloc in the child (raw mmap only, and only in the
  * prepare handler, which fork runs in one thread at a time).
  */
@@ -90,7 +91,7 @@ void preoom_dlsnap_take(void)
         }
         snap->nobj = snap->nph = snap->nname = 0;
         snap->overflow = 0;
-        dl_iterate_phdr(copy_one, snap);
+        preoom_real_iterate_phdr(copy_one, snap);
         if (!snap->overflow)
             return;
     }
@@ -110,4 +111,11 @@ int preoom_dlsnap_iterate(int (*cb)(struct dl_phdr_info *, size_t, void *), void
     for (size_t i = 0; snap && i < snap->nobj && rc == 0; i++)
         rc = cb(&snap->obj[i], sizeof snap->obj[i], data);
     return rc;
+}
+
+int preoom_dlsnap_walk(int (*cb)(struct dl_phdr_info *, size_t, void *), void *data)
+{
+    if (atomic_load_explicit(&preoom_dlsnap_child, memory_order_relaxed))
+        return preoom_dlsnap_iterate(cb, data);
+    return preoom_real_iterate_phdr(cb, data);
 }

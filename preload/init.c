@@ -38,6 +38,7 @@ static void atfork_child(void)
     preoom_dlsnap_atfork_child();
     preoom_stacks_atfork_child();
     preoom_maps_atfork_child();
+    preoom_thread_atfork_child();
     preoom_account_atfork_child();
     preoom_procself_atfork_child();
     preoom_tls.sample_countdown = preoom_stacks_next_countdown();

@@ -56,6 +56,8 @@ typedef struct preoom_options {
     uint64_t adj;              /* PREOOM_ADJ: 0..1000, more willing to be chosen */
     uint64_t term_grace_ms;    /* PREOOM_TERM_GRACE_MS: our shutdown time after SIGTERM */
     int trim;                  /* PREOOM_TRIM: run malloc_trim(0) on every release request */
+    int purge;                 /* PREOOM_PURGE: on every release request, also have jemalloc
+                                  or tcmalloc (when in charge) return their free pages */
     int secure;                /* set when the environment was not trusted (setuid) */
 } preoom_options_t;
 
@@ -77,15 +79,17 @@ void *preoom_arena_alloc(size_t bytes);
 void preoom_arena_free(void *p, size_t bytes);
 void *preoom_arena_realloc(void *p, size_t old_bytes, size_t new_bytes);
 
-/* ---- account.c: per-thread counters folded into per-process totals ----------------------- */
+/* ---- thread.c: per-thread state, and the pool of per-thread blocks ---------------------- */
 /* A thread's block: written only by its owner thread (plain stores through relaxed atomics),
- * read by anyone summing. Blocks are never freed; a thread that exits hands its block to the
- * next new thread, so the sums stay right without folding. */
+ * read by anyone summing or scanning. Blocks are never freed; a thread that exits hands its
+ * block to the next new thread. Each part belongs to the module named beside it; thread.c
+ * only hands blocks out and lists them. */
 typedef struct preoom_tblock {
-    _Atomic int64_t malloc_bytes;               /* may go negative: frees of others' memory */
-    _Atomic uint64_t calls[PREOOM_CALL_COUNT];
-    _Atomic int owned;
-    struct preoom_tblock *next;
+    _Atomic int64_t malloc_bytes;               /* account.c: may go negative (frees of
+                                                 * others' memory) */
+    _Atomic uint64_t calls[PREOOM_CALL_COUNT];  /* account.c */
+    _Atomic int owned;                          /* thread.c */
+    struct preoom_tblock *next;                 /* thread.c */
     struct pend *stacks_pend;                   /* stacks.c's pending site counts, or NULL */
     char *stacks_sc;                            /* stacks.c's stack cache, or NULL */
     _Atomic int in_unwind;                      /* inside libunwind (unwind.c) */
@@ -94,7 +98,8 @@ typedef struct preoom_tblock {
 typedef struct preoom_tstate {
     preoom_tblock_t *block;
     int64_t peak_mark;          /* the block's malloc_bytes above which the peak is checked:
-                                 * its value at the last check + PREOOM_PEAK_CHECK_BYTES */
+                                 * its value at the last check + PREOOM_PEAK_CHECK_BYTES
+                                 * (account.c) */
     int64_t sample_countdown;   /* bytes until the next sampled allocation (stacks.c) */
     uint32_t in_alloc;          /* inside the real allocator: its own mmaps are not the
                                  * program's (counted already as malloc bytes) */
@@ -110,6 +115,22 @@ typedef struct preoom_tstate {
 
 extern __thread preoom_tstate_t preoom_tls __attribute__((tls_model("initial-exec")));
 
+/* The exit key (a thread's block goes back to the pool when it exits). */
+int preoom_thread_init(void);
+/* The calling thread's block: claimed (an exited thread's) or made, then each start hook run
+ * on it. NULL while preoom_tls.guard is set, after the thread's exit, or out of memory. */
+preoom_tblock_t *preoom_thread_block(void);
+/* Every block ever made, newest first (a block's next never changes once it is listed). */
+preoom_tblock_t *preoom_thread_blocks(void);
+/* A module's start hook: run on the thread that just took block b, with guard set. At most a
+ * few, registered at start-up (0, or -ENOSPC). The hooks are how thread.c reaches the
+ * modules above it without naming them. */
+typedef void (*preoom_thread_start_fn)(preoom_tblock_t *b);
+int preoom_thread_on_start(preoom_thread_start_fn fn);
+/* Fork child: blocks of threads that do not exist in the child go back to the pool. */
+void preoom_thread_atfork_child(void);
+
+/* ---- account.c: per-thread counters folded into per-process totals ----------------------- */
 /* Process-wide counters changed off the hot path (mmap and brk are system calls anyway). */
 typedef struct preoom_global {
     _Atomic int64_t mmap_bytes;
@@ -170,13 +191,11 @@ void preoom_account_mmap(int64_t delta);
 void preoom_account_brk(int64_t delta);
 /* Sum every block; fill the committed side of `t` (malloc, mmap, brk, committed, calls). */
 void preoom_account_sum(preoom_totals_t *t);
-/* Every block ever made, newest first (a block's next never changes once it is listed). */
-preoom_tblock_t *preoom_account_blocks(void);
 /* Combine the committed side with a touched measurement; update peaks; fill slack/exposure. */
 void preoom_account_finish(preoom_totals_t *t, uint64_t rss_anon, uint64_t swap);
-/* Fork child: blocks of threads that do not exist in the child are handed back. */
+/* Fork child: the call counts and peaks start again (thread.c hands back the blocks first). */
 void preoom_account_atfork_child(void);
-/* Thread exit (key destructor) and set-up. */
+/* Set-up (thread.c's exit key). */
 int preoom_account_init(void);
 
 /* ---- maps.c: the private anonymous writable mappings the program made ------------------- */
@@ -229,6 +248,10 @@ long preoom_report_json(const preoom_totals_t *t, pid_t pid, const char *name, c
                         size_t size);
 /* Write the JSON report (totals, then the call sites if stacks are on) to PREOOM_REPORT. */
 void preoom_report_write(const preoom_totals_t *t);
+/* The report on demand (agent, request level PREOOM_REQ_LEVEL_DUMP): the totals `t` (just
+ * measured by the caller) and the sites to preoom_stacks_dump_path(), written to a temporary
+ * file and renamed into place. Returns the bytes written or -errno. */
+long preoom_report_dump_now(const preoom_totals_t *t);
 
 /* ---- agent.c: the background thread --------------------------------------------------- */
 int preoom_agent_start(void);
@@ -275,12 +298,9 @@ void preoom_stacks_free(void *p);
 void preoom_stacks_restore(void *p);
 /* Reset the thread's countdown after fork or at thread start. */
 int64_t preoom_stacks_next_countdown(void);
-/* Append the call-site part of the report to fd: `, "stacks": {...}` (see stacks.c). */
-void preoom_stacks_write_report(int fd);
-/* The report on demand (agent, request level PREOOM_REQ_LEVEL_DUMP): the totals `t` (just
- * measured by the caller) and the sites to preoom_stacks_dump_path(), written to a temporary
- * file and renamed into place. Returns the bytes written or -errno. */
-long preoom_stacks_dump_now(const preoom_totals_t *t);
+/* Append the call-site part of the report to fd: `, "stacks": {...}` (see stacks.c); nothing
+ * when stacks are off. 0 or -errno. report.c is its one caller. */
+int preoom_stacks_write_report(int fd);
 void preoom_stacks_atfork_prepare(void);
 void preoom_stacks_atfork_parent(void);
 void preoom_stacks_atfork_child(void);
@@ -391,10 +411,23 @@ extern _Atomic int preoom_dlsnap_child;  /* a fork child, the loader's lock not 
 void preoom_dlsnap_take(void);           /* fork prepare (stacks on) */
 void preoom_dlsnap_atfork_child(void);
 int preoom_dlsnap_iterate(int (*cb)(struct dl_phdr_info *, size_t, void *), void *data);
+/* preoom's own walk of the loaded objects: the copy in a fork child whose loader lock is not
+ * proven free, the real dl_iterate_phdr otherwise (never the exported hook). */
+int preoom_dlsnap_walk(int (*cb)(struct dl_phdr_info *, size_t, void *), void *data);
 
 /* ---- real.c: the real functions behind the wrappers ------------------------------------ */
 /* malloc_trim of the allocator below us (0 when it has none). */
 int preoom_real_malloc_trim(size_t pad);
+/* The allocator in charge gives its free memory back: jemalloc's arenas purged
+ * (mallctl "arena.<all>.purge") or tcmalloc's free pages released
+ * (MallocExtension_ReleaseFreeMemory); both found at start-up, never linked. Returns which was
+ * asked, 0 when the allocator in charge is neither (glibc: malloc_trim is its way), or -errno
+ * from mallctl. Agent thread only: never from inside a hook (both take the allocator's locks). */
+#define PREOOM_PURGE_JEMALLOC 1
+#define PREOOM_PURGE_TCMALLOC 2
+int preoom_real_purge(void);
+/* The loader's real dl_iterate_phdr (the one after ours in the lookup order). */
+int preoom_real_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *), void *data);
 /* 1 once the real symbols are resolved. */
 int preoom_hooks_ready(void);
 /* The library whose malloc is first in the global scope when it is not ours (an allocator

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -60,7 +61,7 @@ static void put_line(const char *line, size_t n)
             return;
         if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
             (void)preoom_write_all(fd, line, n);
-        close(fd);
+        syscall(SYS_close, fd); /* raw: our own descriptor, not the program's close hook */
         return;
     }
     preoom_log_init();

@@ -56,6 +56,7 @@ static const struct option_def defs[] = {
     {"PREOOM_TERM_GRACE_MS", K_MS, OFF(term_grace_ms), 0, 3600000, "0",
      "a time in ms (0..3600000): how long this process needs after SIGTERM (0: preoomd's default)"},
     {"PREOOM_TRIM", K_BOOL, OFF(trim), 0, 0, "1", "a boolean (1/0, yes/no, on/off)"},
+    {"PREOOM_PURGE", K_BOOL, OFF(purge), 0, 0, "1", "a boolean (1/0, yes/no, on/off)"},
 };
 
 static int apply(const struct option_def *d, preoom_options_t *o, const char *v)
@@ -175,12 +176,12 @@ void preoom_options_print(const preoom_options_t *o)
                     o->log[0] ? o->log : "(stderr)");
     static const char *const cache[] = {"off", "on", "verify"};
     preoom_log_info("settings: PREOOM_STACKS=%s PREOOM_SAMPLE_BYTES=%llu PREOOM_STACK_DEPTH=%llu "
-                    "PREOOM_STACK_CACHE=%s PREOOM_ADJ=%llu PREOOM_TRIM=%d%s",
+                    "PREOOM_STACK_CACHE=%s PREOOM_ADJ=%llu PREOOM_TRIM=%d PREOOM_PURGE=%d%s",
                     o->stacks == PREOOM_STACKS_ALL      ? "all"
                     : o->stacks == PREOOM_STACKS_SAMPLE ? "sample"
                                                         : "off",
                     (unsigned long long)o->sample_bytes, (unsigned long long)o->stack_depth,
                     cache[o->stack_cache >= 0 && o->stack_cache <= 2 ? o->stack_cache : 0],
-                    (unsigned long long)o->adj, o->trim,
+                    (unsigned long long)o->adj, o->trim, o->purge,
                     o->secure ? " (secure execution: environment ignored)" : "");
 }

@@ -100,7 +100,7 @@ static int lib_query_cb(struct dl_phdr_info *info, size_t size, void *data)
 static const void *lib_of(const void *fn, const char **name)
 {
     struct lib_query q = {(uintptr_t)fn, 0, NULL};
-    if (!fn || !dl_iterate_phdr(lib_query_cb, &q))
+    if (!fn || !iterate_real()(lib_query_cb, &q))
         return NULL;
     if (name)
         *name = q.name;
@@ -144,6 +144,7 @@ static int detect_glibc(malloc_fn m, free_fn f, usable_fn u, calloc_fn c)
  * whose free is never seen. */
 int preoom_alloc_shadowed;
 static const char *shadow_name; /* the library that shadows our malloc, for one note */
+static const void *alloc_base;  /* the library whose malloc is in charge (lib_of) */
 
 /* `name` from the library at `base`: the first definition in the global scope that is not
  * ours, or NULL when that library does not define it. */
@@ -227,6 +228,7 @@ void preoom_real_resolve(void)
         r = (realloc_fn)dlsym(RTLD_NEXT, "realloc");
         base = lib_of((const void *)m, NULL);
     }
+    alloc_base = base;
     /* Before any pointer is published, so no wrapper ever sees it change under it. */
     preoom_below_glibc = !preoom_alloc_shadowed && detect_glibc(m, f, u, c);
     /* Order matters: once malloc is set, the other wrappers stop using the bootstrap arena,
@@ -269,6 +271,67 @@ int preoom_real_malloc_trim(size_t pad)
     return f ? f(pad) : 0;
 }
 
+/* ---- the allocator in charge gives its free memory back -------------------------------- */
+/* malloc_trim is glibc's alone. jemalloc keeps freed pages dirty in its arenas until they
+ * decay (10 s by default, and only while the program allocates), and tcmalloc keeps freed
+ * spans in its page heap; each has its own call to return them. Both are looked up once, at
+ * start-up (a fork child's agent must not need dlsym, whose loader lock a vanished thread may
+ * hold), and only in the library whose malloc is in charge: another copy loaded beside it
+ * holds none of the program's memory. Never linked: preoom runs beside either or neither. */
+typedef int (*mallctl_fn)(const char *, void *, size_t *, void *, size_t);
+typedef void (*release_free_fn)(void);
+static mallctl_fn je_mallctl;
+static release_free_fn tc_release;
+
+static void *in_charge(const char *name)
+{
+    void *f = dlsym(RTLD_DEFAULT, name);
+    return f && lib_of(f, NULL) == alloc_base ? f : NULL;
+}
+
+static void resolve_purge(void)
+{
+    /* glibc in charge (the common case) has neither: no lookup, nothing added to start-up. */
+    if (preoom_below_glibc || !alloc_base)
+        return;
+    je_mallctl = (mallctl_fn)in_charge("mallctl");
+    tc_release = (release_free_fn)in_charge("MallocExtension_ReleaseFreeMemory");
+}
+
+/* Every arena at once: MALLCTL_ARENAS_ALL in jemalloc 5; jemalloc 4 named "all" by the
+ * arena count instead (arenas.narenas) and refuses 4096, so that is the second try. */
+#define JE_ARENAS_ALL 4096
+
+static int je_purge(mallctl_fn je)
+{
+    char name[40];
+    preoom_fmt(name, sizeof name, "arena.%u.purge", (unsigned)JE_ARENAS_ALL);
+    int rc = je(name, NULL, NULL, NULL, 0);
+    if (rc == 0)
+        return 0;
+    unsigned narenas = 0;
+    size_t len = sizeof narenas;
+    if (je("arenas.narenas", &narenas, &len, NULL, 0) != 0 || narenas == JE_ARENAS_ALL)
+        return rc;
+    preoom_fmt(name, sizeof name, "arena.%u.purge", narenas);
+    return je(name, NULL, NULL, NULL, 0);
+}
+
+int preoom_real_purge(void)
+{
+    mallctl_fn je = __atomic_load_n(&je_mallctl, __ATOMIC_ACQUIRE);
+    if (je) {
+        int rc = je_purge(je);
+        return rc == 0 ? PREOOM_PURGE_JEMALLOC : -rc;
+    }
+    release_free_fn tc = __atomic_load_n(&tc_release, __ATOMIC_ACQUIRE);
+    if (tc) {
+        tc();
+        return PREOOM_PURGE_TCMALLOC;
+    }
+    return 0;
+}
+
 
 /* ---- functions other than the malloc family ------------------------------------------- */
 static const char *const fd_names[FD_N] = {"close", "close_range", "closefrom", "dup2", "dup3"};
@@ -307,6 +370,11 @@ void *preoom_real_lookup_other(int which)
     return lookup(&preoom_real_other_fns[which], other_names[which]);
 }
 
+int preoom_real_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *), void *data)
+{
+    return iterate_real()(cb, data);
+}
+
 void preoom_real_resolve_rest(void)
 {
     for (int i = 0; i < FD_N; i++)
@@ -315,4 +383,5 @@ void preoom_real_resolve_rest(void)
         cxx((enum cxx_op)i);
     iterate_real();
     pipe2_real();
+    resolve_purge();
 }

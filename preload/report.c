@@ -1,4 +1,6 @@
-/* preload/report.c — the process's totals at exit, as one JSON object in PREOOM_REPORT.
+/* preload/report.c — the only writer of the report file: the process's totals as one JSON
+ * object, followed by the call sites (stacks.c formats those) when PREOOM_STACKS is on; at
+ * exit to PREOOM_REPORT, and on demand (a dump request) to the registry's dump path.
  *
  * The format is flat and stable: keys in bytes ("pid", "committed", "touched",
  * "peak_committed", "peak_touched", "malloc", "mmap", "brk", "slack", "exposure", "rss_anon",
@@ -8,8 +10,10 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -21,6 +25,12 @@ static const char *const call_names[PREOOM_CALL_COUNT] = {
 };
 
 
+
+/* Our own descriptor: closed by the system call, not through the program's close (hooks.c). */
+static int raw_close(int fd)
+{
+    return (int)syscall(SYS_close, fd);
+}
 
 long preoom_report_json(const preoom_totals_t *t, pid_t pid, const char *name, char *buf,
                         size_t size)
@@ -77,15 +87,61 @@ void preoom_report_write(const preoom_totals_t *t)
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || ftruncate(fd, 0) != 0) {
         preoom_log_error("cannot write report %s: not a regular file (refused)", path);
-        close(fd);
+        raw_close(fd);
         return;
     }
     int rc = preoom_write_all(fd, buf, (size_t)n);
-    if (rc == 0 && preoom_opt.stacks != PREOOM_STACKS_OFF)
-        preoom_stacks_write_report(fd);
+    if (rc == 0) {
+        int src = preoom_stacks_write_report(fd);
+        if (src != 0)
+            preoom_log_error("call-site report: %s", strerrordesc_np(-src));
+    }
     if (rc == 0)
         rc = preoom_write_all(fd, "}\n", 2);
     if (rc != 0)
         preoom_log_error("cannot write report %s: %s", path, strerrordesc_np(-rc));
-    close(fd);
+    raw_close(fd);
+}
+
+long preoom_report_dump_now(const preoom_totals_t *t)
+{
+    char path[160], tmp[200];
+    pid_t pid = getpid();
+    if (preoom_stacks_dump_path(preoom_opt.registry, pid, path, sizeof path) != 0)
+        return -ENAMETOOLONG;
+    preoom_fmt(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)syscall(SYS_gettid));
+    preoom_tls.guard++;
+    char name[17] = "";
+    preoom_procself_comm(name, sizeof name);
+    char buf[2048];
+    long n = preoom_report_json(t, pid, name, buf, sizeof buf);
+    long rc = n < 0 ? n : 0;
+    int fd = -1;
+    if (rc == 0) {
+        unlink(tmp);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0)
+            rc = -errno;
+    }
+    if (rc == 0)
+        rc = preoom_write_all(fd, buf, (size_t)n);
+    if (rc == 0)
+        rc = preoom_stacks_write_report(fd);
+    if (rc == 0)
+        rc = preoom_write_all(fd, "}\n", 2);
+    off_t size_bytes = fd >= 0 ? lseek(fd, 0, SEEK_CUR) : 0;
+    if (fd >= 0 && raw_close(fd) != 0 && rc == 0)
+        rc = -errno;
+    /* Renamed into place whole, so a reader never sees half a report. */
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = -errno;
+    if (rc != 0 && fd >= 0)
+        unlink(tmp);
+    preoom_tls.guard--;
+    if (rc != 0) {
+        preoom_log_error("report on demand to %s: %s", path, strerrordesc_np((int)-rc));
+        return rc;
+    }
+    preoom_log_verbose(1, "report on demand written to %s", path);
+    return (long)size_bytes;
 }

@@ -97,6 +97,7 @@ static double exp_neg_series(double r)
 #define EXP_TBITS 6
 static double ln_c[1 << LN_TBITS], inv_c[1 << LN_TBITS], exp2_neg[1 << EXP_TBITS];
 static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
+static int tables_ready; /* set once they are filled: one load per use instead of a call */
 
 static void tables_fill(void)
 {
@@ -107,6 +108,13 @@ static void tables_fill(void)
     }
     for (int j = 0; j < 1 << EXP_TBITS; j++)
         exp2_neg[j] = exp_neg_series(j * (0.6931471805599453 / (1 << EXP_TBITS)));
+    __atomic_store_n(&tables_ready, 1, __ATOMIC_RELEASE);
+}
+
+static inline void tables_need(void)
+{
+    if (PREOOM_UNLIKELY(!__atomic_load_n(&tables_ready, __ATOMIC_ACQUIRE)))
+        pthread_once(&tables_once, tables_fill);
 }
 
 /* ln(x) for x > 0 without libm: x = 2^e * c * (1 + r) with c = 1 + i/128 from the top bits
@@ -115,7 +123,7 @@ double preoom_ln(double x)
 {
     if (!(x > 0))
         return -1e308;
-    pthread_once(&tables_once, tables_fill);
+    tables_need();
     dbits_t v = {.d = x};
     int e = (int)((v.u >> 52) & 0x7ff) - 1023;
     if (e == -1023) { /* subnormal: scale up first */
@@ -143,7 +151,7 @@ double preoom_one_minus_exp_neg(double x)
                (1 - x / 7 * (1 - x / 8 * (1 - x / 9))))))));
     if (x > 700)
         return 1;
-    pthread_once(&tables_once, tables_fill);
+    tables_need();
     const double step_hi = 0x1.62e42fee00000p-7, step_lo = 0x1.a39ef35793c76p-39; /* ln2/64 */
     unsigned n = (unsigned)(x * (64 / 0.6931471805599453));
     double g = (x - n * step_hi) - n * step_lo;
@@ -439,6 +447,12 @@ int64_t preoom_stacks_next_countdown(void)
     return preoom_sample_draw(&rng, mean_bytes);
 }
 
+static void thread_started(preoom_tblock_t *b)
+{
+    (void)b;
+    preoom_tls.sample_countdown = preoom_stacks_next_countdown();
+}
+
 void preoom_stacks_init(void)
 {
     if (preoom_opt.stacks == PREOOM_STACKS_OFF)
@@ -464,6 +478,8 @@ void preoom_stacks_init(void)
     (void)sc_table(0);
     preoom_unwind_init();
     preoom_tls.sample_countdown = preoom_stacks_next_countdown();
+    /* Every later thread draws its first countdown when it takes its block (thread.c). */
+    preoom_thread_on_start(thread_started);
     __atomic_store_n(&mode, preoom_opt.stacks, __ATOMIC_RELEASE);
     preoom_tls.guard--;
 }
@@ -900,7 +916,7 @@ static void site_read(site_t *s, site_view_t *v)
         int64_t lr = LD(s->live_req), tr = (int64_t)LD(s->total_req), peak_r = LD(s->peak_req);
         int64_t rise_r = 0, flushed_req = lr;
         uint64_t n = LD(s->samples);
-        for (preoom_tblock_t *b = preoom_account_blocks(); b; b = b->next) {
+        for (preoom_tblock_t *b = preoom_thread_blocks(); b; b = b->next) {
             const pend_t *t = __atomic_load_n(&b->stacks_pend, __ATOMIC_ACQUIRE);
             pend_t e = {0};
             if (!t)
@@ -1380,7 +1396,7 @@ void preoom_stacks_atfork_child(void)
     rng = 0;
     /* A thread that fork left behind may have stopped inside its table's window: close the
      * window (its half-made change stays), or readers would wait for it forever. */
-    for (preoom_tblock_t *b = preoom_account_blocks(); b; b = b->next) {
+    for (preoom_tblock_t *b = preoom_thread_blocks(); b; b = b->next) {
         pend_t *t = b->stacks_pend;
         for (int i = 0; t && i < PEND_SLOTS; i++)
             if (t[i].seq & 1)
@@ -1426,7 +1442,7 @@ static int write_sites(int fd)
               "\"depth\": %d, ",
            names[m], (unsigned long long)(m == PREOOM_STACKS_ALL ? 0 : mean_bytes), depth);
     uint64_t sc[3] = {0, 0, 0};
-    for (preoom_tblock_t *b = preoom_account_blocks(); b; b = b->next) {
+    for (preoom_tblock_t *b = preoom_thread_blocks(); b; b = b->next) {
         const sc_head_t *h = (const void *)__atomic_load_n(&b->stacks_sc, __ATOMIC_ACQUIRE);
         if (h) {
             sc[0] += __atomic_load_n(&h->hits, __ATOMIC_RELAXED);
@@ -1484,57 +1500,12 @@ static int write_sites(int fd)
     return rc;
 }
 
-void preoom_stacks_write_report(int fd)
+int preoom_stacks_write_report(int fd)
 {
     if (mode == PREOOM_STACKS_OFF)
-        return;
+        return 0;
     preoom_tls.guard++;
     int rc = write_sites(fd);
     preoom_tls.guard--;
-    if (rc != 0)
-        preoom_log_error("call-site report: %s", strerrordesc_np(-rc));
-}
-
-
-long preoom_stacks_dump_now(const preoom_totals_t *t)
-{
-    char path[160], tmp[200];
-    pid_t pid = getpid();
-    if (preoom_stacks_dump_path(preoom_opt.registry, pid, path, sizeof path) != 0)
-        return -ENAMETOOLONG;
-    preoom_fmt(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)syscall(SYS_gettid));
-    preoom_tls.guard++;
-    char name[17] = "";
-    preoom_procself_comm(name, sizeof name);
-    char buf[2048];
-    long n = preoom_report_json(t, pid, name, buf, sizeof buf);
-    long rc = n < 0 ? n : 0;
-    int fd = -1;
-    if (rc == 0) {
-        unlink(tmp);
-        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (fd < 0)
-            rc = -errno;
-    }
-    if (rc == 0)
-        rc = preoom_write_all(fd, buf, (size_t)n);
-    if (rc == 0 && mode != PREOOM_STACKS_OFF)
-        rc = write_sites(fd);
-    if (rc == 0)
-        rc = preoom_write_all(fd, "}\n", 2);
-    off_t size_bytes = fd >= 0 ? lseek(fd, 0, SEEK_CUR) : 0;
-    if (fd >= 0 && close(fd) != 0 && rc == 0)
-        rc = -errno;
-    /* Renamed into place whole, so a reader never sees half a report. */
-    if (rc == 0 && rename(tmp, path) != 0)
-        rc = -errno;
-    if (rc != 0 && fd >= 0)
-        unlink(tmp);
-    preoom_tls.guard--;
-    if (rc != 0) {
-        preoom_log_error("report on demand to %s: %s", path, strerrordesc_np((int)-rc));
-        return rc;
-    }
-    preoom_log_verbose(1, "report on demand written to %s", path);
-    return (long)size_bytes;
+    return rc;
 }

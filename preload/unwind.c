@@ -160,7 +160,7 @@ void preoom_unwind_give_up(const char *why)
     if (atomic_exchange_explicit(&unwind_lost, 1, memory_order_seq_cst))
         return;
     preoom_tblock_t *mine = preoom_tls.block;
-    for (preoom_tblock_t *b = preoom_account_blocks(); b; b = b->next)
+    for (preoom_tblock_t *b = preoom_thread_blocks(); b; b = b->next)
         while (b != mine && atomic_load_explicit(&b->in_unwind, memory_order_seq_cst))
             sched_yield();
     __atomic_store_n(&preoom_unwind_fds[0], -1, __ATOMIC_RELEASE);
@@ -327,9 +327,7 @@ void preoom_modules_refresh(void)
     pthread_mutex_lock(&mod_lock);
     mod_gen++;
     pthread_mutex_unlock(&mod_lock);
-    preoom_tls.own_walk++;
-    dl_iterate_phdr(record_module, NULL);
-    preoom_tls.own_walk--;
+    preoom_dlsnap_walk(record_module, NULL);
 }
 
 int preoom_modules_cover(const uintptr_t *frames, int n)
@@ -378,7 +376,7 @@ int preoom_modules_write_json(int fd)
 void preoom_unwind_init(void)
 {
     find_unwinder_pipe();
-    dl_iterate_phdr(find_self, (void *)(uintptr_t)&find_self);
+    preoom_dlsnap_walk(find_self, (void *)(uintptr_t)&find_self);
     preoom_modules_refresh();
 }
 
@@ -394,7 +392,7 @@ void preoom_unwind_atfork_prepare(void)
     forking = 1;
     atomic_store_explicit(&unwind_paused, 1, memory_order_seq_cst);
     preoom_tblock_t *mine = preoom_tls.block;
-    for (preoom_tblock_t *b = preoom_account_blocks(); b; b = b->next)
+    for (preoom_tblock_t *b = preoom_thread_blocks(); b; b = b->next)
         while (b != mine && atomic_load_explicit(&b->in_unwind, memory_order_seq_cst))
             sched_yield();
 }
@@ -412,6 +410,12 @@ void preoom_unwind_atfork_parent(void)
  * prepare, and account.c hands those blocks back first. */
 void preoom_unwind_atfork_child(void)
 {
+    /* A thread fork left behind may have been inside libunwind: its mark must not keep the
+     * child's next fork waiting for ever. */
+    preoom_tblock_t *mine = preoom_tls.block;
+    for (preoom_tblock_t *b = preoom_thread_blocks(); b; b = b->next)
+        if (b != mine)
+            atomic_store_explicit(&b->in_unwind, 0, memory_order_relaxed);
     pthread_mutex_init(&mod_lock, NULL);
     atomic_store_explicit(&unwind_paused, 0, memory_order_seq_cst);
     forking = 0;

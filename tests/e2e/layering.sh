@@ -2,7 +2,8 @@
 # tests/e2e/layering.sh — the boundaries the tree promises: tools/ cannot include the
 # preload's private header (the compiler is given no path to it), no file under tools/ names
 # a preload/ header, and `preoom` and `preoomd` link no libunwind (the floor, common/, is all
-# they take from the preload's side). Also: the one JSON escaper turns a process name's
+# they take from the preload's side); no import circle among the preload's modules (as the
+# linker sees them: which object uses which object's symbols, tests/e2e/imports.py). Also: the one JSON escaper turns a process name's
 # bytes >= 0x7f into \u00XX, so `preoom ls --json` and `preoom explain --json` stay valid
 # JSON whatever a process calls itself.
 . "$(dirname "$0")/lib.sh"
@@ -36,7 +37,18 @@ done
 check "libpreoom.so itself still links libunwind (the check above can see it)" \
     bash -c 'ldd "$0" | grep -qi unwind' "$LIB"
 
-# 4. A process whose name holds bytes >= 0x7f: valid JSON from ls and explain.
+# 4. No import circle in the preload: each module only calls modules below it.
+if command -v python3 >/dev/null && command -v nm >/dev/null; then
+    python3 "$TOP/tests/e2e/imports.py" "$B" >"$T_TMP/imports.txt" 2>&1; rc=$?
+    grep '^circle' "$T_TMP/imports.txt"
+    check "imports.py read the preload's objects (an edge hooks -> account among them)" \
+        grep -q '^edge hooks -> account ' "$T_TMP/imports.txt"
+    check "no import circle among the preload's modules" [ "$rc" -eq 0 ]
+else
+    skip "layering: python3 or nm (binutils) is not installed (import circles)"
+fi
+
+# 5. A process whose name holds bytes >= 0x7f: valid JSON from ls and explain.
 if command -v python3 >/dev/null; then
     name=$(printf 'sl\377\303')
     cp /bin/sleep "$T_TMP/$name"

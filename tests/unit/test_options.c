@@ -108,6 +108,7 @@ static void t_load_defaults(void)
     CHECK_EQ_I64(o.stack_cache, PREOOM_CACHE_ON);
     CHECK_EQ_U64(o.adj, 0);
     CHECK_EQ_I64(o.trim, 1);
+    CHECK_EQ_I64(o.purge, 1);
     CHECK_EQ_I64(nwarn, 0);
 }
 
@@ -120,7 +121,7 @@ static void t_load_values_and_bad(void)
         "PREOOM_STACKS", "sample",     "PREOOM_SAMPLE_BYTES", "1MiB",
         "PREOOM_STACK_DEPTH", "0",     "PREOOM_ADJ", "-5",
         "PREOOM_TRIM", "no",           "PREOOM_REGISTRY_SLOTS", "99999999",
-        "PREOOM_STACK_CACHE", "maybe",
+        "PREOOM_STACK_CACHE", "maybe", "PREOOM_PURGE", "off",
         NULL};
     fake_env = env;
     nwarn = 0;
@@ -132,6 +133,7 @@ static void t_load_values_and_bad(void)
     CHECK_EQ_I64(o.stacks, PREOOM_STACKS_SAMPLE);
     CHECK_EQ_U64(o.sample_bytes, 1 << 20);
     CHECK_EQ_I64(o.trim, 0);
+    CHECK_EQ_I64(o.purge, 0);
     /* the bad ones fell back to their defaults, one warning line each */
     CHECK_EQ_I64(o.verbose, 0);
     CHECK_EQ_U64(o.stack_depth, 32);
