@@ -310,6 +310,8 @@ int preoom_cmd_explain(const char *reg_name, int argc, char **argv)
             fprintf(stderr, "preoom: --cgroup %s: not a memory cgroup this machine has\n", cgroup);
             return 1;
         }
+        /* A cgroup's decision is the cgroup's alone, as preoomd's engine for it decides. */
+        r.cgroup_only = cgdir[0] != '\0';
         preoom_gathered_to_engine(&g, ep);
         memset(&in, 0, sizeof in);
         in.now_ms = now;

@@ -90,6 +90,7 @@ typedef struct {
     int usage_fd;               /* memory.usage_in_bytes or memory.current, kept open */
     uint64_t full_read_ms;      /* the last time every file was read */
     bool far;                   /* far from every line, nothing in flight: cheap passes */
+    uint64_t gather_seq;        /* the gathering its processes were last taken from */
     int vfd;                    /* pidfd of its victim in flight */
     int32_t vfd_pid;
     uint64_t vfd_start;
@@ -116,6 +117,7 @@ typedef struct {
 static pid_dom_t *pcache;
 static size_t n_pcache;
 static int *pdom;               /* innermost domain of g.procs[i], -1 none */
+static uint64_t gather_seq;     /* counts the gatherings */
 static uint64_t *slot_seen;     /* per slot: its process (pid and start) when last looked */
 static int32_t *scratch_pids;
 static int *scratch_dom;
@@ -666,7 +668,7 @@ static int proc_dom(size_t gi)
  * the next far gather (a job that fills its cgroup in two seconds would be gone by then).
  * Only a slot whose pid has the start time it claims; one snapshot a slot, about 30 us for
  * a thousand. */
-static void registry_news(uint64_t now)
+static bool registry_news(uint64_t now)
 {
     size_t n = 0;
     uint64_t slots = reg.slot_count < g.cap ? reg.slot_count : g.cap;
@@ -685,6 +687,7 @@ static void registry_news(uint64_t now)
     }
     if (n)
         place(now, n, false);
+    return n > 0;
 }
 
 /* ---- one domain's pass ---------------------------------------------------------------- */
@@ -803,6 +806,7 @@ static void log_events(int i, const preoom_decision_t *d, const preoom_engine_in
  * lead before the ask line is what a ramp from far away loses. */
 #define EVENT_FLOOR_FALL (32ULL << 20)
 #define NEWS_EVERY_MS 250       /* far from every line, new registrations are looked for so often */
+#define NEWS_GATHER_MS 2000     /* and their processes looked at within this */
 
 /* Far from every line, a cgroup domain's pass reads its usage only (one pread of a file
  * kept open): with fifty domains, their memory.stat, meminfo and PSI read five times a
@@ -838,6 +842,7 @@ static void dom_read(int i, uint64_t now)
                                            &x->r, &x->cg);
     x->read_now = true;
     x->full_read_ms = now;
+    x->r.cgroup_only = i != PREOOM_DOMAIN_HOST;
     if (i != PREOOM_DOMAIN_HOST && x->usage_fd < 0 && x->read_rc == 0) {
         char path[PREOOM_CGROUP_PATH_MAX + 32];
         snprintf(path, sizeof path, "%s/%s", dm->dir,
@@ -881,7 +886,8 @@ static void dom_step(int i, uint64_t now, bool gathered)
     /* Far, with the same processes as last time: the engine only keeps its forecast (it
      * asks or signals nobody this far from the lines; should its forecast start an episode,
      * the next pass, at min-poll, looks at the processes). */
-    bool light = !gathered && x->far;
+    bool light = !gathered && x->far && x->gather_seq == gather_seq;
+    x->gather_seq = gather_seq;
     if (!light) {
         x->exposure = x->committed = x->touched = 0;
         x->registered = 0;
@@ -1105,6 +1111,9 @@ int main(int argc, char **argv)
         dom_open(PREOOM_DOMAIN_HOST, now);
 
     uint64_t last_reap = 0, last_metrics = 0, last_gather = 0, last_discover = now, last_news = 0;
+    bool news_pending = false;
+    uint32_t met_registered = UINT32_MAX;
+    bool met_dirty = false;
     int follow_rc = 0;
     int order[PREOOM_MAX_DOMAINS];
     while (!stop_signal) {
@@ -1141,9 +1150,15 @@ int main(int argc, char **argv)
         if (far_gather > 30000)
             far_gather = 30000;
         bool gather_now = now - last_gather >= far_gather, any_near = false;
+        if (news_pending && now - last_gather >= NEWS_GATHER_MS)
+            gather_now = true;
         if (now - last_news >= NEWS_EVERY_MS) {
             last_news = now;
-            registry_news(now);
+            /* A newcomer is looked at (gathered) within NEWS_GATHER_MS, not at the next far
+             * gather: at most that often, so a host forever starting registered processes
+             * does not have all of them read again and again. */
+            if (registry_news(now))
+                news_pending = true;
         }
         for (size_t i = 0; i < doms->n; i++) {
             dom_rt_t *x = &rt[i];
@@ -1177,6 +1192,8 @@ int main(int argc, char **argv)
             gopt.want_private &= episode;
             preoom_gather(&fs, &reg, &gopt, history, now, &g);
             n_reg = g.n;
+            gather_seq++;
+            news_pending = false;
             /* Slots naming dead processes are freed: near the lines every second; far from
              * them only when this look found some (a reap reads every slot's process). */
             if (g.skipped && now - last_reap >= REAP_EVERY_MS) {
@@ -1241,6 +1258,17 @@ int main(int argc, char **argv)
          * all of them (node_exporter reads it every 15 s or so; formatting and renaming it
          * every second was a third of an idle daemon's cost). */
         uint64_t metrics_every = any_near || rt[w < 0 ? 0 : w].near ? METRICS_EVERY_MS : METRICS_FAR_MS;
+        uint32_t reg_now = 0;
+        for (size_t i = 0; i < n_reg; i++)
+            reg_now += g.procs[i].registered && g.procs[i].c.maps_registry;
+        /* A process came or went: said as soon as the domain shown has counted it. */
+        if (reg_now != met_registered)
+            met_dirty = true;
+        met_registered = reg_now;
+        if (met_dirty && w >= 0 && rt[w].gather_seq == gather_seq) {
+            metrics_every = 0;
+            met_dirty = false;
+        }
         if (w >= 0 && (now - last_metrics >= metrics_every || msock >= 0)) {
             /* The HTTP server has its own thread: it gets each pass's figures published. */
             const dom_rt_t *x = &rt[w];

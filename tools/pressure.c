@@ -228,8 +228,9 @@ void preoom_pressure_assess(const preoom_thresholds_t *t, const preoom_readings_
         uint64_t total = r->cg_limit_bytes;
         uint64_t avail = total > used ? total - used : 0;
         enum preoom_pressure cl = level_for(t, avail, total);
-        /* Report the scope that is worse off, the cgroup on a tie (it is what is watched). */
-        if (cl >= lvl) {
+        /* Report the scope that is worse off, the cgroup on a tie (it is what is watched);
+         * the cgroup alone when told so. */
+        if (cl >= lvl || r->cgroup_only) {
             lvl = cl;
             out->total_bytes = total;
             out->available_bytes = avail;

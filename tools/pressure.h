@@ -44,6 +44,10 @@ typedef struct {
     uint64_t swap_free_bytes;
     /* The memory cgroup that holds the registered processes. */
     bool cgroup_valid;
+    /* Judge the cgroup alone, not the worse of it and the machine: the daemon watches the
+     * machine as a domain of its own (or was told to watch named cgroups only), so a
+     * cgroup's engine must not act on the host's shortage with the cgroup's processes. */
+    bool cgroup_only;
     uint64_t cg_limit_bytes;    /* effective limit; UINT64_MAX = none */
     uint64_t cg_usage_bytes;
     uint64_t cg_file_bytes;     /* page cache inside the usage */

@@ -65,8 +65,10 @@ check "without PREOOM_TERM_GRACE_MS the same process gets SIGKILL after --term-g
 TRIAL=explain
 begin explain 1024 --dry-run --ask 99% --term 98% --kill 97% --avoid '^hold$'
 ln -sf "$S" "$T_TMP/hold"; ln -sf "$S" "$T_TMP/other"
-run A "$T_TMP/hold" grow:60:0 hold:4000
-run Q "$T_TMP/other" grow:30:0 hold:4000
+# Both registered before either grows: a daemon that saw only the avoided one would rightly
+# choose it (--avoid yields when no other candidate remains), and the test would race.
+run A "$T_TMP/hold" hold:500 grow:60:0 hold:4000
+run Q "$T_TMP/other" hold:400 grow:30:0 hold:4000
 for _ in $(seq 100); do [ "$(ev_count "$LOG" sigterm)" -ge 1 ] && break; sleep 0.05; done
 daemon=$(ev_pids "$LOG" sigterm | head -n 1)
 ex=$("$B/preoom" --registry "$T_REG" explain --json 2>"$T_TMP/explain.err" | python3 -c 'import json,sys; print(json.load(sys.stdin)["victim"])' 2>/dev/null)

@@ -192,6 +192,21 @@ static void t_assess(void)
     r.cg_usage_bytes = 10 * GiB;
     preoom_pressure_assess(&t, &r, &a);
     CHECK(!a.in_cgroup && a.level == PREOOM_PRESSURE_NONE);
+    /* A cgroup judged alone (one domain of a daemon that watches the machine as another):
+     * the machine's shortage is not this cgroup's. */
+    r = base();
+    r.cg_usage_bytes = 100 * MiB;
+    r.mem_available_bytes = 500 * MiB;
+    preoom_pressure_assess(&t, &r, &a);
+    CHECK(!a.in_cgroup && a.level == PREOOM_PRESSURE_COMPLETE);
+    r.cgroup_only = true;
+    preoom_pressure_assess(&t, &r, &a);
+    CHECK(a.in_cgroup && a.level == PREOOM_PRESSURE_NONE);
+    CHECK_STR(a.reason, "cgroup memory available");
+    /* ...and a cgroup without a limit is still the machine. */
+    r.cg_limit_bytes = UINT64_MAX;
+    preoom_pressure_assess(&t, &r, &a);
+    CHECK(!a.in_cgroup && a.level == PREOOM_PRESSURE_COMPLETE);
     /* Headroom: from the effective availability to the ask line. */
     r = base();
     r.cg_usage_bytes = 100 * MiB;
