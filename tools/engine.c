@@ -258,6 +258,14 @@ static preoom_event_t *event(preoom_decision_t *d, preoom_event_kind_t k)
     return ev;
 }
 
+/* The command line of an ask's or a signal's process, through the optional hand. */
+static void event_cmdline(preoom_event_t *ev, const preoom_engine_hands_t *hands,
+                          const preoom_engine_proc_t *p)
+{
+    if (ev && hands && hands->cmdline)
+        hands->cmdline(hands->ctx, p, ev->cmdline, sizeof ev->cmdline);
+}
+
 static void event_proc(preoom_event_t *ev, const preoom_engine_input_t *in, size_t idx)
 {
     if (!ev)
@@ -464,6 +472,7 @@ static void cooperative(preoom_engine_t *e, const preoom_engine_input_t *in,
             rc = hands->ask(hands->ctx, p, level, want, &serial);
         preoom_event_t *ev = event(d, rc == 0 ? PREOOM_EV_ASK : PREOOM_EV_FAILED);
         event_proc(ev, in, (size_t)best);
+        event_cmdline(ev, hands, p);
         if (ev) {
             ev->level = level;
             ev->bytes = want;
@@ -507,6 +516,7 @@ static void choose_and_signal(preoom_engine_t *e, const preoom_engine_input_t *i
             rc = hands->signal(hands->ctx, p, SIGTERM);
         preoom_event_t *ev = event(d, rc == 0 ? PREOOM_EV_TERM : PREOOM_EV_FAILED);
         event_proc(ev, in, k);
+        event_cmdline(ev, hands, p);
         uint32_t grace = p->term_grace_ms ? p->term_grace_ms : e->conf.term_grace_ms;
         if (grace > e->conf.max_term_grace_ms)
             grace = e->conf.max_term_grace_ms;
@@ -535,6 +545,7 @@ static void choose_and_signal(preoom_engine_t *e, const preoom_engine_input_t *i
         e->v_uid = p->uid;
         e->v_registered = p->registered;
         snprintf(e->v_name, sizeof e->v_name, "%s", p->name);
+        snprintf(e->v_cmdline, sizeof e->v_cmdline, "%s", ev ? ev->cmdline : "");
         return;
     }
 }
@@ -549,6 +560,7 @@ static void victim_event(preoom_engine_t *e, preoom_decision_t *d, preoom_event_
     ev->uid = e->v_uid;
     ev->registered = e->v_registered;
     snprintf(ev->name, sizeof ev->name, "%s", e->v_name);
+    snprintf(ev->cmdline, sizeof ev->cmdline, "%s", e->v_cmdline);
     ev->took_ms = d->now_ms - e->v_since_ms;
     ev->bytes = e->v_touched;
     ev->why = why;
@@ -888,6 +900,10 @@ int preoom_engine_format_event(const preoom_decision_t *d, size_t i,
         if (ev->pid) {
             put(buf, cap, &len, ",\"pid\":%d,\"uid\":%u,\"name\":", (int)ev->pid, ev->uid);
             put_json_str(buf, cap, &len, ev->name);
+            if (ev->cmdline[0]) {
+                put(buf, cap, &len, ",\"cmdline\":");
+                put_json_str(buf, cap, &len, ev->cmdline);
+            }
             put(buf, cap, &len, ",\"registered\":%s", ev->registered ? "true" : "false");
         }
         if (ev->kind == PREOOM_EV_ASK)
@@ -939,13 +955,15 @@ int preoom_engine_format_event(const preoom_decision_t *d, size_t i,
             ev->name, ev->took_ms);
         break;
     case PREOOM_EV_TERM:
-        put(buf, cap, &len, "SIGTERM pid %d (%s) uid %u%s, frees ~%.1fMiB, grace %ums: %s",
+        put(buf, cap, &len, "SIGTERM pid %d (%s) uid %u%s%s%s%s, frees ~%.1fMiB, grace %ums: %s",
             (int)ev->pid, ev->name, ev->uid, ev->registered ? "" : " (not registered)",
+            ev->cmdline[0] ? " cmdline \"" : "", ev->cmdline, ev->cmdline[0] ? "\"" : "",
             mib(ev->bytes), ev->grace_ms, ev->why);
         break;
     case PREOOM_EV_KILL:
-        put(buf, cap, &len, "SIGKILL pid %d (%s) uid %u, %" PRIu64 "ms after SIGTERM: %s",
-            (int)ev->pid, ev->name, ev->uid, ev->took_ms, ev->why);
+        put(buf, cap, &len, "SIGKILL pid %d (%s) uid %u%s%s%s, %" PRIu64 "ms after SIGTERM: %s",
+            (int)ev->pid, ev->name, ev->uid, ev->cmdline[0] ? " cmdline \"" : "", ev->cmdline,
+            ev->cmdline[0] ? "\"" : "", ev->took_ms, ev->why);
         break;
     case PREOOM_EV_EXITED:
         put(buf, cap, &len, "pid %d (%s) exited %" PRIu64 "ms %s; measuring again",
