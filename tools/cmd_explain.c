@@ -20,6 +20,7 @@
 
 #include "badness.h"
 #include "candidates.h"
+#include "cli.h"
 #include "cmd.h"
 #include "dconf.h"
 #include "engine.h"
@@ -88,7 +89,13 @@ int preoom_cmd_explain(const char *reg_name, int argc, char **argv)
     const char *policy_name = NULL, *cgroup = NULL;
     int json = 0, defaults = 0, c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+    opterr = 0; /* the shared one-line style below, not getopt's own message */
+    int prev;
+    while (prev = optind, (c = getopt_long(argc, argv, ":h", lo, NULL)) != -1) {
+        /* A value that looks like an option is a forgotten value ("--cgroup --json"). */
+        if ((c == 'p' || c == 'c') && optarg[0] == '-')
+            return preoom_cli_error("explain", "%s wants a value, not the option-like '%s'",
+                                    argv[prev], optarg);
         switch (c) {
         case 'p': policy_name = optarg; break;
         case 'c': cgroup = optarg; break;
@@ -100,9 +107,10 @@ int preoom_cmd_explain(const char *reg_name, int argc, char **argv)
                    "  decides with the settings the running preoomd published (--defaults: "
                    "preoomd's defaults)\n");
             return 0;
+        case ':':
+            return preoom_cli_error("explain", "%s wants a value", argv[optind - 1]);
         default:
-            fprintf(stderr, "preoom: explain: unknown option '%s'\n", argv[optind - 1]);
-            return 2;
+            return preoom_cli_error("explain", "unknown option '%s'", argv[optind - 1]);
         }
     }
     preoom_procfs_t fs;
@@ -138,11 +146,7 @@ int preoom_cmd_explain(const char *reg_name, int argc, char **argv)
     o.check_maps = true;
     o.want_children = d.eng.policy == PREOOM_POLICY_CLASSIC;
     o.want_private = d.eng.policy == PREOOM_POLICY_PREOOM;
-    o.allow_any_uid = d.allow_uid;
-    memcpy(o.protect, d.protect, sizeof d.protect);
-    o.n_protect = d.n_protect;
-    o.prefer = d.prefer_set ? &d.prefer_re : NULL;
-    o.avoid = d.avoid_set ? &d.avoid_re : NULL;
+    preoom_dconf_gather_opts(&d, &o);
     g.cap = reg.slot_count + 4096;
     g.procs = calloc(g.cap, sizeof *g.procs);
     preoom_badness_t *scores = calloc(g.cap, sizeof *scores);
