@@ -34,6 +34,7 @@
 #include "engine.h"
 #include "floor.h"
 #include "metrics.h"
+#include "notify.h"
 #include "pressure.h"
 #include "procfs.h"
 #include "readings.h"
@@ -56,6 +57,7 @@ static preoom_badness_t *scores;
 static preoom_history_t *history;
 static preoom_engine_t engine;
 static preoom_metrics_t met;
+static preoom_notify_t notify;
 static int vfd = -1;          /* pidfd of the victim in flight */
 static int32_t vfd_pid;
 static uint64_t vfd_start;
@@ -157,6 +159,12 @@ static void usage(FILE *f)
             "  --horizon MS           signal only when the kill line is this near in time (5000)\n"
             "  --min-poll MS --max-poll MS  polling bounds (defaults 5 and 1000)\n"
             "  --prefer REGEX --avoid REGEX --protect PID  (--protect may repeat)\n"
+            "  --prefer-cgroup GLOB --avoid-cgroup GLOB --protect-cgroup GLOB  the same by\n"
+            "                         cgroup path, as /proc/PID/cgroup names it (may repeat)\n"
+            "  --kill-group           signal a victim's process group when it leads one\n"
+            "  --notify CMD           run CMD (sh -c) on each ask, SIGTERM and SIGKILL: the\n"
+            "                         decision in PREOOM_* variables, its JSON on stdin\n"
+            "  --notify-timeout MS --notify-max N --notify-events LIST  (10000, 4, ask,sigterm,sigkill)\n"
             "  --allow-uid            act on processes of other users than the registry's\n"
             "  --dry-run              decide and log, send nothing\n"
             "  --log-format F         text (default) or json: one object per decision\n"
@@ -178,6 +186,9 @@ static void parse_options(int argc, char **argv)
         {"kill-grace", 1, 0, 0}, {"horizon", 1, 0, 0}, {"cooldown", 1, 0, 0},
         {"min-poll", 1, 0, 0}, {"max-poll", 1, 0, 0}, {"prefer", 1, 0, 0}, {"avoid", 1, 0, 0},
         {"protect", 1, 0, 0}, {"allow-uid", 0, 0, 0}, {"dry-run", 0, 0, 0},
+        {"prefer-cgroup", 1, 0, 0}, {"avoid-cgroup", 1, 0, 0}, {"protect-cgroup", 1, 0, 0},
+        {"kill-group", 0, 0, 0}, {"notify", 1, 0, 0}, {"notify-timeout", 1, 0, 0},
+        {"notify-max", 1, 0, 0}, {"notify-events", 1, 0, 0},
         {"log-format", 1, 0, 0}, {"metrics", 1, 0, 0}, {"metrics-port", 1, 0, 0},
         {"slots", 1, 0, 0}, {"group", 1, 0, 0}, {"no-mlock", 0, 0, 0},
         {"verbose", 0, 0, 'v'}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'},
@@ -274,7 +285,9 @@ static int hand_signal(void *ctx, const preoom_engine_proc_t *p, int sig)
         vfd_pid = p->pid;
         vfd_start = p->start_time;
     }
-    int rc = preoom_act_signal(vfd, sig);
+    int rc = opt.kill_group ? preoom_act_signal_group(vfd, p->pid, sig) : preoom_act_signal(vfd, sig);
+    if (rc > 0)
+        rc = 0;
     if (rc == 0 && sig == SIGKILL) {
         /* Give the victim's memory back now rather than when its exit gets round to it. */
         int mr = preoom_act_mrelease(vfd);
@@ -287,6 +300,18 @@ static int hand_signal(void *ctx, const preoom_engine_proc_t *p, int sig)
         }
     }
     return rc;
+}
+
+static void hand_cmdline(void *ctx, const preoom_engine_proc_t *p, char *buf, size_t cap)
+{
+    (void)ctx;
+    preoom_proc_cmdline(&fs, p->pid, p->start_time, buf, cap);
+}
+
+static void notify_say(void *ctx, const char *msg)
+{
+    (void)ctx;
+    logline(SEV_WARNING, "%s", msg);
 }
 
 /* ---- one snapshot --------------------------------------------------------------------- */
@@ -414,6 +439,14 @@ int main(int argc, char **argv)
             fatal(1, "--cgroup %s: not a memory cgroup this machine has (no memory.limit_in_bytes "
                      "or memory.max there)", opt.cgroup);
     }
+    /* Everything that can refuse to start is tried before the registry is created, so a
+     * failed start (a busy port) leaves nothing behind. */
+    int msock = -1;
+    if (opt.metrics_port) {
+        msock = preoom_metrics_start(opt.metrics_port);
+        if (msock < 0)
+            fatal(1, "--metrics-port %d: %s", opt.metrics_port, strerror(-msock));
+    }
     preoom_bus_install();
     char rmsg[768];
     if (opt.registry_dir && *opt.registry_dir &&
@@ -426,12 +459,8 @@ int main(int argc, char **argv)
     memset(&gopt, 0, sizeof gopt);
     if (preoom_gather_opts_for(&reg, opt.registry, &gopt, reg_path, sizeof reg_path) != 0)
         fatal(1, "cannot stat the registry file");
-    gopt.allow_any_uid = opt.allow_uid;
+    preoom_dconf_gather_opts(&opt, &gopt);
     gopt.want_children = opt.eng.policy == PREOOM_POLICY_CLASSIC;
-    memcpy(gopt.protect, opt.protect, sizeof opt.protect);
-    gopt.n_protect = opt.n_protect;
-    gopt.prefer = opt.prefer_set ? &opt.prefer_re : NULL;
-    gopt.avoid = opt.avoid_set ? &opt.avoid_re : NULL;
     gopt.scope = (int)opt.scope;
     gopt.cgroup_dir = opt.cgroup;
     /* Everything the loop needs is allocated now, before mlockall and before any pressure.
@@ -446,13 +475,14 @@ int main(int argc, char **argv)
     history->window_ms = 2000;
     opt.eng.psi_local = true;
     preoom_engine_init(&engine, &opt.eng, scores, g.cap);
-    int msock = -1;
-    if (opt.metrics_port) {
-        msock = preoom_metrics_start(opt.metrics_port);
-        if (msock < 0)
-            fatal(1, "--metrics-port %d: %s", opt.metrics_port, strerror(-msock));
-    }
-    static char mtext[8192];
+    static char mtext[PREOOM_METRICS_TEXT_MAX];
+    static preoom_metrics_domain_t mdom;
+    static preoom_metrics_proc_t mprocs[PREOOM_METRICS_MAX_PROCS];
+    snprintf(met.version, sizeof met.version, "%s", PREOOMD_VERSION);
+    met.start_time_s = (uint64_t)time(NULL);
+    preoom_notify_conf_t nconf = {opt.notify, opt.notify_timeout_ms, opt.notify_max,
+                                  opt.notify_events, notify_say, NULL};
+    preoom_notify_init(&notify, &nconf);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -584,7 +614,7 @@ int main(int argc, char **argv)
         if (vpid && vfd >= 0 && vfd_pid == vpid && vfd_start == vstart)
             in.victim_gone = preoom_act_exited(vfd) == 1;
         static preoom_decision_t d;
-        preoom_engine_hands_t hands = {NULL, hand_ask, hand_signal};
+        preoom_engine_hands_t hands = {NULL, hand_ask, hand_signal, hand_cmdline};
         preoom_engine_step(&engine, &in, &hands, &d);
         if (!preoom_engine_victim_pid(&engine, NULL))
             victim_close();
@@ -599,7 +629,9 @@ int main(int argc, char **argv)
                 logline(sev, opt.log_json ? "%s" : "dry-run: would %s", line);
             else
                 logline(sev, "%s", line);
+            preoom_notify_event(&notify, &d, i, &in, scores, opt.cgroup[0] ? opt.cgroup : "/", now);
         }
+        preoom_notify_reap(&notify, now);
         preoom_reg_set_pressure(&reg, (uint64_t)(d.level > 3 ? 3 : d.level), (uint64_t)getpid());
         preoom_reg_measured_t ms = {d.total_bytes, d.available_bytes, d.ask_bytes, d.term_bytes,
                                     d.kill_bytes,
@@ -618,45 +650,66 @@ int main(int argc, char **argv)
 
         if (now - last_metrics >= METRICS_EVERY_MS || msock >= 0) {
             /* The HTTP server has its own thread: it gets each pass's figures published. */
-            met.level = d.level;
-            met.total_bytes = d.total_bytes;
-            met.available_bytes = d.available_bytes;
-            met.effective_bytes = d.effective_bytes;
-            met.in_cgroup = d.in_cgroup;
-            met.exposure_bytes = g.exposure_bytes;
-            met.committed_bytes = g.committed_bytes;
-            met.touched_bytes = g.touched_bytes;
-            met.registered = 0;
-            for (size_t i = 0; i < g.n; i++)
-                met.registered += g.procs[i].registered;
-            met.asks = engine.n_asked;
-            met.terms = engine.n_terms;
-            met.kills = engine.n_kills;
-            met.answers = engine.n_answers;
-            met.released_bytes = engine.released_bytes;
-            met.cgroup_oom_kills = cg.oom_kill == PREOOM_VALUE_MISSING ? 0 : cg.oom_kill;
+            /* One domain for now: the watched cgroup, or "/" for the host. */
+            snprintf(mdom.domain, sizeof mdom.domain, "%s", opt.cgroup[0] ? opt.cgroup : "/");
+            mdom.level = d.level;
+            mdom.total_bytes = d.total_bytes;
+            mdom.available_bytes = d.available_bytes;
+            mdom.effective_bytes = d.effective_bytes;
+            mdom.ask_bytes = d.ask_bytes;
+            mdom.term_bytes = d.term_bytes;
+            mdom.kill_bytes = d.kill_bytes;
+            mdom.in_cgroup = d.in_cgroup;
+            mdom.exposure_bytes = g.exposure_bytes;
+            mdom.committed_bytes = g.committed_bytes;
+            mdom.touched_bytes = g.touched_bytes;
+            mdom.registered = 0;
+            size_t n_mprocs = 0;
+            for (size_t i = 0; i < g.n; i++) {
+                const preoom_proc_t *gp = &g.procs[i];
+                if (!gp->registered)
+                    continue;
+                mdom.registered++;
+                preoom_metrics_proc_t mp = {0, gp->c.pid, "", gp->slot.committed,
+                                            gp->c.touched_bytes, 0, eprocs[i].slack_bytes};
+                mp.exposure_bytes = mp.committed_bytes > mp.touched_bytes
+                                        ? mp.committed_bytes - mp.touched_bytes : 0;
+                snprintf(mp.name, sizeof mp.name, "%s", gp->name);
+                preoom_metrics_offer_proc(mprocs, &n_mprocs, PREOOM_METRICS_MAX_PROCS, &mp);
+            }
+            mdom.asks = engine.n_asked;
+            mdom.terms = engine.n_terms;
+            mdom.kills = engine.n_kills;
+            mdom.answers = engine.n_answers;
+            mdom.released_bytes = engine.released_bytes;
+            mdom.cgroup_oom_kills = cg.oom_kill == PREOOM_VALUE_MISSING ? 0 : cg.oom_kill;
+            mdom.psi_some_x100 = r.psi_some_avg10_x100;
+            mdom.psi_full_x100 = r.psi_full_avg10_x100;
+            mdom.time_to_kill_ms = d.time_to_kill_ms;
             met.poll_ms = poll_ms;
-            met.psi_some_x100 = r.psi_some_avg10_x100;
-            met.psi_full_x100 = r.psi_full_avg10_x100;
-            met.time_to_kill_ms = d.time_to_kill_ms;
             met.pass_us = (preoom_now_ns(CLOCK_MONOTONIC) - pass_ns) / 1000;
+            met.notify_started = notify.started;
+            met.notify_dropped = notify.dropped;
+            met.notify_timed_out = notify.timed_out;
+            met.notify_failed = notify.failed;
             if (opt.metrics_port)
-                preoom_metrics_publish(&met);
-        }
-        if (now - last_metrics >= METRICS_EVERY_MS) {
-            size_t len = preoom_metrics_format(&met, mtext, sizeof mtext);
-            if (opt.metrics_file) {
-                int mrc = preoom_metrics_write_file(opt.metrics_file, mtext, len);
-                if (mrc != 0) {
-                    static uint64_t said;
-                    if (!said || now - said > 60000) {
-                        logline(SEV_WARNING, "cannot write %s: %s", opt.metrics_file,
-                                strerror(-mrc));
-                        said = now;
+                preoom_metrics_publish(&met, &mdom, 1, mprocs, n_mprocs);
+            if (now - last_metrics >= METRICS_EVERY_MS) {
+                size_t len = preoom_metrics_format(&met, &mdom, 1, mprocs, n_mprocs, mtext,
+                                                   sizeof mtext);
+                if (opt.metrics_file) {
+                    int mrc = preoom_metrics_write_file(opt.metrics_file, mtext, len);
+                    if (mrc != 0) {
+                        static uint64_t said;
+                        if (!said || now - said > 60000) {
+                            logline(SEV_WARNING, "cannot write %s: %s", opt.metrics_file,
+                                    strerror(-mrc));
+                            said = now;
+                        }
                     }
                 }
+                last_metrics = now;
             }
-            last_metrics = now;
         }
         if (poll_ms == 0)
             continue; /* a victim just left: measure again at once */
@@ -681,6 +734,10 @@ int main(int argc, char **argv)
     preoom_reg_set_pressure(&reg, PREOOM_PRESSURE_NONE, 0);
     if (conf_path[0])
         unlink(conf_path);
+    /* A textfile left behind would go on saying the last figures as if preoomd still ran:
+     * removed, so node_exporter drops the series and absent() alerts can fire. */
+    if (opt.metrics_file)
+        unlink(opt.metrics_file);
     victim_close();
     return 0;
 }
