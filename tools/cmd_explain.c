@@ -113,6 +113,11 @@ int preoom_cmd_explain(const char *reg_name, int argc, char **argv)
             return preoom_cli_error("explain", "unknown option '%s'", argv[optind - 1]);
         }
     }
+    /* A bad value is a usage error, whether or not a registry is there to explain. */
+    preoom_policy_t policy_check;
+    if (policy_name && preoom_policy_from_name(policy_name, &policy_check) != 0)
+        return preoom_cli_error("explain", "--policy wants preoom, kernel or classic, not '%s'",
+                                policy_name);
     preoom_procfs_t fs;
     preoom_procfs_init(&fs);
     preoom_reg_t reg;
