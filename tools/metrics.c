@@ -303,6 +303,16 @@ int preoom_metrics_write_file(const char *path, const char *text, size_t len)
     return 0;
 }
 
+int preoom_metrics_remove_file(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return -errno;
+    if (!S_ISREG(st.st_mode) || st.st_uid != geteuid())
+        return -EPERM;
+    return unlink(path) == 0 ? 0 : -errno;
+}
+
 int preoom_metrics_listen(int port)
 {
     int s = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

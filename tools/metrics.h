@@ -58,6 +58,10 @@ size_t preoom_metrics_format(const preoom_metrics_t *daemon, const preoom_metric
 
 /* Write atomically (temporary file + rename). 0 or -errno. */
 int preoom_metrics_write_file(const char *path, const char *text, size_t len);
+/* When preoomd stops: remove the textfile, so its last figures are not taken for live ones;
+ * only a regular file of our own user (what write_file made), never anything planted there.
+ * 0 or -errno. */
+int preoom_metrics_remove_file(const char *path);
 /* Listen on 127.0.0.1:port (non-blocking). Returns the socket or -errno. */
 int preoom_metrics_listen(int port);
 /* The HTTP server: a thread of its own on 127.0.0.1:port. 0 or -errno. */

@@ -737,7 +737,7 @@ int main(int argc, char **argv)
     /* A textfile left behind would go on saying the last figures as if preoomd still ran:
      * removed, so node_exporter drops the series and absent() alerts can fire. */
     if (opt.metrics_file)
-        unlink(opt.metrics_file);
+        preoom_metrics_remove_file(opt.metrics_file);
     victim_close();
     return 0;
 }

@@ -375,6 +375,14 @@ static void t_write_file(void)
         fclose(f);
     CHECK_EQ_I64(preoom_metrics_write_file(path, "a 3\n", 4), 0);
     CHECK(access(tmp, F_OK) != 0);
+    /* Removed at stop: our regular file, and nothing else. */
+    CHECK_EQ_I64(preoom_metrics_remove_file(path), 0);
+    CHECK(access(path, F_OK) != 0);
+    CHECK(mkfifo(path, 0600) == 0);
+    CHECK_EQ_I64(preoom_metrics_remove_file(path), -EPERM);
+    CHECK(access(path, F_OK) == 0);
+    unlink(path);
+    CHECK_EQ_I64(preoom_metrics_remove_file(path), -ENOENT);
     /* A directory at the destination: refused. */
     unlink(path);
     CHECK(mkdir(path, 0700) == 0);
@@ -414,6 +422,6 @@ int main(int argc, char **argv)
     TEST_CASE("metrics: the exposition is valid, labelled by domain, counters _total", t_format);
     TEST_CASE("metrics: a short buffer cuts at a line and stays valid", t_cut);
     TEST_CASE("metrics: per-process series are the 50 that touch the most", t_offer);
-    TEST_CASE("metrics: textfile never opens a FIFO, replaces its own leftover", t_write_file);
+    TEST_CASE("metrics: textfile never opens a FIFO, replaces its own leftover, removes only its own", t_write_file);
     TEST_END();
 }
