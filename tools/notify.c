@@ -33,6 +33,50 @@ void preoom_notify_init(preoom_notify_t *n, const preoom_notify_conf_t *conf)
         n->conf.max_running = PREOOM_NOTIFY_MAX_RUNNING;
     if (!n->conf.events)
         n->conf.events = PREOOM_NOTIFY_DEFAULT_EVENTS;
+    n->stdin_fd = -1;
+    if (!n->conf.cmd || !*n->conf.cmd)
+        return;
+    /* A descriptor number of our own for the hooks' stdin: each hook's pipe is put there
+     * (dup3) so that one file action, made now, serves every spawn. */
+    n->stdin_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (n->stdin_fd < 0)
+        return;
+    posix_spawn_file_actions_init(&n->fa);
+    if (posix_spawn_file_actions_adddup2(&n->fa, n->stdin_fd, 0) != 0) {
+        posix_spawn_file_actions_destroy(&n->fa);
+        close(n->stdin_fd);
+        n->stdin_fd = -1;
+        return;
+    }
+    /* Its own process group, so a timeout kills what it started too; default signal
+     * dispositions and an empty mask, not the daemon's (SIGPIPE is ignored here, and an
+     * ignored signal stays ignored across exec). */
+    sigset_t none, defs;
+    sigemptyset(&none);
+    sigemptyset(&defs);
+    sigaddset(&defs, SIGPIPE);
+    sigaddset(&defs, SIGHUP);
+    sigaddset(&defs, SIGTERM);
+    sigaddset(&defs, SIGINT);
+    posix_spawnattr_init(&n->attr);
+    posix_spawnattr_setpgroup(&n->attr, 0);
+    posix_spawnattr_setsigmask(&n->attr, &none);
+    posix_spawnattr_setsigdefault(&n->attr, &defs);
+    posix_spawnattr_setflags(&n->attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+                                           POSIX_SPAWN_SETSIGDEF);
+    n->spawn_ready = true;
+}
+
+void preoom_notify_fini(preoom_notify_t *n)
+{
+    if (n->spawn_ready) {
+        posix_spawn_file_actions_destroy(&n->fa);
+        posix_spawnattr_destroy(&n->attr);
+        n->spawn_ready = false;
+    }
+    if (n->stdin_fd >= 0)
+        close(n->stdin_fd);
+    n->stdin_fd = -1;
 }
 
 int preoom_notify_parse_events(const char *list, uint32_t *mask)
@@ -165,45 +209,32 @@ int preoom_notify_event(preoom_notify_t *n, const preoom_decision_t *d, size_t i
             n->envp[ne++] = *e;
     n->envp[ne] = NULL;
 
+    if (!n->spawn_ready) {
+        n->spawn_failed++;
+        say_once(n, &n->said_spawn, "--notify: the hook cannot be started (no descriptor for "
+                                    "its stdin)");
+        return -EBADF;
+    }
     /* The JSON line goes into a pipe before the hook starts: it is far smaller than a pipe's
      * buffer (64 KiB), so the write cannot block even if the hook never reads. */
     int p[2];
     if (pipe2(p, O_CLOEXEC) != 0) {
+        int e = errno;
         n->spawn_failed++;
         say_once(n, &n->said_spawn, "--notify: cannot make a pipe for the hook");
-        return -errno;
+        return -e;
     }
     fcntl(p[1], F_SETFL, O_NONBLOCK);
     ssize_t w = write(p[1], n->json, (size_t)len);
     close(p[1]);
     (void)w; /* a short write leaves the hook a cut line; it still has the environment */
-
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t at;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, p[0], 0);
-    posix_spawnattr_init(&at);
-    /* Its own process group, so a timeout kills what it started too; default signal
-     * dispositions and an empty mask, not the daemon's (SIGPIPE is ignored here, and an
-     * ignored signal stays ignored across exec). */
-    sigset_t none, defs;
-    sigemptyset(&none);
-    sigemptyset(&defs);
-    sigaddset(&defs, SIGPIPE);
-    sigaddset(&defs, SIGHUP);
-    sigaddset(&defs, SIGTERM);
-    sigaddset(&defs, SIGINT);
-    posix_spawnattr_setpgroup(&at, 0);
-    posix_spawnattr_setsigmask(&at, &none);
-    posix_spawnattr_setsigdefault(&at, &defs);
-    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                      POSIX_SPAWN_SETSIGDEF);
+    /* The read end onto our held number; the file action dup2s it onto the hook's 0. */
+    int rc = dup3(p[0], n->stdin_fd, O_CLOEXEC) < 0 ? errno : 0;
+    close(p[0]);
     char *argv[] = {(char *)"sh", (char *)"-c", (char *)n->conf.cmd, NULL};
     pid_t pid;
-    int rc = posix_spawn(&pid, "/bin/sh", &fa, &at, argv, (char **)n->envp);
-    posix_spawnattr_destroy(&at);
-    posix_spawn_file_actions_destroy(&fa);
-    close(p[0]);
+    if (rc == 0)
+        rc = posix_spawn(&pid, "/bin/sh", &n->fa, &n->attr, argv, (char **)n->envp);
     if (rc != 0) {
         n->spawn_failed++;
         say_once(n, &n->said_spawn, "--notify: /bin/sh could not be started for the hook");

@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <spawn.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -53,13 +54,21 @@ typedef struct {
      * limit, that could not be started, and that exited non-zero. */
     uint64_t started, dropped, timed_out, spawn_failed, failed;
     bool said_drop, said_timeout, said_spawn, said_failed;
-    /* Scratch, so the loop allocates nothing: the JSON line and the environment. */
+    /* Made once by init, so the loop allocates nothing: the spawn's file action (dup2 of
+     * stdin_fd, a descriptor number held for the hooks' pipes, onto 0) and attributes. */
+    int stdin_fd;
+    bool spawn_ready;
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    /* Scratch: the JSON line and the environment. */
     char json[4096];
     char envbuf[PREOOM_NOTIFY_ENV_BYTES];
     const char *envp[PREOOM_NOTIFY_ENV_INHERIT + PREOOM_NOTIFY_ENV_OWN + 1];
 } preoom_notify_t;
 
 void preoom_notify_init(preoom_notify_t *n, const preoom_notify_conf_t *conf);
+/* Undo init (hooks still running are left to run). */
+void preoom_notify_fini(preoom_notify_t *n);
 
 /* The event-name list of --notify-events ("ask,sigterm,sigkill", "all") as a bit mask.
  * 0 or -EINVAL. Pure. */

@@ -273,6 +273,7 @@ static void t_run(void)
     /* The time limit: a hook whose child sleeps; both gone when it passes, said once. */
     snprintf(cmd, sizeof cmd, "sleep 30 & echo $! >%s/child; wait", dir);
     c = (preoom_notify_conf_t){cmd, 300, 2, PREOOM_NOTIFY_DEFAULT_EVENTS, count_say, NULL};
+    preoom_notify_fini(&n);
     preoom_notify_init(&n, &c);
     said = 0;
     uint64_t t0 = mono_ms();
@@ -319,6 +320,7 @@ static void t_run(void)
 
     /* A hook that fails is counted and said once. */
     c = (preoom_notify_conf_t){"exit 3", 5000, 2, PREOOM_NOTIFY_DEFAULT_EVENTS, count_say, NULL};
+    preoom_notify_fini(&n);
     preoom_notify_init(&n, &c);
     said = 0;
     CHECK_EQ_I64(preoom_notify_event(&n, &d, 0, &in, NULL, "/", mono_ms()), 0);
@@ -328,9 +330,11 @@ static void t_run(void)
     CHECK_EQ_I64(said, 1);
     /* No command: nothing. */
     c = (preoom_notify_conf_t){NULL, 0, 0, 0, NULL, NULL};
+    preoom_notify_fini(&n);
     preoom_notify_init(&n, &c);
     CHECK_EQ_I64(preoom_notify_event(&n, &d, 0, &in, NULL, "/", mono_ms()), 0);
     CHECK_EQ_U64(n.started, 0);
+    preoom_notify_fini(&n);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     CHECK(system(cmd) == 0);
 }
