@@ -17,7 +17,7 @@ typedef struct {
 
 /* One memory domain (a cgroup with a limit, or the host): every series of it carries a
  * domain="PATH" label, the cgroup path or "/" for the host. */
-#define PREOOM_METRICS_DOMAIN_MAX 256
+#define PREOOM_METRICS_DOMAIN_MAX 1024 /* PREOOM_CGROUP_PATH_MAX */
 typedef struct {
     char domain[PREOOM_METRICS_DOMAIN_MAX];
     int level;
@@ -36,7 +36,7 @@ typedef struct {
  * PREOOM_METRICS_MAX_PROCS that touch the most are kept (preoom_metrics_offer_proc), so a
  * host with thousands of registered processes does not flood Prometheus. */
 #define PREOOM_METRICS_MAX_PROCS 50
-#define PREOOM_METRICS_MAX_DOMAINS 32
+#define PREOOM_METRICS_MAX_DOMAINS 128 /* PREOOM_MAX_DOMAINS of domains.h */
 typedef struct {
     uint32_t domain;                /* index into the domains array */
     int32_t pid;
@@ -54,7 +54,8 @@ void preoom_metrics_offer_proc(preoom_metrics_proc_t *top, size_t *n, size_t cap
 size_t preoom_metrics_format(const preoom_metrics_t *daemon, const preoom_metrics_domain_t *doms,
                              size_t n_doms, const preoom_metrics_proc_t *procs, size_t n_procs,
                              char *buf, size_t cap);
-#define PREOOM_METRICS_TEXT_MAX 65536   /* room for the most domains and processes above */
+/* Room for a few dozen domains and the processes; more is cut at a line (valid, shorter). */
+#define PREOOM_METRICS_TEXT_MAX (128 * 1024)
 
 /* Write atomically (temporary file + rename). 0 or -errno. */
 int preoom_metrics_write_file(const char *path, const char *text, size_t len);

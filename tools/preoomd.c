@@ -34,6 +34,7 @@
 #include "engine.h"
 #include "floor.h"
 #include "metrics.h"
+#include "metrics_fill.h"
 #include "notify.h"
 #include "pressure.h"
 #include "procfs.h"
@@ -651,41 +652,9 @@ int main(int argc, char **argv)
         if (now - last_metrics >= METRICS_EVERY_MS || msock >= 0) {
             /* The HTTP server has its own thread: it gets each pass's figures published. */
             /* One domain for now: the watched cgroup, or "/" for the host. */
-            snprintf(mdom.domain, sizeof mdom.domain, "%s", opt.cgroup[0] ? opt.cgroup : "/");
-            mdom.level = d.level;
-            mdom.total_bytes = d.total_bytes;
-            mdom.available_bytes = d.available_bytes;
-            mdom.effective_bytes = d.effective_bytes;
-            mdom.ask_bytes = d.ask_bytes;
-            mdom.term_bytes = d.term_bytes;
-            mdom.kill_bytes = d.kill_bytes;
-            mdom.in_cgroup = d.in_cgroup;
-            mdom.exposure_bytes = g.exposure_bytes;
-            mdom.committed_bytes = g.committed_bytes;
-            mdom.touched_bytes = g.touched_bytes;
-            mdom.registered = 0;
+            preoom_metrics_fill_domain(&mdom, opt.cgroup, &d, &engine, &g, &r, &cg);
             size_t n_mprocs = 0;
-            for (size_t i = 0; i < g.n; i++) {
-                const preoom_proc_t *gp = &g.procs[i];
-                if (!gp->registered)
-                    continue;
-                mdom.registered++;
-                preoom_metrics_proc_t mp = {0, gp->c.pid, "", gp->slot.committed,
-                                            gp->c.touched_bytes, 0, eprocs[i].slack_bytes};
-                mp.exposure_bytes = mp.committed_bytes > mp.touched_bytes
-                                        ? mp.committed_bytes - mp.touched_bytes : 0;
-                snprintf(mp.name, sizeof mp.name, "%s", gp->name);
-                preoom_metrics_offer_proc(mprocs, &n_mprocs, PREOOM_METRICS_MAX_PROCS, &mp);
-            }
-            mdom.asks = engine.n_asked;
-            mdom.terms = engine.n_terms;
-            mdom.kills = engine.n_kills;
-            mdom.answers = engine.n_answers;
-            mdom.released_bytes = engine.released_bytes;
-            mdom.cgroup_oom_kills = cg.oom_kill == PREOOM_VALUE_MISSING ? 0 : cg.oom_kill;
-            mdom.psi_some_x100 = r.psi_some_avg10_x100;
-            mdom.psi_full_x100 = r.psi_full_avg10_x100;
-            mdom.time_to_kill_ms = d.time_to_kill_ms;
+            preoom_metrics_fill_procs(&g, eprocs, 0, mprocs, &n_mprocs, PREOOM_METRICS_MAX_PROCS);
             met.poll_ms = poll_ms;
             met.pass_us = (preoom_now_ns(CLOCK_MONOTONIC) - pass_ns) / 1000;
             met.notify_started = notify.started;

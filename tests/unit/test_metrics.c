@@ -10,6 +10,7 @@
 #pragma GCC diagnostic ignored "-Wcomment"
 #include "harness.h"
 #include "metrics.h"
+#include "metrics_fill.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -391,6 +392,71 @@ static void t_write_file(void)
     rmdir(dir);
 }
 
+/* One domain's figures from what the loop holds: the decision, the engine's totals, the
+ * gathered processes (only registered ones get series), the readings and the cgroup. */
+static void t_fill(void)
+{
+    static preoom_decision_t d;
+    static preoom_engine_t e;
+    static preoom_proc_t procs[3];
+    static preoom_engine_proc_t ep[3];
+    memset(&d, 0, sizeof d);
+    memset(&e, 0, sizeof e);
+    memset(procs, 0, sizeof procs);
+    memset(ep, 0, sizeof ep);
+    d.level = 2;
+    d.total_bytes = 1000;
+    d.available_bytes = 90;
+    d.term_bytes = 100;
+    d.time_to_kill_ms = 1500;
+    e.n_asked = 4;
+    e.n_terms = 1;
+    e.released_bytes = 77;
+    preoom_gathered_t g = {procs, 3, 3, 30, 300, 200, 0, 0, 0, "", false, {{0}}, 0};
+    for (int k = 0; k < 3; k++) {
+        procs[k].c.pid = 100 + k;
+        procs[k].registered = k != 1; /* the middle one was found in the cgroup only */
+        procs[k].slot.committed = 50 + (uint64_t)k * 10;
+        procs[k].c.touched_bytes = 40;
+        snprintf(procs[k].name, sizeof procs[k].name, "p%d", k);
+        ep[k].slack_bytes = 5;
+    }
+    preoom_readings_t r;
+    memset(&r, 0, sizeof r);
+    r.psi_some_avg10_x100 = 250;
+    preoom_memcg_t cg;
+    memset(&cg, 0, sizeof cg);
+    cg.oom_kill = PREOOM_VALUE_MISSING;
+    preoom_metrics_domain_t m;
+    preoom_metrics_fill_domain(&m, "", &d, &e, &g, &r, &cg);
+    CHECK_STR(m.domain, "/");
+    CHECK_EQ_I64(m.level, 2);
+    CHECK_EQ_U64(m.term_bytes, 100);
+    CHECK_EQ_U64(m.available_bytes, 90);
+    CHECK_EQ_U64(m.registered, 2);
+    CHECK_EQ_U64(m.asks, 4);
+    CHECK_EQ_U64(m.terms, 1);
+    CHECK_EQ_U64(m.released_bytes, 77);
+    CHECK_EQ_U64(m.exposure_bytes, 30);
+    CHECK_EQ_U64(m.psi_some_x100, 250);
+    CHECK_EQ_U64(m.cgroup_oom_kills, 0); /* the kernel's count missing: 0, not a huge number */
+    CHECK_EQ_I64(m.time_to_kill_ms, 1500);
+    cg.oom_kill = 3;
+    preoom_metrics_fill_domain(&m, "/sys/fs/cgroup/db", &d, &e, &g, &r, &cg);
+    CHECK_STR(m.domain, "/sys/fs/cgroup/db");
+    CHECK_EQ_U64(m.cgroup_oom_kills, 3);
+    preoom_metrics_proc_t top[PREOOM_METRICS_MAX_PROCS];
+    size_t n = 0;
+    preoom_metrics_fill_procs(&g, ep, 7, top, &n, PREOOM_METRICS_MAX_PROCS);
+    CHECK_EQ_U64(n, 2);
+    CHECK_EQ_I64(top[1].pid, 102);
+    CHECK_EQ_U64(top[1].domain, 7);
+    CHECK_STR(top[1].name, "p2");
+    CHECK_EQ_U64(top[1].committed_bytes, 70);
+    CHECK_EQ_U64(top[1].exposure_bytes, 30);
+    CHECK_EQ_U64(top[1].slack_bytes, 5);
+}
+
 /* --check FILE: the parser alone, for the end-to-end tests. */
 static int check_file(const char *path)
 {
@@ -422,6 +488,7 @@ int main(int argc, char **argv)
     TEST_CASE("metrics: the exposition is valid, labelled by domain, counters _total", t_format);
     TEST_CASE("metrics: a short buffer cuts at a line and stays valid", t_cut);
     TEST_CASE("metrics: per-process series are the 50 that touch the most", t_offer);
+    TEST_CASE("metrics: one domain's figures from the loop's state", t_fill);
     TEST_CASE("metrics: textfile never opens a FIFO, replaces its own leftover, removes only its own", t_write_file);
     TEST_END();
 }
