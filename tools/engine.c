@@ -258,12 +258,15 @@ static preoom_event_t *event(preoom_decision_t *d, preoom_event_kind_t k)
     return ev;
 }
 
-/* The command line of an ask's or a signal's process, through the optional hand. */
-static void event_cmdline(preoom_event_t *ev, const preoom_engine_hands_t *hands,
-                          const preoom_engine_proc_t *p)
+/* The command line of an ask's or a signal's process, through the optional hand. Read
+ * before the signal is sent: a victim without a handler dies at once, and a dying process's
+ * command line reads as empty while its pid still names it. */
+static void read_cmdline(const preoom_engine_hands_t *hands, const preoom_engine_proc_t *p,
+                         char *buf, size_t cap)
 {
-    if (ev && hands && hands->cmdline)
-        hands->cmdline(hands->ctx, p, ev->cmdline, sizeof ev->cmdline);
+    buf[0] = '\0';
+    if (hands && hands->cmdline)
+        hands->cmdline(hands->ctx, p, buf, cap);
 }
 
 static void event_proc(preoom_event_t *ev, const preoom_engine_input_t *in, size_t idx)
@@ -468,11 +471,14 @@ static void cooperative(preoom_engine_t *e, const preoom_engine_input_t *in,
             want = min_ask;
         uint32_t serial = 0;
         int rc = 0;
+        char cmd[PREOOM_ENGINE_CMDLINE_MAX];
+        read_cmdline(hands, p, cmd, sizeof cmd);
         if (hands && !e->conf.dry_run)
             rc = hands->ask(hands->ctx, p, level, want, &serial);
         preoom_event_t *ev = event(d, rc == 0 ? PREOOM_EV_ASK : PREOOM_EV_FAILED);
         event_proc(ev, in, (size_t)best);
-        event_cmdline(ev, hands, p);
+        if (ev)
+            memcpy(ev->cmdline, cmd, sizeof cmd);
         if (ev) {
             ev->level = level;
             ev->bytes = want;
@@ -512,11 +518,14 @@ static void choose_and_signal(preoom_engine_t *e, const preoom_engine_input_t *i
         size_t k = order[i];
         const preoom_engine_proc_t *p = &in->procs[k];
         int rc = 0;
+        char cmd[PREOOM_ENGINE_CMDLINE_MAX];
+        read_cmdline(hands, p, cmd, sizeof cmd);
         if (hands && !e->conf.dry_run)
             rc = hands->signal(hands->ctx, p, SIGTERM);
         preoom_event_t *ev = event(d, rc == 0 ? PREOOM_EV_TERM : PREOOM_EV_FAILED);
         event_proc(ev, in, k);
-        event_cmdline(ev, hands, p);
+        if (ev)
+            memcpy(ev->cmdline, cmd, sizeof cmd);
         uint32_t grace = p->term_grace_ms ? p->term_grace_ms : e->conf.term_grace_ms;
         if (grace > e->conf.max_term_grace_ms)
             grace = e->conf.max_term_grace_ms;
@@ -545,7 +554,7 @@ static void choose_and_signal(preoom_engine_t *e, const preoom_engine_input_t *i
         e->v_uid = p->uid;
         e->v_registered = p->registered;
         snprintf(e->v_name, sizeof e->v_name, "%s", p->name);
-        snprintf(e->v_cmdline, sizeof e->v_cmdline, "%s", ev ? ev->cmdline : "");
+        memcpy(e->v_cmdline, cmd, sizeof cmd);
         return;
     }
 }

@@ -139,8 +139,9 @@ typedef struct {
     int (*ask)(void *ctx, const preoom_engine_proc_t *p, int level, uint64_t bytes,
                uint32_t *serial);
     int (*signal)(void *ctx, const preoom_engine_proc_t *p, int sig);
-    /* Optional: the process's command line (bounded, printable) for an ask or a SIGTERM
-     * event, read then and only then, never for every process every pass. Also called in
+    /* Optional: the process's command line (bounded, printable), read just before an ask or
+     * a SIGTERM is sent (a dying process's reads as empty) and only then, never for every
+     * process every pass; the SIGKILL and exit events reuse the SIGTERM's. Also called in
      * dry-run (it sends nothing). NULL: events carry no command line. */
     void (*cmdline)(void *ctx, const preoom_engine_proc_t *p, char *buf, size_t cap);
 } preoom_engine_hands_t;

@@ -216,13 +216,20 @@ typedef struct {
 } run_t;
 
 /* The cmdline hand: a command line made from the pid, so an event naming another process's
- * (or none) is seen. Counted: it must be called for an ask or a SIGTERM only. */
+ * (or none) is seen. Counted: it must be called for an ask or a SIGTERM only. As the kernel
+ * does, a process already signalled reads as empty (it may be dying): the engine must read
+ * before it signals. */
 static int cmdline_calls;
-static void hand_cmdline(void *ctx, const preoom_engine_proc_t *p, char *buf, size_t cap)
+static void hand_cmdline(void *ctx, const preoom_engine_proc_t *ep, char *buf, size_t cap)
 {
-    (void)ctx;
+    world_t *w = ctx;
     cmdline_calls++;
-    snprintf(buf, cap, "prog-%d --flag", (int)p->pid);
+    for (size_t i = 0; i < w->n; i++)
+        if (w->p[i].pid == ep->pid && (w->p[i].terms || w->p[i].kills)) {
+            snprintf(buf, cap, "%s", "");
+            return;
+        }
+    snprintf(buf, cap, "prog-%d --flag", (int)ep->pid);
 }
 
 static void build_input(world_t *w, run_t *r, preoom_engine_input_t *in, int32_t vpid)
