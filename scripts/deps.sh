@@ -11,8 +11,9 @@ want_build="gcc g++ make pkg-config libunwind-dev uthash-dev libdw-dev libncurse
 # integration tests, setpriv (util-linux) for the setuid test, jq to read `preoom ls --json`,
 # xmllint for the flame graph SVG, setcap for the file-capability warning, groff and man for
 # the man pages; protobuf-compiler to decode pprof output in the call-site tests; the
-# allocators Debian ships (tcmalloc, jemalloc, mimalloc) to run the preload beside them.
-want_check="$want_build protobuf-compiler sqlite3 python3 perl clang libclang-rt-14-dev util-linux procps jq libxml2-utils libcap2-bin groff-base man-db mariadb-server mariadb-client memcached redis-server libtcmalloc-minimal4 libgoogle-perftools4 libjemalloc2 libmimalloc2.0"
+# allocators Debian ships (tcmalloc, jemalloc, mimalloc) to run the preload beside them;
+# prometheus for promtool, which checks preoomd's metrics and tests the shipped alerting rules.
+want_check="$want_build prometheus protobuf-compiler sqlite3 python3 perl clang libclang-rt-14-dev util-linux procps jq libxml2-utils libcap2-bin groff-base man-db mariadb-server mariadb-client memcached redis-server libtcmalloc-minimal4 libgoogle-perftools4 libjemalloc2 libmimalloc2.0"
 want_demo="$want_build procps"
 # bench: heaptrack to compare the call-site recorder with, GNU time for peak RSS, valgrind
 # (callgrind) for instruction counts.

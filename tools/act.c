@@ -93,6 +93,28 @@ int preoom_act_signal(int pidfd, int sig)
     return 0;
 }
 
+int preoom_act_signal_group(int pidfd, int32_t pid, int sig)
+{
+    /* Only a group leader's group. A process that does not lead its group shares it with
+     * whoever does: its parent shell's job, a service manager's whole unit, an interactive
+     * session. That group is not the victim's work to end, so only the victim is signalled.
+     * A leader's group is what it started itself (a server and its workers, a build and its
+     * compilers): the work that dies with it anyway. Never our own group. */
+    pid_t pgid = getpgid(pid);
+    if (pgid != pid || pgid == getpgid(0) || pid <= 1)
+        return preoom_act_signal(pidfd, sig);
+    /* getpgid went by number: the pidfd must show the process still alive after it, or the
+     * pid may have been reused by a new leader. While the leader lives its group id cannot
+     * be taken by anyone else, so the group is signalled before the leader itself. */
+    if (preoom_act_exited(pidfd) == 1)
+        return preoom_act_signal(pidfd, sig);
+    if (kill(-pgid, sig) != 0 && errno != ESRCH)
+        return -errno;
+    int rc = preoom_act_signal(pidfd, sig);
+    /* The group's signal already reached the leader: it may be gone by now. */
+    return rc == 0 || rc == -ESRCH ? 1 : rc;
+}
+
 int preoom_act_exited(int pidfd)
 {
     struct pollfd p = {pidfd, POLLIN, 0};

@@ -35,6 +35,11 @@ int preoom_act_open(const preoom_procfs_t *fs, int32_t pid, uint64_t start_time,
 /* Signal through the pidfd. 0 or -errno. */
 int preoom_act_signal(int pidfd, int sig);
 
+/* --kill-group: signal the process behind the pidfd (pid) and, when it leads its own process
+ * group (pgid == pid), that whole group. Returns 1 the group was signalled, 0 only the
+ * process (not a group leader, or the group is ours), -errno. */
+int preoom_act_signal_group(int pidfd, int32_t pid, int sig);
+
 /* Has the process behind the pidfd exited? 1 yes, 0 no. */
 int preoom_act_exited(int pidfd);
 

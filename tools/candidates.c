@@ -6,6 +6,7 @@
  * the slot. Bounded: the caller's array, no allocation while gathering.
  */
 #include <errno.h>
+#include <fnmatch.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -114,6 +115,45 @@ int preoom_slot_proven(const preoom_procfs_t *fs, int32_t pid, uint64_t tid, uin
     return 1;
 }
 
+int preoom_proc_cmdline(const preoom_procfs_t *fs, int32_t pid, uint64_t start_time, char *buf,
+                        size_t cap)
+{
+    if (!cap)
+        return -EINVAL;
+    buf[0] = '\0';
+    preoom_pid_stat_t st;
+    int rc = preoom_read_pid_stat(fs, pid, &st);
+    if (rc != 0)
+        return rc;
+    if (st.starttime_ticks != start_time)
+        return -ESTALE;
+    rc = preoom_read_cmdline(fs, pid, buf, cap);
+    /* The stat again: a process that exited and whose pid was taken while we read would
+     * give another program's command line. */
+    if (rc == 0 && (preoom_read_pid_stat(fs, pid, &st) != 0 || st.starttime_ticks != start_time))
+        rc = -ESTALE;
+    if (rc != 0)
+        buf[0] = '\0';
+    return rc;
+}
+
+bool preoom_cgroup_globs_match(const preoom_cgroup_globs_t *g, const preoom_pid_cgroup_t *c)
+{
+    if (!g)
+        return false;
+    for (size_t i = 0; i < g->n; i++)
+        if ((c->has_v1_memory && fnmatch(g->glob[i], c->v1_memory, 0) == 0) ||
+            (c->has_v2 && fnmatch(g->glob[i], c->v2, 0) == 0))
+            return true;
+    return false;
+}
+
+static bool any_globs(const preoom_gather_opts_t *o)
+{
+    return (o->protect_cg && o->protect_cg->n) || (o->avoid_cg && o->avoid_cg->n) ||
+           (o->prefer_cg && o->prefer_cg->n);
+}
+
 static bool in_protect(const preoom_gather_opts_t *o, int32_t pid)
 {
     for (size_t i = 0; i < o->n_protect; i++)
@@ -122,14 +162,22 @@ static bool in_protect(const preoom_gather_opts_t *o, int32_t pid)
     return false;
 }
 
-void preoom_candidate_prefs(const preoom_gather_opts_t *o, const char *name,
-                            preoom_candidate_t *c)
+void preoom_candidate_prefs(const preoom_procfs_t *fs, const preoom_gather_opts_t *o,
+                            const char *name, preoom_candidate_t *c)
 {
-    c->protected_by_flag = in_protect(o, c->pid);
+    /* The cgroup patterns need /proc/PID/cgroup: read only when one is set. A process whose
+     * file cannot be read matches none (it is going away; its status was just read). */
+    preoom_pid_cgroup_t cg;
+    bool have_cg = any_globs(o) && preoom_read_pid_cgroup(fs, c->pid, &cg) == 0;
+    c->protected_by_flag = in_protect(o, c->pid) ||
+                           (have_cg && preoom_cgroup_globs_match(o->protect_cg, &cg));
     c->preference = PREOOM_PREFER_NONE;
-    if (o->avoid && regexec(o->avoid, name, 0, NULL, 0) == 0)
+    /* As for names: avoid wins over prefer. */
+    if ((o->avoid && regexec(o->avoid, name, 0, NULL, 0) == 0) ||
+        (have_cg && preoom_cgroup_globs_match(o->avoid_cg, &cg)))
         c->preference = PREOOM_AVOID;
-    else if (o->prefer && regexec(o->prefer, name, 0, NULL, 0) == 0)
+    else if ((o->prefer && regexec(o->prefer, name, 0, NULL, 0) == 0) ||
+             (have_cg && preoom_cgroup_globs_match(o->prefer_cg, &cg)))
         c->preference = PREOOM_PREFER;
 }
 
@@ -283,7 +331,7 @@ static int fill_proc(const preoom_procfs_t *fs, const preoom_gather_opts_t *o,
             e->private_at_ms = now_ms;
         }
     }
-    preoom_candidate_prefs(o, p->name, c);
+    preoom_candidate_prefs(fs, o, p->name, c);
     if (o->want_children) {
         c->n_children = children_vm(fs, pid, p->child_vm, PREOOM_MAX_CHILDREN);
         c->child_vm_bytes = p->child_vm;

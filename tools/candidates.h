@@ -21,6 +21,16 @@
 
 #define PREOOM_MAX_PROTECT 64
 #define PREOOM_MAX_CHILDREN 64
+#define PREOOM_MAX_CGROUP_GLOBS 8
+#define PREOOM_CGROUP_GLOB_MAX 256
+
+/* --protect-cgroup, --avoid-cgroup, --prefer-cgroup: fnmatch(3) patterns (no flags, so '*'
+ * also matches '/') on a process's cgroup path as /proc/PID/cgroup gives it, the memory
+ * controller's line on cgroup v1 or the "0::" line on v2; either matching is enough. */
+typedef struct {
+    char glob[PREOOM_MAX_CGROUP_GLOBS][PREOOM_CGROUP_GLOB_MAX];
+    size_t n;
+} preoom_cgroup_globs_t;
 
 typedef struct {
     preoom_candidate_t c;            /* the badness input */
@@ -53,6 +63,9 @@ typedef struct {
     size_t n_protect;
     const regex_t *prefer;           /* on the process name; NULL = none */
     const regex_t *avoid;
+    /* On the process's cgroup path; NULL or empty = none. /proc/PID/cgroup is read only
+     * when one of them is set. */
+    const preoom_cgroup_globs_t *protect_cg, *avoid_cg, *prefer_cg;
 } preoom_gather_opts_t;
 
 /* Touched-memory history per process, for the growth (and so blame) and steadiness terms. */
@@ -117,8 +130,8 @@ int preoom_gather_unregistered(const preoom_procfs_t *fs, const preoom_gather_op
 
 /* --protect, --prefer and --avoid as `o` gives them, for a candidate named `name` (c->pid
  * set): at gather time, and again by each domain that has settings of its own. */
-void preoom_candidate_prefs(const preoom_gather_opts_t *o, const char *name,
-                            preoom_candidate_t *c);
+void preoom_candidate_prefs(const preoom_procfs_t *fs, const preoom_gather_opts_t *o,
+                            const char *name, preoom_candidate_t *c);
 
 /* Count p for the domain's biggest process (by rss + swap) if it is bigger. */
 void preoom_note_biggest(preoom_gathered_t *out, const preoom_proc_t *p);
@@ -137,6 +150,17 @@ int preoom_read_private(const preoom_procfs_t *fs, int32_t pid, uint64_t *bytes)
  * thread `tid`, is named "preoom<idx hex>:<adj>"): 1 with *adj, the only hint believed; 0. */
 int preoom_slot_proven(const preoom_procfs_t *fs, int32_t pid, uint64_t tid, uint64_t idx,
                        uint64_t *adj);
+
+/* Does any pattern of g match the cgroup paths of c? Pure. */
+bool preoom_cgroup_globs_match(const preoom_cgroup_globs_t *g, const preoom_pid_cgroup_t *c);
+
+/* The start of PID's command line, printable (NUL separators as spaces, others as '?'), cut
+ * to cap - 1 bytes, for the one process a decision names: read when the decision is taken,
+ * never for every process every pass. The pid must still have started at start_time (read
+ * before and after, so a pid reused in between gives nothing). 0, -ESTALE, -errno; buf is
+ * "" on failure. */
+int preoom_proc_cmdline(const preoom_procfs_t *fs, int32_t pid, uint64_t start_time, char *buf,
+                        size_t cap);
 
 /* Does PID map the registry file (dev, inode)? 1 yes, 0 no, -errno when it cannot say. */
 int preoom_maps_registry(const preoom_procfs_t *fs, int32_t pid, dev_t dev, ino_t ino);

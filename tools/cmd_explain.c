@@ -21,6 +21,7 @@
 
 #include "badness.h"
 #include "candidates.h"
+#include "cli.h"
 #include "cmd.h"
 #include "dconf.h"
 #include "conffile.h"
@@ -176,7 +177,13 @@ int preoom_cmd_explain(const char *reg_name, int argc, char **argv)
     const char *policy_name = NULL, *cgroup = NULL, *domain = NULL;
     int json = 0, defaults = 0, c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+    opterr = 0; /* the shared one-line style below, not getopt's own message */
+    int prev;
+    while (prev = optind, (c = getopt_long(argc, argv, ":h", lo, NULL)) != -1) {
+        /* A value that looks like an option is a forgotten value ("--cgroup --json"). */
+        if ((c == 'p' || c == 'c') && optarg[0] == '-')
+            return preoom_cli_error("explain", "%s wants a value, not the option-like '%s'",
+                                    argv[prev], optarg);
         switch (c) {
         case 'p': policy_name = optarg; break;
         case 'c': cgroup = optarg; break;
@@ -191,9 +198,10 @@ int preoom_cmd_explain(const char *reg_name, int argc, char **argv)
                    "  --domain: one memory domain's decision (host, or a limited cgroup's "
                    "path as `preoom ls` shows it)\n");
             return 0;
+        case ':':
+            return preoom_cli_error("explain", "%s wants a value", argv[optind - 1]);
         default:
-            fprintf(stderr, "preoom: explain: unknown option '%s'\n", argv[optind - 1]);
-            return 2;
+            return preoom_cli_error("explain", "unknown option '%s'", argv[optind - 1]);
         }
     }
     if (cgroup && domain) {
@@ -201,6 +209,11 @@ int preoom_cmd_explain(const char *reg_name, int argc, char **argv)
                         "give one (see preoom explain --help)\n");
         return 2;
     }
+    /* A bad value is a usage error, whether or not a registry is there to explain. */
+    preoom_policy_t policy_check;
+    if (policy_name && preoom_policy_from_name(policy_name, &policy_check) != 0)
+        return preoom_cli_error("explain", "--policy wants preoom, kernel or classic, not '%s'",
+                                policy_name);
     preoom_procfs_t fs;
     preoom_procfs_init(&fs);
     preoom_reg_t reg;
@@ -234,11 +247,7 @@ int preoom_cmd_explain(const char *reg_name, int argc, char **argv)
     o.check_maps = true;
     o.want_children = d.eng.policy == PREOOM_POLICY_CLASSIC;
     o.want_private = d.eng.policy == PREOOM_POLICY_PREOOM;
-    o.allow_any_uid = d.allow_uid;
-    memcpy(o.protect, d.protect, sizeof d.protect);
-    o.n_protect = d.n_protect;
-    o.prefer = d.prefer_set ? &d.prefer_re : NULL;
-    o.avoid = d.avoid_set ? &d.avoid_re : NULL;
+    preoom_dconf_gather_opts(&d, &o);
     g.cap = reg.slot_count + 4096;
     g.procs = calloc(g.cap, sizeof *g.procs);
     preoom_badness_t *scores = calloc(g.cap, sizeof *scores);

@@ -35,7 +35,8 @@ static const char *const domain_keys[] = {
     "policy",     "scope",      "ask",          "term",           "kill",
     "exposure-weight", "psi-some", "psi-full",  "ask-grace",      "term-grace",
     "max-term-grace", "kill-grace", "horizon",  "min-poll",       "max-poll",
-    "prefer",     "avoid",      "protect",      "dry-run",        NULL};
+    "prefer",     "avoid",      "protect",      "dry-run",        "prefer-cgroup",
+    "avoid-cgroup", "protect-cgroup", NULL};
 
 bool preoom_conffile_domain_key(const char *key)
 {

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "floor.h" /* preoom_parse_u64 */
+#include "notify.h"
 
 static int fail(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(char *err, size_t cap, const char *fmt, ...)
@@ -31,6 +32,26 @@ void preoom_dconf_defaults(preoom_dconf_t *d)
     d->mlock = true;
     d->gid = -1;
     d->slots = PREOOM_REGISTRY_DEFAULT_SLOTS;
+    d->notify_timeout_ms = PREOOM_NOTIFY_DEFAULT_TIMEOUT_MS;
+    d->notify_max = PREOOM_NOTIFY_DEFAULT_MAX;
+    d->notify_events = PREOOM_NOTIFY_DEFAULT_EVENTS;
+}
+
+static int glob_add(const char *name, const char *v, preoom_cgroup_globs_t *g, char *err,
+                    size_t cap)
+{
+    /* A cgroup path always starts with '/'; a pattern that cannot is a mistake (a name
+     * regex given to the wrong option), not a pattern that matches nothing. */
+    if (!v || (v[0] != '/' && v[0] != '*'))
+        return fail(err, cap, "--%s '%s' is not a cgroup path pattern (it starts with '/', "
+                              "e.g. '/system.slice/mariadb.service' or '/user.slice/*')",
+                    name, v ? v : "");
+    if (strlen(v) >= PREOOM_CGROUP_GLOB_MAX)
+        return fail(err, cap, "--%s is longer than %d characters", name, PREOOM_CGROUP_GLOB_MAX - 1);
+    if (g->n == PREOOM_MAX_CGROUP_GLOBS)
+        return fail(err, cap, "--%s: at most %d patterns", name, PREOOM_MAX_CGROUP_GLOBS);
+    strcpy(g->glob[g->n++], v);
+    return 0;
 }
 
 static int num(const char *name, const char *v, uint64_t min, uint64_t max, const char *unit,
@@ -149,6 +170,29 @@ int preoom_dconf_set(preoom_dconf_t *d, const char *n, const char *v, char *err,
             return fail(err, cap, "--protect '%s' is not a pid (at most %d of them)", v ? v : "",
                         PREOOM_MAX_PROTECT);
         d->protect[d->n_protect++] = (int32_t)x;
+    } else if (!strcmp(n, "protect-cgroup")) {
+        return glob_add(n, v, &d->protect_cg, err, cap);
+    } else if (!strcmp(n, "avoid-cgroup")) {
+        return glob_add(n, v, &d->avoid_cg, err, cap);
+    } else if (!strcmp(n, "prefer-cgroup")) {
+        return glob_add(n, v, &d->prefer_cg, err, cap);
+    } else if (!strcmp(n, "kill-group")) {
+        return flag(n, v, &d->kill_group, err, cap);
+    } else if (!strcmp(n, "notify")) {
+        if (!v || !*v)
+            return fail(err, cap, "--notify needs a command");
+        d->notify = v;
+    } else if (!strcmp(n, "notify-timeout")) {
+        return ms(n, v, 1, 3600000, &d->notify_timeout_ms, err, cap);
+    } else if (!strcmp(n, "notify-max")) {
+        if ((rc = num(n, v, 1, PREOOM_NOTIFY_MAX_RUNNING, "a number of hooks", &x, err, cap)) != 0)
+            return rc;
+        d->notify_max = (unsigned)x;
+    } else if (!strcmp(n, "notify-events")) {
+        if (!v || preoom_notify_parse_events(v, &d->notify_events) != 0)
+            return fail(err, cap, "--notify-events '%s' is not a comma list of ask, answer, "
+                                  "no-answer, sigterm, sigkill, exited, failed, relieved, "
+                                  "no-candidate, hog, left (or all)", v ? v : "");
     } else if (!strcmp(n, "allow-uid")) {
         return flag(n, v, &d->allow_uid, err, cap);
     } else if (!strcmp(n, "dry-run")) {
@@ -247,6 +291,12 @@ size_t preoom_dconf_publish(const preoom_dconf_t *d, char *buf, size_t cap)
         P("avoid=%s\n", d->avoid);
     for (size_t i = 0; i < d->n_protect; i++)
         P("protect=%d\n", (int)d->protect[i]);
+    for (size_t i = 0; i < d->protect_cg.n; i++)
+        P("protect-cgroup=%s\n", d->protect_cg.glob[i]);
+    for (size_t i = 0; i < d->avoid_cg.n; i++)
+        P("avoid-cgroup=%s\n", d->avoid_cg.glob[i]);
+    for (size_t i = 0; i < d->prefer_cg.n; i++)
+        P("prefer-cgroup=%s\n", d->prefer_cg.glob[i]);
     P("allow-uid=%d\ndry-run=%d\n", d->allow_uid ? 1 : 0, e->dry_run ? 1 : 0);
 #undef P
     return len;
@@ -275,7 +325,9 @@ int preoom_dconf_load(preoom_dconf_t *d, const char *text, size_t len, char *err
         if (!eq)
             return fail(err, cap, "published settings: '%s' is not name=value", line);
         *eq = '\0';
-        if (!strcmp(line, "registry") || !strcmp(line, "registry-dir") || !strcmp(line, "metrics"))
+        /* Never taken from a file: where the daemon's own files live, and commands. */
+        if (!strcmp(line, "registry") || !strcmp(line, "registry-dir") || !strcmp(line, "metrics") ||
+            !strcmp(line, "notify"))
             continue;
         int rc = preoom_dconf_set(d, line, eq + 1, err, cap);
         if (rc != 0)
@@ -283,6 +335,18 @@ int preoom_dconf_load(preoom_dconf_t *d, const char *text, size_t len, char *err
     }
     d->scope_given = true;
     return preoom_dconf_finish(d, err, cap);
+}
+
+void preoom_dconf_gather_opts(const preoom_dconf_t *d, preoom_gather_opts_t *o)
+{
+    o->allow_any_uid = d->allow_uid;
+    memcpy(o->protect, d->protect, sizeof d->protect);
+    o->n_protect = d->n_protect;
+    o->prefer = d->prefer_set ? &d->prefer_re : NULL;
+    o->avoid = d->avoid_set ? &d->avoid_re : NULL;
+    o->protect_cg = &d->protect_cg;
+    o->avoid_cg = &d->avoid_cg;
+    o->prefer_cg = &d->prefer_cg;
 }
 
 void preoom_dconf_path(const char *registry_path, char *buf, size_t cap)

@@ -31,6 +31,13 @@ typedef struct {
     bool prefer_set, avoid_set;
     int32_t protect[PREOOM_MAX_PROTECT];
     size_t n_protect;
+    preoom_cgroup_globs_t protect_cg, avoid_cg, prefer_cg; /* --*-cgroup GLOB, may repeat */
+    bool kill_group;                 /* --kill-group: signal a group leader's whole group */
+    /* --notify CMD and its limits (never published: a webhook's command may hold a token). */
+    const char *notify;
+    uint32_t notify_timeout_ms;
+    unsigned notify_max;
+    uint32_t notify_events;          /* bit (1 << preoom_event_kind_t) */
     bool allow_uid, mlock, log_json;
     int verbose;
     bool quiet;
@@ -56,6 +63,11 @@ size_t preoom_dconf_publish(const preoom_dconf_t *d, char *buf, size_t cap);
 
 /* Read published lines into d (on top of its current values), then finish. */
 int preoom_dconf_load(preoom_dconf_t *d, const char *text, size_t len, char *err, size_t cap);
+
+/* The gathering options these settings imply (protect, prefer, avoid by pid, name and
+ * cgroup; --allow-uid), so preoomd and `preoom explain` fill them alike. The pointers in o
+ * point into d. */
+void preoom_dconf_gather_opts(const preoom_dconf_t *d, preoom_gather_opts_t *o);
 
 /* The file a daemon publishes its settings in, beside its registry file. */
 void preoom_dconf_path(const char *registry_path, char *buf, size_t cap);

@@ -258,6 +258,17 @@ static preoom_event_t *event(preoom_decision_t *d, preoom_event_kind_t k)
     return ev;
 }
 
+/* The command line of an ask's or a signal's process, through the optional hand. Read
+ * before the signal is sent: a victim without a handler dies at once, and a dying process's
+ * command line reads as empty while its pid still names it. */
+static void read_cmdline(const preoom_engine_hands_t *hands, const preoom_engine_proc_t *p,
+                         char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    if (hands && hands->cmdline)
+        hands->cmdline(hands->ctx, p, buf, cap);
+}
+
 static void event_proc(preoom_event_t *ev, const preoom_engine_input_t *in, size_t idx)
 {
     if (!ev)
@@ -460,10 +471,14 @@ static void cooperative(preoom_engine_t *e, const preoom_engine_input_t *in,
             want = min_ask;
         uint32_t serial = 0;
         int rc = 0;
+        char cmd[PREOOM_ENGINE_CMDLINE_MAX];
+        read_cmdline(hands, p, cmd, sizeof cmd);
         if (hands && !e->conf.dry_run)
             rc = hands->ask(hands->ctx, p, level, want, &serial);
         preoom_event_t *ev = event(d, rc == 0 ? PREOOM_EV_ASK : PREOOM_EV_FAILED);
         event_proc(ev, in, (size_t)best);
+        if (ev)
+            memcpy(ev->cmdline, cmd, sizeof cmd);
         if (ev) {
             ev->level = level;
             ev->bytes = want;
@@ -503,10 +518,14 @@ static void choose_and_signal(preoom_engine_t *e, const preoom_engine_input_t *i
         size_t k = order[i];
         const preoom_engine_proc_t *p = &in->procs[k];
         int rc = 0;
+        char cmd[PREOOM_ENGINE_CMDLINE_MAX];
+        read_cmdline(hands, p, cmd, sizeof cmd);
         if (hands && !e->conf.dry_run)
             rc = hands->signal(hands->ctx, p, SIGTERM);
         preoom_event_t *ev = event(d, rc == 0 ? PREOOM_EV_TERM : PREOOM_EV_FAILED);
         event_proc(ev, in, k);
+        if (ev)
+            memcpy(ev->cmdline, cmd, sizeof cmd);
         uint32_t grace = p->term_grace_ms ? p->term_grace_ms : e->conf.term_grace_ms;
         if (grace > e->conf.max_term_grace_ms)
             grace = e->conf.max_term_grace_ms;
@@ -535,6 +554,7 @@ static void choose_and_signal(preoom_engine_t *e, const preoom_engine_input_t *i
         e->v_uid = p->uid;
         e->v_registered = p->registered;
         snprintf(e->v_name, sizeof e->v_name, "%s", p->name);
+        memcpy(e->v_cmdline, cmd, sizeof cmd);
         return;
     }
 }
@@ -549,6 +569,7 @@ static void victim_event(preoom_engine_t *e, preoom_decision_t *d, preoom_event_
     ev->uid = e->v_uid;
     ev->registered = e->v_registered;
     snprintf(ev->name, sizeof ev->name, "%s", e->v_name);
+    snprintf(ev->cmdline, sizeof ev->cmdline, "%s", e->v_cmdline);
     ev->took_ms = d->now_ms - e->v_since_ms;
     ev->bytes = e->v_touched;
     ev->why = why;
@@ -890,6 +911,10 @@ int preoom_engine_format_event(const preoom_decision_t *d, size_t i,
         if (ev->pid) {
             put(buf, cap, &len, ",\"pid\":%d,\"uid\":%u,\"name\":", (int)ev->pid, ev->uid);
             put_json_str(buf, cap, &len, ev->name);
+            if (ev->cmdline[0]) {
+                put(buf, cap, &len, ",\"cmdline\":");
+                put_json_str(buf, cap, &len, ev->cmdline);
+            }
             put(buf, cap, &len, ",\"registered\":%s", ev->registered ? "true" : "false");
         }
         if (ev->kind == PREOOM_EV_ASK)
@@ -941,13 +966,15 @@ int preoom_engine_format_event(const preoom_decision_t *d, size_t i,
             ev->name, ev->took_ms);
         break;
     case PREOOM_EV_TERM:
-        put(buf, cap, &len, "SIGTERM pid %d (%s) uid %u%s, frees ~%.1fMiB, grace %ums: %s",
+        put(buf, cap, &len, "SIGTERM pid %d (%s) uid %u%s%s%s%s, frees ~%.1fMiB, grace %ums: %s",
             (int)ev->pid, ev->name, ev->uid, ev->registered ? "" : " (not registered)",
+            ev->cmdline[0] ? " cmdline \"" : "", ev->cmdline, ev->cmdline[0] ? "\"" : "",
             mib(ev->bytes), ev->grace_ms, ev->why);
         break;
     case PREOOM_EV_KILL:
-        put(buf, cap, &len, "SIGKILL pid %d (%s) uid %u, %" PRIu64 "ms after SIGTERM: %s",
-            (int)ev->pid, ev->name, ev->uid, ev->took_ms, ev->why);
+        put(buf, cap, &len, "SIGKILL pid %d (%s) uid %u%s%s%s, %" PRIu64 "ms after SIGTERM: %s",
+            (int)ev->pid, ev->name, ev->uid, ev->cmdline[0] ? " cmdline \"" : "", ev->cmdline,
+            ev->cmdline[0] ? "\"" : "", ev->took_ms, ev->why);
         break;
     case PREOOM_EV_EXITED:
         put(buf, cap, &len, "pid %d (%s) exited %" PRIu64 "ms %s; measuring again",

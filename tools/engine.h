@@ -24,6 +24,7 @@
 #define PREOOM_ENGINE_SAMPLES 128      /* forecast ring: (time, available) */
 #define PREOOM_ENGINE_MAX_EVENTS 24    /* what one pass has to say */
 #define PREOOM_ENGINE_NAME_MAX 64
+#define PREOOM_ENGINE_CMDLINE_MAX 160  /* the start of a victim's command line, printable */
 
 typedef enum {
     PREOOM_SCOPE_REGISTERED = 0, /* only processes with a registry slot */
@@ -106,6 +107,7 @@ typedef struct {
     int32_t pid;
     uint32_t uid;
     char name[PREOOM_ENGINE_NAME_MAX];
+    char cmdline[PREOOM_ENGINE_CMDLINE_MAX]; /* asks and signals: "" when not known */
     int level;                 /* asks: the request level */
     uint64_t bytes;            /* asks: wanted; answers: released; hog: its size */
     uint64_t wanted, callback_bytes, trim_bytes; /* answers: asked, said freed, trimmed */
@@ -143,6 +145,11 @@ typedef struct {
     int (*ask)(void *ctx, const preoom_engine_proc_t *p, int level, uint64_t bytes,
                uint32_t *serial);
     int (*signal)(void *ctx, const preoom_engine_proc_t *p, int sig);
+    /* Optional: the process's command line (bounded, printable), read just before an ask or
+     * a SIGTERM is sent (a dying process's reads as empty) and only then, never for every
+     * process every pass; the SIGKILL and exit events reuse the SIGTERM's. Also called in
+     * dry-run (it sends nothing). NULL: events carry no command line. */
+    void (*cmdline)(void *ctx, const preoom_engine_proc_t *p, char *buf, size_t cap);
 } preoom_engine_hands_t;
 
 enum preoom_rung { PREOOM_RUNG_NONE, PREOOM_RUNG_TERMED, PREOOM_RUNG_KILLED };
@@ -177,6 +184,7 @@ typedef struct {
     uint32_t v_grace_ms;
     uint32_t v_uid;
     char v_name[PREOOM_ENGINE_NAME_MAX];
+    char v_cmdline[PREOOM_ENGINE_CMDLINE_MAX]; /* read at SIGTERM: a dying process's is empty */
     bool v_registered;
     /* Totals for metrics. */
     uint64_t n_asked, n_answers, n_terms, n_kills, released_bytes;

@@ -14,6 +14,8 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -25,42 +27,234 @@
 
 #include "metrics.h"
 
-size_t preoom_metrics_format(const preoom_metrics_t *m, char *buf, size_t cap)
+/* The output, cut at the last whole line when it does not fit. */
+typedef struct {
+    char *buf;
+    size_t cap, n;
+    bool full;
+} out_t;
+
+static void put(out_t *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(out_t *o, const char *fmt, ...)
 {
-    size_t n = 0;
-#define LINE(...)                                                                           \
-    do {                                                                                    \
-        int k = snprintf(buf + n, cap > n ? cap - n : 0, __VA_ARGS__);                      \
-        if (k < 0 || (size_t)k >= (cap > n ? cap - n : 0))                                  \
-            return n;                                                                       \
-        n += (size_t)k;                                                                     \
-    } while (0)
-#define METRIC(name, type, help, fmt, ...)                                                  \
-    LINE("# HELP " name " " help "\n# TYPE " name " " type "\n" name " " fmt "\n", __VA_ARGS__)
-    METRIC("preoom_pressure_level", "gauge", "0 none, 1 moderate (ask), 2 critical (SIGTERM), 3 complete (SIGKILL).", "%d", m->level);
-    METRIC("preoom_memory_total_bytes", "gauge", "What the thresholds are relative to: the cgroup limit or RAM+swap.", "%llu", (unsigned long long)m->total_bytes);
-    METRIC("preoom_memory_available_bytes", "gauge", "What is left of it.", "%llu", (unsigned long long)m->available_bytes);
-    METRIC("preoom_memory_effective_bytes", "gauge", "Available less weighted exposure.", "%llu", (unsigned long long)m->effective_bytes);
-    METRIC("preoom_in_cgroup", "gauge", "1 when measured against a memory cgroup limit.", "%d", m->in_cgroup);
-    METRIC("preoom_exposure_bytes", "gauge", "Committed but untouched memory of the registered processes.", "%llu", (unsigned long long)m->exposure_bytes);
-    METRIC("preoom_committed_bytes", "gauge", "Committed memory of the registered processes.", "%llu", (unsigned long long)m->committed_bytes);
-    METRIC("preoom_touched_bytes", "gauge", "Touched memory (RssAnon + VmSwap) of the registered processes.", "%llu", (unsigned long long)m->touched_bytes);
-    METRIC("preoom_registered_processes", "gauge", "Live, verified registry slots.", "%llu", (unsigned long long)m->registered);
-    METRIC("preoom_psi_some_avg10_percent", "gauge", "Memory PSI some avg10.", "%u.%02u", m->psi_some_x100 / 100, m->psi_some_x100 % 100);
-    METRIC("preoom_psi_full_avg10_percent", "gauge", "Memory PSI full avg10.", "%u.%02u", m->psi_full_x100 / 100, m->psi_full_x100 % 100);
-    METRIC("preoom_time_to_kill_line_seconds", "gauge", "Time until available memory reaches the kill line at its recent fall; -1 when it is not falling.", "%s%lld.%03lld", m->time_to_kill_ms < 0 ? "-" : "", m->time_to_kill_ms < 0 ? 1LL : (long long)(m->time_to_kill_ms / 1000), m->time_to_kill_ms < 0 ? 0LL : (long long)(m->time_to_kill_ms % 1000));
-    METRIC("preoom_pass_seconds", "gauge", "How long the last decision pass took (reading, choosing, acting; not sleeping).", "%llu.%06llu", (unsigned long long)(m->pass_us / 1000000), (unsigned long long)(m->pass_us % 1000000));
-    METRIC("preoom_poll_interval_seconds", "gauge", "Current polling interval.", "%u.%03u", m->poll_ms / 1000, m->poll_ms % 1000);
-    LINE("# HELP preoom_actions_total Actions taken, by rung.\n# TYPE preoom_actions_total counter\n");
-    LINE("preoom_actions_total{action=\"ask\"} %llu\n", (unsigned long long)m->asks);
-    LINE("preoom_actions_total{action=\"sigterm\"} %llu\n", (unsigned long long)m->terms);
-    LINE("preoom_actions_total{action=\"sigkill\"} %llu\n", (unsigned long long)m->kills);
-    METRIC("preoom_answers_total", "counter", "Release requests answered by the asked process.", "%llu", (unsigned long long)m->answers);
-    METRIC("preoom_released_bytes_total", "counter", "Bytes the asked processes said they released.", "%llu", (unsigned long long)m->released_bytes);
-    METRIC("preoom_cgroup_kernel_oom_kills", "gauge", "The kernel's OOM kills in the watched cgroup.", "%llu", (unsigned long long)m->cgroup_oom_kills);
-#undef METRIC
-#undef LINE
-    return n;
+    if (o->full)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    size_t room = o->cap > o->n ? o->cap - o->n : 0;
+    int k = vsnprintf(o->buf + o->n, room, fmt, ap);
+    va_end(ap);
+    if (k < 0 || (size_t)k >= room) {
+        o->full = true;
+        /* Back to the end of the last whole line. */
+        while (o->n > 0 && o->buf[o->n - 1] != '\n')
+            o->n--;
+        if (o->cap)
+            o->buf[o->n < o->cap ? o->n : o->cap - 1] = '\0';
+        return;
+    }
+    o->n += (size_t)k;
+}
+
+/* A label value as the text format wants it: backslash, double quote and newline escaped. */
+static void put_label(out_t *o, const char *v)
+{
+    char esc[2 * PREOOM_METRICS_DOMAIN_MAX + 1];
+    size_t k = 0;
+    for (; *v && k + 2 < sizeof esc; v++) {
+        if (*v == '\\' || *v == '"') {
+            esc[k++] = '\\';
+            esc[k++] = *v;
+        } else if (*v == '\n') {
+            esc[k++] = '\\';
+            esc[k++] = 'n';
+        } else {
+            esc[k++] = *v;
+        }
+    }
+    esc[k] = '\0';
+    put(o, "%s", esc);
+}
+
+static void family(out_t *o, const char *name, const char *type, const char *help)
+{
+    put(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* name{domain="D"<extra>[,name="N"]} and a space: extra is labels already safe to print. */
+static void series(out_t *o, const char *name, const char *domain, const char *extra,
+                   const char *name_label)
+{
+    put(o, "%s{domain=\"", name);
+    put_label(o, domain);
+    put(o, "\"%s", extra);
+    if (name_label) {
+        put(o, ",name=\"");
+        put_label(o, name_label);
+        put(o, "\"");
+    }
+    put(o, "} ");
+}
+
+/* A fixed-point value: v / 10^digits, with a sign. */
+static void put_fixed(out_t *o, int64_t v, unsigned digits)
+{
+    uint64_t scale = 1;
+    for (unsigned k = 0; k < digits; k++)
+        scale *= 10;
+    uint64_t a = v < 0 ? (uint64_t)(-(v + 1)) + 1 : (uint64_t)v;
+    put(o, "%s%llu.%0*llu\n", v < 0 ? "-" : "", (unsigned long long)(a / scale), (int)digits,
+        (unsigned long long)(a % scale));
+}
+
+enum dom_value {
+    DV_LEVEL, DV_TOTAL, DV_AVAILABLE, DV_EFFECTIVE, DV_ASK, DV_TERM, DV_KILL, DV_IN_CGROUP,
+    DV_EXPOSURE, DV_COMMITTED, DV_TOUCHED, DV_REGISTERED, DV_ANSWERS, DV_RELEASED, DV_OOM,
+};
+
+static uint64_t dom_value(const preoom_metrics_domain_t *d, enum dom_value v)
+{
+    switch (v) {
+    case DV_LEVEL: return (uint64_t)(d->level < 0 ? 0 : d->level);
+    case DV_TOTAL: return d->total_bytes;
+    case DV_AVAILABLE: return d->available_bytes;
+    case DV_EFFECTIVE: return d->effective_bytes;
+    case DV_ASK: return d->ask_bytes;
+    case DV_TERM: return d->term_bytes;
+    case DV_KILL: return d->kill_bytes;
+    case DV_IN_CGROUP: return d->in_cgroup ? 1 : 0;
+    case DV_EXPOSURE: return d->exposure_bytes;
+    case DV_COMMITTED: return d->committed_bytes;
+    case DV_TOUCHED: return d->touched_bytes;
+    case DV_REGISTERED: return d->registered;
+    case DV_ANSWERS: return d->answers;
+    case DV_RELEASED: return d->released_bytes;
+    case DV_OOM: return d->cgroup_oom_kills;
+    }
+    return 0;
+}
+
+static const struct {
+    const char *name, *type, *help;
+    enum dom_value v;
+} dom_families[] = {
+    {"preoom_pressure_level", "gauge", "0 none, 1 moderate (ask), 2 critical (SIGTERM), 3 complete (SIGKILL).", DV_LEVEL},
+    {"preoom_memory_total_bytes", "gauge", "What the lines are relative to: the cgroup limit, or RAM plus swap.", DV_TOTAL},
+    {"preoom_memory_available_bytes", "gauge", "What is left of it.", DV_AVAILABLE},
+    {"preoom_memory_effective_bytes", "gauge", "Available less the weighted exposure.", DV_EFFECTIVE},
+    {"preoom_ask_line_bytes", "gauge", "Available memory at or below which the processes that can give are asked.", DV_ASK},
+    {"preoom_term_line_bytes", "gauge", "Available memory at or below which SIGTERM may be sent (while it still falls).", DV_TERM},
+    {"preoom_kill_line_bytes", "gauge", "Available memory at or below which SIGKILL is sent.", DV_KILL},
+    {"preoom_in_cgroup", "gauge", "1 when measured against a memory cgroup limit.", DV_IN_CGROUP},
+    {"preoom_exposure_bytes", "gauge", "Committed but untouched memory of the registered processes.", DV_EXPOSURE},
+    {"preoom_committed_bytes", "gauge", "Committed memory of the registered processes.", DV_COMMITTED},
+    {"preoom_touched_bytes", "gauge", "Touched memory (RssAnon + VmSwap) of the registered processes.", DV_TOUCHED},
+    {"preoom_registered_processes", "gauge", "Live, verified registry slots.", DV_REGISTERED},
+    {"preoom_answers_total", "counter", "Release requests answered by the asked process.", DV_ANSWERS},
+    {"preoom_released_bytes_total", "counter", "Bytes by which the asked processes' touched memory fell.", DV_RELEASED},
+    {"preoom_cgroup_kernel_oom_kills_total", "counter", "The kernel's own OOM kills in the watched cgroup (0 for the host).", DV_OOM},
+};
+
+size_t preoom_metrics_format(const preoom_metrics_t *m, const preoom_metrics_domain_t *doms,
+                             size_t n_doms, const preoom_metrics_proc_t *procs, size_t n_procs,
+                             char *buf, size_t cap)
+{
+    out_t o = {buf, cap, 0, false};
+    if (cap)
+        buf[0] = '\0';
+    /* The daemon's own. */
+    family(&o, "preoom_build_info", "gauge", "Always 1; the version is in the label.");
+    put(&o, "preoom_build_info{version=\"");
+    put_label(&o, m->version);
+    put(&o, "\"} 1\n");
+    family(&o, "preoom_start_time_seconds", "gauge", "When preoomd started, in seconds since the Unix epoch.");
+    put(&o, "preoom_start_time_seconds %llu\n", (unsigned long long)m->start_time_s);
+    family(&o, "preoom_pass_seconds", "gauge", "How long the last decision pass took (reading, choosing, acting; not sleeping).");
+    put(&o, "preoom_pass_seconds ");
+    put_fixed(&o, (int64_t)m->pass_us, 6);
+    family(&o, "preoom_poll_interval_seconds", "gauge", "Current polling interval.");
+    put(&o, "preoom_poll_interval_seconds ");
+    put_fixed(&o, m->poll_ms, 3);
+    family(&o, "preoom_notify_hooks_total", "counter", "--notify hooks by outcome: started, dropped (too many running), timed_out (killed), failed (non-zero exit).");
+    put(&o, "preoom_notify_hooks_total{result=\"started\"} %llu\n", (unsigned long long)m->notify_started);
+    put(&o, "preoom_notify_hooks_total{result=\"dropped\"} %llu\n", (unsigned long long)m->notify_dropped);
+    put(&o, "preoom_notify_hooks_total{result=\"timed_out\"} %llu\n", (unsigned long long)m->notify_timed_out);
+    put(&o, "preoom_notify_hooks_total{result=\"failed\"} %llu\n", (unsigned long long)m->notify_failed);
+
+    /* Per domain: each family once, one series per domain. */
+    for (size_t f = 0; f < sizeof dom_families / sizeof dom_families[0]; f++) {
+        family(&o, dom_families[f].name, dom_families[f].type, dom_families[f].help);
+        for (size_t k = 0; k < n_doms; k++) {
+            series(&o, dom_families[f].name, doms[k].domain, "", NULL);
+            put(&o, "%llu\n", (unsigned long long)dom_value(&doms[k], dom_families[f].v));
+        }
+    }
+    family(&o, "preoom_psi_some_avg10_percent", "gauge", "Memory PSI some avg10.");
+    for (size_t k = 0; k < n_doms; k++) {
+        series(&o, "preoom_psi_some_avg10_percent", doms[k].domain, "", NULL);
+        put_fixed(&o, doms[k].psi_some_x100, 2);
+    }
+    family(&o, "preoom_psi_full_avg10_percent", "gauge", "Memory PSI full avg10.");
+    for (size_t k = 0; k < n_doms; k++) {
+        series(&o, "preoom_psi_full_avg10_percent", doms[k].domain, "", NULL);
+        put_fixed(&o, doms[k].psi_full_x100, 2);
+    }
+    family(&o, "preoom_time_to_kill_line_seconds", "gauge", "Time until available memory reaches the kill line at its recent fall; -1 when it is not falling.");
+    for (size_t k = 0; k < n_doms; k++) {
+        series(&o, "preoom_time_to_kill_line_seconds", doms[k].domain, "", NULL);
+        put_fixed(&o, doms[k].time_to_kill_ms < 0 ? -1000 : doms[k].time_to_kill_ms, 3);
+    }
+    family(&o, "preoom_actions_total", "counter", "Actions taken, by rung.");
+    static const char *const actions[] = {"ask", "sigterm", "sigkill"};
+    for (size_t k = 0; k < n_doms; k++) {
+        uint64_t v[3] = {doms[k].asks, doms[k].terms, doms[k].kills};
+        for (size_t a = 0; a < 3; a++) {
+            char extra[32];
+            snprintf(extra, sizeof extra, ",action=\"%s\"", actions[a]);
+            series(&o, "preoom_actions_total", doms[k].domain, extra, NULL);
+            put(&o, "%llu\n", (unsigned long long)v[a]);
+        }
+    }
+
+    /* Per registered process, at most PREOOM_METRICS_MAX_PROCS of them. */
+    static const struct { const char *name, *help; } pf[] = {
+        {"preoom_process_committed_bytes", "Committed memory of a registered process (the 50 that touch the most)."},
+        {"preoom_process_touched_bytes", "Touched memory (RssAnon + VmSwap) of a registered process (the 50 that touch the most)."},
+        {"preoom_process_exposure_bytes", "Committed but untouched memory of a registered process (the 50 that touch the most)."},
+        {"preoom_process_slack_bytes", "Freed to malloc but not to the system, of a registered process (the 50 that touch the most)."},
+    };
+    if (n_procs > PREOOM_METRICS_MAX_PROCS)
+        n_procs = PREOOM_METRICS_MAX_PROCS;
+    for (size_t f = 0; n_procs && f < sizeof pf / sizeof pf[0]; f++) {
+        family(&o, pf[f].name, "gauge", pf[f].help);
+        for (size_t k = 0; k < n_procs; k++) {
+            const preoom_metrics_proc_t *p = &procs[k];
+            const char *dom = p->domain < n_doms ? doms[p->domain].domain : "/";
+            char extra[32], name[sizeof p->name + 1];
+            snprintf(extra, sizeof extra, ",pid=\"%d\"", (int)p->pid);
+            snprintf(name, sizeof name, "%s", p->name);
+            series(&o, pf[f].name, dom, extra, name);
+            uint64_t v = f == 0 ? p->committed_bytes : f == 1 ? p->touched_bytes
+                       : f == 2 ? p->exposure_bytes : p->slack_bytes;
+            put(&o, "%llu\n", (unsigned long long)v);
+        }
+    }
+    return o.n;
+}
+
+void preoom_metrics_offer_proc(preoom_metrics_proc_t *top, size_t *n, size_t cap,
+                               const preoom_metrics_proc_t *p)
+{
+    if (*n < cap) {
+        top[(*n)++] = *p;
+        return;
+    }
+    size_t min = 0;
+    for (size_t k = 1; k < *n; k++)
+        if (top[k].touched_bytes < top[min].touched_bytes)
+            min = k;
+    if (*n && p->touched_bytes > top[min].touched_bytes)
+        top[min] = *p;
 }
 
 int preoom_metrics_write_file(const char *path, const char *text, size_t len)
@@ -109,6 +303,16 @@ int preoom_metrics_write_file(const char *path, const char *text, size_t len)
     return 0;
 }
 
+int preoom_metrics_remove_file(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return -errno;
+    if (!S_ISREG(st.st_mode) || st.st_uid != geteuid())
+        return -EPERM;
+    return unlink(path) == 0 ? 0 : -errno;
+}
+
 int preoom_metrics_listen(int port)
 {
     int s = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -132,12 +336,25 @@ int preoom_metrics_listen(int port)
 /* ---- the server thread ------------------------------------------------------------------ */
 
 static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
-static preoom_metrics_t shared;     /* the loop's last figures */
+/* The loop's last figures. */
+static preoom_metrics_t shared;
+static preoom_metrics_domain_t shared_doms[PREOOM_METRICS_MAX_DOMAINS];
+static preoom_metrics_proc_t shared_procs[PREOOM_METRICS_MAX_PROCS];
+static size_t shared_n_doms, shared_n_procs;
 
-void preoom_metrics_publish(const preoom_metrics_t *m)
+void preoom_metrics_publish(const preoom_metrics_t *m, const preoom_metrics_domain_t *doms,
+                            size_t n_doms, const preoom_metrics_proc_t *procs, size_t n_procs)
 {
+    if (n_doms > PREOOM_METRICS_MAX_DOMAINS)
+        n_doms = PREOOM_METRICS_MAX_DOMAINS;
+    if (n_procs > PREOOM_METRICS_MAX_PROCS)
+        n_procs = PREOOM_METRICS_MAX_PROCS;
     pthread_mutex_lock(&shared_lock);
     shared = *m;
+    memcpy(shared_doms, doms, n_doms * sizeof *doms);
+    memcpy(shared_procs, procs, n_procs * sizeof *procs);
+    shared_n_doms = n_doms;
+    shared_n_procs = n_procs;
     pthread_mutex_unlock(&shared_lock);
 }
 
@@ -170,15 +387,17 @@ int preoom_metrics_route(const char *req, size_t len)
 
 static void respond(conn_t *c)
 {
-    char text[8192], head[192];
+    /* Static: only the server thread answers, one connection at a time. */
+    static char text[PREOOM_METRICS_TEXT_MAX];
+    char head[192];
     int code = preoom_metrics_route(c->req, c->have);
     size_t len;
     if (code == 200) {
-        preoom_metrics_t m;
+        /* Formatted under the lock: a copy of the arrays would cost as much, on our stack. */
         pthread_mutex_lock(&shared_lock);
-        m = shared;
+        len = preoom_metrics_format(&shared, shared_doms, shared_n_doms, shared_procs,
+                                    shared_n_procs, text, sizeof text);
         pthread_mutex_unlock(&shared_lock);
-        len = preoom_metrics_format(&m, text, sizeof text);
     } else {
         len = (size_t)snprintf(text, sizeof text, "not found: only /metrics is served here\n");
     }
@@ -186,8 +405,8 @@ static void respond(conn_t *c)
                      "HTTP/1.0 %s\r\nContent-Type: text/plain; version=0.0.4\r\n"
                      "Content-Length: %zu\r\nConnection: close\r\n\r\n",
                      code == 200 ? "200 OK" : "404 Not Found", len);
-    /* Non-blocking: an answer this small fits the socket buffer; a client that does not
-     * read simply loses the rest. */
+    /* Non-blocking: the answer (at most PREOOM_METRICS_TEXT_MAX) fits a loopback socket's
+     * buffer; a client that does not read simply loses the rest. */
     if (send(c->fd, head, (size_t)h, MSG_NOSIGNAL | MSG_DONTWAIT) == h)
         (void)send(c->fd, text, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 }

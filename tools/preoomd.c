@@ -40,6 +40,8 @@
 #include "engine.h"
 #include "floor.h"
 #include "metrics.h"
+#include "metrics_fill.h"
+#include "notify.h"
 #include "pressure.h"
 #include "procfs.h"
 #include "readings.h"
@@ -117,11 +119,13 @@ typedef struct {
 static pid_dom_t *pcache;
 static size_t n_pcache;
 static int *pdom;               /* innermost domain of g.procs[i], -1 none */
+static uint32_t *mdom_of;       /* its place among the metrics' domains */
 static uint64_t gather_seq;     /* counts the gatherings */
 static uint64_t *slot_seen;     /* per slot: its process (pid and start) when last looked */
 static int32_t *scratch_pids;
 static int *scratch_dom;
 static uint64_t *scratch_starts;
+static preoom_notify_t notify;
 
 static uint64_t now_ms(void)
 {
@@ -226,6 +230,12 @@ static void usage(FILE *f)
             "  --horizon MS           signal only when the kill line is this near in time (5000)\n"
             "  --min-poll MS --max-poll MS  polling bounds (defaults 5 and 1000)\n"
             "  --prefer REGEX --avoid REGEX --protect PID  (--protect may repeat)\n"
+            "  --prefer-cgroup GLOB --avoid-cgroup GLOB --protect-cgroup GLOB  the same by\n"
+            "                         cgroup path, as /proc/PID/cgroup names it (may repeat)\n"
+            "  --kill-group           signal a victim's process group when it leads one\n"
+            "  --notify CMD           run CMD (sh -c) on each ask, SIGTERM and SIGKILL: the\n"
+            "                         decision in PREOOM_* variables, its JSON on stdin\n"
+            "  --notify-timeout MS --notify-max N --notify-events LIST  (10000, 4, ask,sigterm,sigkill)\n"
             "  --allow-uid            act on processes of other users than the registry's\n"
             "  --dry-run              decide and log, send nothing\n"
             "  --log-format F         text (default) or json: one object per decision\n"
@@ -248,6 +258,9 @@ static void parse_options(int argc, char **argv)
         {"kill-grace", 1, 0, 0}, {"horizon", 1, 0, 0}, {"cooldown", 1, 0, 0},
         {"min-poll", 1, 0, 0}, {"max-poll", 1, 0, 0}, {"prefer", 1, 0, 0}, {"avoid", 1, 0, 0},
         {"protect", 1, 0, 0}, {"allow-uid", 0, 0, 0}, {"dry-run", 0, 0, 0},
+        {"prefer-cgroup", 1, 0, 0}, {"avoid-cgroup", 1, 0, 0}, {"protect-cgroup", 1, 0, 0},
+        {"kill-group", 0, 0, 0}, {"notify", 1, 0, 0}, {"notify-timeout", 1, 0, 0},
+        {"notify-max", 1, 0, 0}, {"notify-events", 1, 0, 0},
         {"log-format", 1, 0, 0}, {"metrics", 1, 0, 0}, {"metrics-port", 1, 0, 0},
         {"slots", 1, 0, 0}, {"group", 1, 0, 0}, {"no-mlock", 0, 0, 0},
         {"config", 1, 0, 'C'}, {"check-config", 0, 0, 'K'},
@@ -403,7 +416,10 @@ static int hand_signal(void *ctx, const preoom_engine_proc_t *p, int sig)
         x->vfd_pid = p->pid;
         x->vfd_start = p->start_time;
     }
-    int rc = preoom_act_signal(x->vfd, sig);
+    int rc = opt.kill_group ? preoom_act_signal_group(x->vfd, p->pid, sig)
+                            : preoom_act_signal(x->vfd, sig);
+    if (rc > 0)
+        rc = 0;
     if (rc == 0 && sig == SIGKILL) {
         /* Give the victim's memory back now rather than when its exit gets round to it. */
         int mr = preoom_act_mrelease(x->vfd);
@@ -416,6 +432,18 @@ static int hand_signal(void *ctx, const preoom_engine_proc_t *p, int sig)
         }
     }
     return rc;
+}
+
+static void hand_cmdline(void *ctx, const preoom_engine_proc_t *p, char *buf, size_t cap)
+{
+    (void)ctx;
+    preoom_proc_cmdline(&fs, p->pid, p->start_time, buf, cap);
+}
+
+static void notify_say(void *ctx, const char *msg)
+{
+    (void)ctx;
+    logline(SEV_WARNING, "%s", msg);
 }
 
 /* ---- domains -------------------------------------------------------------------------- */
@@ -562,16 +590,19 @@ static void dom_open(int i, uint64_t now)
         m = 0;
     }
     x->sections = m;
-    x->own_prefs = m > 0 && (x->conf.prefer_set != opt.prefer_set || x->conf.avoid_set != opt.avoid_set ||
-                             strcmp(x->conf.prefer, opt.prefer) || strcmp(x->conf.avoid, opt.avoid) ||
-                             x->conf.n_protect != opt.n_protect);
+    /* Its own --avoid, --prefer or --protect (names, pids or cgroups): applied again to its
+     * processes at each step, over the daemon-wide ones the gathering applied. */
+    x->own_prefs = false;
+    for (size_t e = 0; m > 0 && e < cf->n_e; e++)
+        if (cf->e[e].section >= 0 &&
+            preoom_conffile_matches(cf->s[cf->e[e].section].pattern, dm->path[0] ? dm->path : "/") &&
+            (!strncmp(cf->e[e].key, "prefer", 6) || !strncmp(cf->e[e].key, "avoid", 5) ||
+             !strncmp(cf->e[e].key, "protect", 7)))
+            x->own_prefs = true;
     x->gopt = gopt;
+    preoom_dconf_gather_opts(&x->conf, &x->gopt);
     x->gopt.scope = (int)x->conf.scope;
     x->gopt.cgroup_dir = dm->dir;
-    x->gopt.prefer = x->conf.prefer_set ? &x->conf.prefer_re : NULL;
-    x->gopt.avoid = x->conf.avoid_set ? &x->conf.avoid_re : NULL;
-    memcpy(x->gopt.protect, x->conf.protect, sizeof x->conf.protect);
-    x->gopt.n_protect = x->conf.n_protect;
     bool local;
     x->psifd = psi_trigger(i, &local);
     x->conf.eng.psi_local = local;
@@ -795,6 +826,8 @@ static void log_events(int i, const preoom_decision_t *d, const preoom_engine_in
             logline(sev, opt.log_json ? "%s" : "dry-run: would %s", out);
         else
             logline(sev, "%s", out);
+        preoom_notify_event(&notify, d, k, in, scores,
+                            i == PREOOM_DOMAIN_HOST ? "/" : doms->d[i].path, now_ms());
     }
 }
 
@@ -898,7 +931,7 @@ static void dom_step(int i, uint64_t now, bool gathered)
             continue;
         edom[n] = eall[k];
         if (x->own_prefs)
-            preoom_candidate_prefs(&x->gopt, p->name, &edom[n].c);
+            preoom_candidate_prefs(&fs, &x->gopt, p->name, &edom[n].c);
         n++;
         const preoom_candidate_t *c = &p->c;
         if (c->maps_registry && c->uid_matches) {
@@ -953,7 +986,7 @@ static void dom_step(int i, uint64_t now, bool gathered)
     int32_t vpid = preoom_engine_victim_pid(&x->engine, &vstart);
     if (vpid && x->vfd >= 0 && x->vfd_pid == vpid && x->vfd_start == vstart)
         in.victim_gone = preoom_act_exited(x->vfd) == 1;
-    preoom_engine_hands_t hands = {x, hand_ask, hand_signal};
+    preoom_engine_hands_t hands = {x, hand_ask, hand_signal, hand_cmdline};
     preoom_engine_step(&x->engine, &in, &hands, &x->d);
     x->stepped = true;
     int32_t nv = preoom_engine_victim_pid(&x->engine, &vstart);
@@ -1050,6 +1083,8 @@ int main(int argc, char **argv)
     doms->only = only;
     doms->n_only = n_only;
     doms->no_host = n_only > 0;
+    /* Everything that can refuse to start is tried before the registry is created, so a
+     * failed start (a busy port) leaves nothing behind. */
     int msock = -1;
     if (opt.metrics_port) {
         msock = preoom_metrics_start(opt.metrics_port);
@@ -1068,12 +1103,8 @@ int main(int argc, char **argv)
     memset(&gopt, 0, sizeof gopt);
     if (preoom_gather_opts_for(&reg, opt.registry, &gopt, reg_path, sizeof reg_path) != 0)
         fatal(1, "cannot stat the registry file");
-    gopt.allow_any_uid = opt.allow_uid;
+    preoom_dconf_gather_opts(&opt, &gopt);
     gopt.want_children = opt.eng.policy == PREOOM_POLICY_CLASSIC;
-    memcpy(gopt.protect, opt.protect, sizeof opt.protect);
-    gopt.n_protect = opt.n_protect;
-    gopt.prefer = opt.prefer_set ? &opt.prefer_re : NULL;
-    gopt.avoid = opt.avoid_set ? &opt.avoid_re : NULL;
     gopt.scope = (int)opt.scope;
     gopt.cgroup_dir = "";
     /* Everything the loop needs is allocated now, before mlockall and before any pressure.
@@ -1090,11 +1121,19 @@ int main(int argc, char **argv)
     scratch_dom = calloc(g.cap, sizeof *scratch_dom);
     scratch_starts = calloc(g.cap, sizeof *scratch_starts);
     slot_seen = calloc(g.cap, sizeof *slot_seen);
-    if (!slot_seen || !g.procs || !eall || !edom || !scores || !history || !pcache || !pdom || !scratch_pids ||
+    mdom_of = calloc(g.cap, sizeof *mdom_of);
+    if (!slot_seen || !mdom_of || !g.procs || !eall || !edom || !scores || !history || !pcache || !pdom || !scratch_pids ||
         !scratch_dom || !scratch_starts)
         fatal(1, "out of memory at start-up");
     history->window_ms = 2000;
-    static char mtext[8192];
+    static char mtext[PREOOM_METRICS_TEXT_MAX];
+    static preoom_metrics_domain_t mdoms[PREOOM_METRICS_MAX_DOMAINS];
+    static preoom_metrics_proc_t mprocs[PREOOM_METRICS_MAX_PROCS];
+    snprintf(met.version, sizeof met.version, "%s", PREOOMD_VERSION);
+    met.start_time_s = (uint64_t)time(NULL);
+    preoom_notify_conf_t nconf = {opt.notify, opt.notify_timeout_ms, opt.notify_max,
+                                  opt.notify_events, notify_say, NULL};
+    preoom_notify_init(&notify, &nconf);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -1243,6 +1282,7 @@ int main(int argc, char **argv)
         for (size_t k = 0; k < n_due; k++)
             if (rt[order[k]].live)
                 dom_step(order[k], now, gathered);
+        preoom_notify_reap(&notify, now);
 
         int w = worst_domain();
         if (w >= 0) {
@@ -1271,53 +1311,52 @@ int main(int argc, char **argv)
         }
         if (w >= 0 && (now - last_metrics >= metrics_every || msock >= 0)) {
             /* The HTTP server has its own thread: it gets each pass's figures published. */
-            const dom_rt_t *x = &rt[w];
-            const preoom_decision_t *d = &x->d;
-            met.level = d->level;
-            met.total_bytes = d->total_bytes;
-            met.available_bytes = d->available_bytes;
-            met.effective_bytes = d->effective_bytes;
-            met.in_cgroup = d->in_cgroup;
-            met.exposure_bytes = x->exposure;
-            met.committed_bytes = x->committed;
-            met.touched_bytes = x->touched;
-            met.registered = x->registered;
-            met.asks = met.terms = met.kills = met.answers = met.released_bytes = 0;
-            met.cgroup_oom_kills = 0;
-            for (size_t i = 0; i < doms->n; i++) {
-                const dom_rt_t *y = &rt[i];
-                if (!y->live)
+            /* Every live domain, its own series under its domain label; the registered
+             * processes that touch the most, each under its innermost domain. */
+            size_t n_mdoms = 0, n_mprocs = 0;
+            int mindex[PREOOM_MAX_DOMAINS];
+            for (size_t i = 0; i < doms->n && n_mdoms < PREOOM_METRICS_MAX_DOMAINS; i++) {
+                const dom_rt_t *x = &rt[i];
+                mindex[i] = -1;
+                if (!x->live || !x->stepped)
                     continue;
-                met.asks += y->engine.n_asked;
-                met.terms += y->engine.n_terms;
-                met.kills += y->engine.n_kills;
-                met.answers += y->engine.n_answers;
-                met.released_bytes += y->engine.released_bytes;
-                if (i != PREOOM_DOMAIN_HOST && y->cg.oom_kill != PREOOM_VALUE_MISSING)
-                    met.cgroup_oom_kills += y->cg.oom_kill;
+                preoom_metrics_sums_t sums = {x->exposure, x->committed, x->touched, x->registered};
+                preoom_metrics_fill_domain(&mdoms[n_mdoms], i == PREOOM_DOMAIN_HOST ? "/" : doms->d[i].path,
+                                           &x->d, &x->engine, &sums, &x->r,
+                                           i == PREOOM_DOMAIN_HOST ? NULL : &x->cg);
+                mindex[i] = (int)n_mdoms++;
             }
-            met.poll_ms = d->next_poll_ms;
-            met.psi_some_x100 = x->r.psi_some_avg10_x100;
-            met.psi_full_x100 = x->r.psi_full_avg10_x100;
-            met.time_to_kill_ms = d->time_to_kill_ms;
+            for (size_t k = 0; k < n_reg; k++)
+                mdom_of[k] = pdom[k] >= 0 && (size_t)pdom[k] < doms->n && mindex[pdom[k]] >= 0
+                                 ? (uint32_t)mindex[pdom[k]] : UINT32_MAX;
+            preoom_gathered_t regs = g;
+            regs.n = n_reg;
+            preoom_metrics_fill_procs(&regs, eall, mdom_of, 0, mprocs, &n_mprocs,
+                                      PREOOM_METRICS_MAX_PROCS);
+            met.poll_ms = rt[w].d.next_poll_ms;
             met.pass_us = (preoom_now_ns(CLOCK_MONOTONIC) - pass_ns) / 1000;
+            met.notify_started = notify.started;
+            met.notify_dropped = notify.dropped;
+            met.notify_timed_out = notify.timed_out;
+            met.notify_failed = notify.failed;
             if (opt.metrics_port)
-                preoom_metrics_publish(&met);
-        }
-        if (w >= 0 && now - last_metrics >= metrics_every) {
-            size_t len = preoom_metrics_format(&met, mtext, sizeof mtext);
-            if (opt.metrics_file) {
-                int mrc = preoom_metrics_write_file(opt.metrics_file, mtext, len);
-                if (mrc != 0) {
-                    static uint64_t said;
-                    if (!said || now - said > 60000) {
-                        logline(SEV_WARNING, "cannot write %s: %s", opt.metrics_file,
-                                strerror(-mrc));
-                        said = now;
+                preoom_metrics_publish(&met, mdoms, n_mdoms, mprocs, n_mprocs);
+            if (now - last_metrics >= metrics_every) {
+                size_t len = preoom_metrics_format(&met, mdoms, n_mdoms, mprocs, n_mprocs, mtext,
+                                                   sizeof mtext);
+                if (opt.metrics_file) {
+                    int mrc = preoom_metrics_write_file(opt.metrics_file, mtext, len);
+                    if (mrc != 0) {
+                        static uint64_t said;
+                        if (!said || now - said > 60000) {
+                            logline(SEV_WARNING, "cannot write %s: %s", opt.metrics_file,
+                                    strerror(-mrc));
+                            said = now;
+                        }
                     }
                 }
+                last_metrics = now;
             }
-            last_metrics = now;
         }
 
         /* Sleep until the next domain is due, or a PSI trigger or a v1 threshold of one
@@ -1371,5 +1410,10 @@ int main(int argc, char **argv)
         unlink(conf_path);
     for (size_t i = 0; i < doms->n; i++)
         dom_close((int)i);
+    preoom_notify_fini(&notify);
+    /* A textfile left behind would go on saying the last figures as if preoomd still ran:
+     * removed, so node_exporter drops the series and absent() alerts can fire. */
+    if (opt.metrics_file)
+        preoom_metrics_remove_file(opt.metrics_file);
     return 0;
 }

@@ -56,6 +56,12 @@ run --stacks some -- true|2|^preoom: run: --stacks wants off, sample or all, not
 run --report '' -- true|2|^preoom: run: --report wants a value, not '' $see
 run --bogus -- true|2|^preoom: run: unknown option '--bogus' $see
 explain --registry -v|2|^preoom: explain: --registry wants a value, not the option-like '-v' $see
+explain --bogus|2|^preoom: explain: unknown option '--bogus' $see
+explain -x|2|^preoom: explain: unknown option '-x' $see
+explain --policy|2|^preoom: explain: --policy wants a value $see
+explain --policy --json|2|^preoom: explain: --policy wants a value, not the option-like '--json' $see
+explain --cgroup -v|2|^preoom: explain: --cgroup wants a value, not the option-like '-v' $see
+explain --policy nicest|2|^preoom: explain: --policy wants preoom, kernel or classic, not 'nicest' $see
 report --registry -v x.json|2|^preoom: report: --registry wants a value, not the option-like '-v' $see
 EOF_TABLE
 check "no registry called '-v' was made" [ ! -e /dev/shm/preoom.-v ]

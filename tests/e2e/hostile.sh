@@ -149,7 +149,7 @@ check "recreate: preoomd says the registry was deleted, and reopens it" \
     wait_for 5 grep -q "was deleted: reopened" "$T_TMP/d5.log"
 host "$r" rech
 check "recreate: a new host is seen by preoomd (registered 1 in its metrics)" \
-    wait_for 5 grep -qx "preoom_registered_processes 1" "$T_TMP/m5.prom"
+    wait_for 5 grep -qx 'preoom_registered_processes{domain="/"} 1' "$T_TMP/m5.prom"
 ino1=$(stat -c %i "/dev/shm/preoom.$r")
 cp "/dev/shm/preoom.$r" "$T_TMP/copy"; mv "$T_TMP/copy" "/dev/shm/preoom.$r"
 check "replace: preoomd says the registry was replaced, and reopens it" \

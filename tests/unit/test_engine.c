@@ -211,10 +211,28 @@ typedef struct {
     preoom_engine_proc_t ep[MAXP];
     int events[16];        /* per kind */
     int hog_pid;
+    int cmdline_reads;     /* calls of the cmdline hand */
+    int cmdline_bad;       /* ask/term/kill/exit events without their process's command line */
 } run_t;
 
 /* Another domain's victim inside this one is on its way out until this time (0: never). */
 static uint64_t g_hold_until_ms;
+/* The cmdline hand: a command line made from the pid, so an event naming another process's
+ * (or none) is seen. Counted: it must be called for an ask or a SIGTERM only. As the kernel
+ * does, a process already signalled reads as empty (it may be dying): the engine must read
+ * before it signals. */
+static int cmdline_calls;
+static void hand_cmdline(void *ctx, const preoom_engine_proc_t *ep, char *buf, size_t cap)
+{
+    world_t *w = ctx;
+    cmdline_calls++;
+    for (size_t i = 0; i < w->n; i++)
+        if (w->p[i].pid == ep->pid && (w->p[i].terms || w->p[i].kills)) {
+            snprintf(buf, cap, "%s", "");
+            return;
+        }
+    snprintf(buf, cap, "prog-%d --flag", (int)ep->pid);
+}
 
 static void build_input(world_t *w, run_t *r, preoom_engine_input_t *in, int32_t vpid)
 {
@@ -301,7 +319,9 @@ static uint32_t run_scene(world_t *w, run_t *r, const preoom_engine_conf_t *conf
 {
     preoom_engine_init(&r->e, conf, r->scores, MAXP);
     memset(r->events, 0, sizeof r->events);
-    preoom_engine_hands_t hands = {w, hand_ask, hand_signal};
+    r->cmdline_bad = 0;
+    cmdline_calls = 0;
+    preoom_engine_hands_t hands = {w, hand_ask, hand_signal, hand_cmdline};
     preoom_decision_t d;
     uint32_t poll = 0;
     for (w->now = 0; w->now <= ms; w->now += STEP_MS) {
@@ -314,6 +334,13 @@ static uint32_t run_scene(world_t *w, run_t *r, const preoom_engine_conf_t *conf
             r->events[d.ev[i].kind]++;
             if (d.ev[i].kind == PREOOM_EV_HOG)
                 r->hog_pid = d.ev[i].pid;
+            preoom_event_kind_t k = d.ev[i].kind;
+            if (with_hands && (k == PREOOM_EV_ASK || k == PREOOM_EV_TERM || k == PREOOM_EV_KILL ||
+                               k == PREOOM_EV_EXITED)) {
+                char want[64];
+                snprintf(want, sizeof want, "prog-%d --flag", (int)d.ev[i].pid);
+                r->cmdline_bad += strcmp(d.ev[i].cmdline, want) != 0;
+            }
             if (getenv("ENGINE_TRACE")) {
                 char line[2048];
                 preoom_engine_format_event(&d, i, &in, r->scores, 0, line, sizeof line);
@@ -321,6 +348,17 @@ static uint32_t run_scene(world_t *w, run_t *r, const preoom_engine_conf_t *conf
             }
         }
         poll = d.next_poll_ms;
+    }
+    r->cmdline_reads = cmdline_calls;
+    if (with_hands) {
+        /* Every signal and ask names its process's command line (the KILL and the exit
+         * carry the one read at SIGTERM), and it was read for those events only, never for
+         * every process every pass. */
+        CHECK_EQ_I64(r->cmdline_bad, 0);
+        CHECK(r->cmdline_reads <= r->events[PREOOM_EV_ASK] + r->events[PREOOM_EV_TERM] +
+                                       r->events[PREOOM_EV_FAILED]);
+    } else {
+        CHECK_EQ_I64(r->cmdline_reads, 0);
     }
     return poll;
 }
@@ -806,6 +844,7 @@ static void formats(void)
         d.ev[0].kind = (preoom_event_kind_t)k;
         d.ev[0].pid = 42;
         snprintf(d.ev[0].name, sizeof d.ev[0].name, "na\"me\x01");
+        snprintf(d.ev[0].cmdline, sizeof d.ev[0].cmdline, "/bin/x -c \"y\"");
         d.ev[0].why = "because";
         d.ev[0].proc = SIZE_MAX;
         preoom_engine_input_t in;
@@ -817,6 +856,8 @@ static void formats(void)
         CHECK(buf[0] == '{' && buf[strlen(buf) - 1] == '}');
         CHECK(strstr(buf, "\"time_to_kill_ms\":1500") != NULL);
         CHECK(strstr(buf, "na\\\"me\\u0001") != NULL);
+        /* The command line: in every JSON event that names a process, escaped. */
+        CHECK(strstr(buf, "\"cmdline\":\"/bin/x -c \\\"y\\\"\"") != NULL);
         CHECK(strstr(buf, preoom_event_name((preoom_event_kind_t)k)) != NULL);
     }
     /* A tiny buffer is cut, never overrun. */
