@@ -66,7 +66,9 @@ check "PREOOM_NAME=victim" [ "$(env_of PREOOM_NAME)" = victim ]
 check "PREOOM_UID=$(id -u)" [ "$(env_of PREOOM_UID)" = "$(id -u)" ]
 check "PREOOM_CMDLINE has the arguments ($(env_of PREOOM_CMDLINE))" \
     bash -c '[[ "$0" == *"victim 400 8 30 20000 --marker-arg" ]]' "$(env_of PREOOM_CMDLINE)"
-check "PREOOM_DOMAIN is the cgroup" [ "$(env_of PREOOM_DOMAIN)" = "$cg" ]
+# The domain as its metrics label and log lines name it: the cgroup path in its hierarchy.
+rel=${cg#/sys/fs/cgroup}; rel=${rel#/memory}; rel=${rel#/unified}
+check "PREOOM_DOMAIN is the cgroup's path ($(env_of PREOOM_DOMAIN))" [ "$(env_of PREOOM_DOMAIN)" = "$rel" ]
 check "PREOOM_AVAILABLE_BYTES and PREOOM_TOTAL_BYTES are numbers, available < total" \
     bash -c '[ "$0" -ge 0 ] && [ "$1" -gt "$0" ]' "$(env_of PREOOM_AVAILABLE_BYTES)" "$(env_of PREOOM_TOTAL_BYTES)"
 check "PREOOM_BYTES is what it frees ($(env_of PREOOM_BYTES))" [ "$(env_of PREOOM_BYTES)" -gt $((100 << 20)) ]
