@@ -97,6 +97,9 @@ run_in_cgroup() {
 # Seconds since midnight, local time, as preoomd's log lines have it.
 now_s() { date +%H:%M:%S.%N | awk -F: '{ printf "%.3f", $1 * 3600 + $2 * 60 + $3 }'; }
 
+# preoomd's lines without the "[/cgroup/path] " that names the domain which decided.
+undomain() { sed -E 's/^(preoomd [^ ]+ [a-z]+: )\[[^]]*\] /\1/' "$1" 2>/dev/null; }
+
 # What preoomd did, in plain words, from its log (one event a line: clock, then words).
 story() {
     local P='^preoomd [0-9-]+T([0-9:]+)\.[0-9]+ [a-z]+: '
@@ -108,7 +111,7 @@ story() {
         -e "s/${P}SIGTERM pid ([0-9]+) \(([^)]*)\).*/\1  stopped \3 (pid \2) with SIGTERM: memory still falling below the term line/p" \
         -e "s/${P}SIGKILL pid ([0-9]+) \(([^)]*)\).*/\1  killed \3 (pid \2) with SIGKILL: it ignored SIGTERM/p" \
         -e "s/${P}relieved.*/\1  pressure relieved/p" \
-        "$1" 2>/dev/null
+        < <(undomain "$1")
 }
 # The same events as chart marks: seconds-of-day and a letter (a ask, T SIGTERM, K SIGKILL).
 marks() {
@@ -117,7 +120,7 @@ marks() {
         -e "s/${P}ask pid .*/\1 \2 \3 a/p" \
         -e "s/${P}SIGTERM pid .*/\1 \2 \3 T/p" \
         -e "s/${P}SIGKILL pid .*/\1 \2 \3 K/p" \
-        "$1" 2>/dev/null | awk '{ printf "%.3f %s\n", $1 * 3600 + $2 * 60 + $3, $4 }'
+        < <(undomain "$1") | awk '{ printf "%.3f %s\n", $1 * 3600 + $2 * 60 + $3, $4 }'
 }
 
 # The usage bar: 50 cells for 0..limit, the ask (A), SIGTERM (T) and SIGKILL (K) lines where

@@ -207,6 +207,18 @@ static preoom_history_entry_t *history_of(preoom_history_t *h, int32_t pid, uint
     return e;
 }
 
+int preoom_history_note(const preoom_procfs_t *fs, preoom_history_t *h, int32_t pid,
+                        uint64_t start_time, uint64_t now_ms)
+{
+    preoom_pid_status_t ss;
+    if (!h || preoom_read_pid_status(fs, pid, &ss) != 0)
+        return -ESRCH;
+    uint64_t M = PREOOM_VALUE_MISSING;
+    uint64_t touched = (ss.rss_anon_bytes == M ? 0 : ss.rss_anon_bytes) +
+                       (ss.vm_swap_bytes == M ? 0 : ss.vm_swap_bytes);
+    return history_of(h, pid, start_time, now_ms, touched) ? 0 : -ENOSPC;
+}
+
 static int64_t growth(preoom_history_entry_t *e, uint64_t now_ms, uint64_t window_ms,
                       uint64_t touched)
 {

@@ -140,6 +140,12 @@ void preoom_note_biggest(preoom_gathered_t *out, const preoom_proc_t *p);
  * the sums and the biggest worked out again as the gathering does. */
 void preoom_gathered_keep(preoom_gathered_t *g, const bool *keep);
 
+/* A first sample of a process just registered (one read of its status): growth is then
+ * measured from its start, not from whenever the daemon next looks at every process. An
+ * entry already there is left as it is. 0 or -errno. */
+int preoom_history_note(const preoom_procfs_t *fs, preoom_history_t *h, int32_t pid,
+                        uint64_t start_time, uint64_t now_ms);
+
 /* The engine's view of what was gathered (out has room for g->n). */
 void preoom_gathered_to_engine(const preoom_gathered_t *g, preoom_engine_proc_t *out);
 

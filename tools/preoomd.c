@@ -713,6 +713,7 @@ static bool registry_news(uint64_t now)
             preoom_reg_pid_matches((pid_t)sl.pid, sl.start_time) == 1) {
             scratch_pids[n] = (int32_t)sl.pid;
             scratch_starts[n++] = sl.start_time;
+            preoom_history_note(&fs, history, (int32_t)sl.pid, sl.start_time, now);
         }
         slot_seen[i] = sig;
     }
@@ -812,20 +813,18 @@ static void log_events(int i, const preoom_decision_t *d, const preoom_engine_in
                          line + head);
             else
                 snprintf(out, sizeof out, "%s", line);
-        } else if (i != PREOOM_DOMAIN_HOST) {
-            snprintf(out, sizeof out, "[%s] %s", doms->d[i].path, line);
-        } else {
-            snprintf(out, sizeof out, "%s", line);
         }
         preoom_event_kind_t kind = d->ev[k].kind;
+        bool would = x->conf.eng.dry_run &&
+                     (kind == PREOOM_EV_ASK || kind == PREOOM_EV_TERM || kind == PREOOM_EV_KILL);
+        if (!opt.log_json || line[0] != '{')
+            snprintf(out, sizeof out, "%s%s%s%s%s", i != PREOOM_DOMAIN_HOST ? "[" : "",
+                     i != PREOOM_DOMAIN_HOST ? doms->d[i].path : "",
+                     i != PREOOM_DOMAIN_HOST ? "] " : "", would ? "dry-run: would " : "", line);
         enum sev sev = kind == PREOOM_EV_TERM || kind == PREOOM_EV_KILL || kind == PREOOM_EV_HOG ||
                                kind == PREOOM_EV_FAILED || kind == PREOOM_EV_NO_CANDIDATE
                            ? SEV_WARNING : SEV_NOTICE;
-        if (x->conf.eng.dry_run &&
-            (kind == PREOOM_EV_ASK || kind == PREOOM_EV_TERM || kind == PREOOM_EV_KILL))
-            logline(sev, opt.log_json ? "%s" : "dry-run: would %s", out);
-        else
-            logline(sev, "%s", out);
+        logline(sev, "%s", out);
         preoom_notify_event(&notify, d, k, in, scores,
                             i == PREOOM_DOMAIN_HOST ? "/" : doms->d[i].path, now_ms());
     }
