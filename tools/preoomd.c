@@ -59,6 +59,7 @@ static preoom_history_t *history;
 static preoom_engine_t engine;
 static preoom_metrics_t met;
 static preoom_notify_t notify;
+static preoom_cmdline_cache_t cmdlines;
 static int vfd = -1;          /* pidfd of the victim in flight */
 static int32_t vfd_pid;
 static uint64_t vfd_start;
@@ -306,7 +307,9 @@ static int hand_signal(void *ctx, const preoom_engine_proc_t *p, int sig)
 static void hand_cmdline(void *ctx, const preoom_engine_proc_t *p, char *buf, size_t cap)
 {
     (void)ctx;
-    preoom_proc_cmdline(&fs, p->pid, p->start_time, buf, cap);
+    /* Looked up, never read here: see preoom_cmdline_cache_t. */
+    const char *c = preoom_cmdline_cache_get(&cmdlines, p->pid, p->start_time, p->name);
+    snprintf(buf, cap, "%s", c ? c : "");
 }
 
 static void notify_say(void *ctx, const char *msg)
@@ -598,6 +601,8 @@ int main(int argc, char **argv)
                         (unsigned long long)g.dups[i].slot_index, (int)g.dups[i].pid,
                         g.dups[i].name, (unsigned long long)g.dups[i].adj);
             preoom_gathered_to_engine(&g, eprocs);
+            if (!close_now)
+                preoom_cmdline_cache_fill(&cmdlines, &fs, &g);
         }
         preoom_engine_input_t in;
         memset(&in, 0, sizeof in);
