@@ -137,6 +137,51 @@ int preoom_proc_cmdline(const preoom_procfs_t *fs, int32_t pid, uint64_t start_t
     return rc;
 }
 
+static preoom_cmdline_entry_t *cache_find(preoom_cmdline_cache_t *c, int32_t pid,
+                                          uint64_t start_time)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (c->e[i].pid == pid && c->e[i].start_time == start_time)
+            return &c->e[i];
+    return NULL;
+}
+
+const char *preoom_cmdline_cache_get(const preoom_cmdline_cache_t *c, int32_t pid,
+                                     uint64_t start_time, const char *name)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (c->e[i].pid == pid && c->e[i].start_time == start_time &&
+            !strncmp(c->e[i].name, name, sizeof c->e[i].name - 1))
+            return c->e[i].cmdline;
+    return NULL;
+}
+
+size_t preoom_cmdline_cache_fill(preoom_cmdline_cache_t *c, const preoom_procfs_t *fs,
+                                 const preoom_gathered_t *g)
+{
+    size_t read = 0;
+    for (size_t i = 0; i < g->n; i++) {
+        const preoom_proc_t *p = &g->procs[i];
+        preoom_cmdline_entry_t *e = cache_find(c, p->c.pid, p->start_time);
+        if (e && !strncmp(e->name, p->name, sizeof e->name - 1))
+            continue;
+        if (!e) {
+            if (c->n < PREOOM_CMDLINE_CACHE) {
+                e = &c->e[c->n++];
+            } else {
+                e = &c->e[c->next];
+                c->next = (c->next + 1) % PREOOM_CMDLINE_CACHE;
+            }
+        }
+        e->pid = p->c.pid;
+        e->start_time = p->start_time;
+        snprintf(e->name, sizeof e->name, "%.15s", p->name);
+        preoom_proc_cmdline(fs, p->c.pid, p->start_time, e->cmdline, sizeof e->cmdline);
+        read++;
+    }
+    return read;
+}
+
 bool preoom_cgroup_globs_match(const preoom_cgroup_globs_t *g, const preoom_pid_cgroup_t *c)
 {
     if (!g)

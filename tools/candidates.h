@@ -168,6 +168,33 @@ bool preoom_cgroup_globs_match(const preoom_cgroup_globs_t *g, const preoom_pid_
 int preoom_proc_cmdline(const preoom_procfs_t *fs, int32_t pid, uint64_t start_time, char *buf,
                         size_t cap);
 
+/* Command lines, read off the critical path. Reading /proc/PID/cmdline takes the process's
+ * mmap lock, and a process in reclaim near its cgroup's limit can hold the reader for
+ * hundreds of milliseconds: a decision must never wait on it. So each gathered process's
+ * command line is read once, in a pass far from every line (preoom_cmdline_cache_fill), and
+ * a decision only looks it up (preoom_cmdline_cache_get), never reads. Keyed by pid, start
+ * time and name: an exec keeps pid and start time but changes the name, and is read again.
+ * Round-robin replacement when full. Never allocates. */
+#define PREOOM_CMDLINE_CACHE 512
+typedef struct {
+    int32_t pid;
+    uint64_t start_time;
+    char name[16];
+    char cmdline[PREOOM_ENGINE_CMDLINE_MAX];
+} preoom_cmdline_entry_t;
+typedef struct {
+    preoom_cmdline_entry_t e[PREOOM_CMDLINE_CACHE];
+    size_t n, next;
+} preoom_cmdline_cache_t;
+
+/* Read the command line of each process of g not in the cache (or whose name changed).
+ * Call only when memory is far from every line. Returns how many were read. */
+size_t preoom_cmdline_cache_fill(preoom_cmdline_cache_t *c, const preoom_procfs_t *fs,
+                                 const preoom_gathered_t *g);
+/* The cached command line of (pid, start_time, name), or NULL. Pure. */
+const char *preoom_cmdline_cache_get(const preoom_cmdline_cache_t *c, int32_t pid,
+                                     uint64_t start_time, const char *name);
+
 /* Does PID map the registry file (dev, inode)? 1 yes, 0 no, -errno when it cannot say. */
 int preoom_maps_registry(const preoom_procfs_t *fs, int32_t pid, dev_t dev, ino_t ino);
 

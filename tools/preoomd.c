@@ -126,6 +126,7 @@ static int32_t *scratch_pids;
 static int *scratch_dom;
 static uint64_t *scratch_starts;
 static preoom_notify_t notify;
+static preoom_cmdline_cache_t cmdlines;
 
 static uint64_t now_ms(void)
 {
@@ -437,7 +438,9 @@ static int hand_signal(void *ctx, const preoom_engine_proc_t *p, int sig)
 static void hand_cmdline(void *ctx, const preoom_engine_proc_t *p, char *buf, size_t cap)
 {
     (void)ctx;
-    preoom_proc_cmdline(&fs, p->pid, p->start_time, buf, cap);
+    /* Looked up, never read here: see preoom_cmdline_cache_t. */
+    const char *c = preoom_cmdline_cache_get(&cmdlines, p->pid, p->start_time, p->name);
+    snprintf(buf, cap, "%s", c ? c : "");
 }
 
 static void notify_say(void *ctx, const char *msg)
@@ -1187,7 +1190,7 @@ int main(int argc, char **argv)
         uint64_t far_gather = FAR_GATHER_MS + (uint64_t)n_reg * 60;
         if (far_gather > 30000)
             far_gather = 30000;
-        bool gather_now = now - last_gather >= far_gather, any_near = false;
+        bool gather_now = now - last_gather >= far_gather, any_near = false, any_close = false;
         if (news_pending && now - last_gather >= NEWS_GATHER_MS)
             gather_now = true;
         if (now - last_news >= NEWS_EVERY_MS) {
@@ -1213,7 +1216,7 @@ int main(int argc, char **argv)
             }
             order[n_due++] = (int)i;
             if (dom_close_now((int)i)) {
-                gather_now = true;
+                gather_now = any_close = true;
                 if (x->far) {
                     x->far = false; /* near now: every file, not only the usage */
                     dom_read((int)i, now);
@@ -1265,6 +1268,10 @@ int main(int argc, char **argv)
                 pdom[i] = d == -2 ? (doms->no_host ? -1 : PREOOM_DOMAIN_HOST) : d;
             }
             preoom_gathered_to_engine(&g, eall);
+            /* Command lines are read far from every line only: reading one takes the
+             * process's mmap lock, which a process under pressure may hold for long. */
+            if (!any_close && !any_near)
+                preoom_cmdline_cache_fill(&cmdlines, &fs, &g);
             /* Domains found just now are read and stepped this pass. */
             for (size_t i = 0; i < doms->n; i++) {
                 dom_rt_t *x = &rt[i];

@@ -50,7 +50,9 @@ bg "$D" --registry "$T_REG" --cgroup "$cg" --no-mlock --policy kernel --log-form
     --notify "$T_TMP/hook.sh $H" --notify-timeout 3000 --notify-max 1 \
     --notify-events sigterm,exited 2>"$LOG"; dp=$BG_PID
 wait_for 50 'grep -q watching "$LOG"'
-cg_run "$cg" "${pre[@]}" "$T_TMP/victim" 400 8 30 20000 --marker-arg; V=$BG_PID
+# 8 MiB every 300 ms: calm for over 5 s, preoomd's slowest look at the processes, so its
+# command line is read before pressure (preoomd never reads one while a decision waits).
+cg_run "$cg" "${pre[@]}" "$T_TMP/victim" 400 8 300 20000 --marker-arg; V=$BG_PID
 wait "$V"; vs=$?
 # The victim's exit is the next event: the loop logged it while the hook slept (max 1, so
 # the exited hook itself was dropped).
@@ -65,7 +67,7 @@ check "PREOOM_PID is the victim ($(env_of PREOOM_PID))" [ "$(env_of PREOOM_PID)"
 check "PREOOM_NAME=victim" [ "$(env_of PREOOM_NAME)" = victim ]
 check "PREOOM_UID=$(id -u)" [ "$(env_of PREOOM_UID)" = "$(id -u)" ]
 check "PREOOM_CMDLINE has the arguments ($(env_of PREOOM_CMDLINE))" \
-    bash -c '[[ "$0" == *"victim 400 8 30 20000 --marker-arg" ]]' "$(env_of PREOOM_CMDLINE)"
+    bash -c '[[ "$0" == *"victim 400 8 300 20000 --marker-arg" ]]' "$(env_of PREOOM_CMDLINE)"
 # The domain as its metrics label and log lines name it: the cgroup path in its hierarchy.
 rel=${cg#/sys/fs/cgroup}; rel=${rel#/memory}; rel=${rel#/unified}
 check "PREOOM_DOMAIN is the cgroup's path ($(env_of PREOOM_DOMAIN))" [ "$(env_of PREOOM_DOMAIN)" = "$rel" ]
@@ -78,7 +80,7 @@ d = json.loads(open(sys.argv[1]).read())
 assert d["event"] == "sigterm" and d["pid"] == int(sys.argv[2]), d
 assert d["cmdline"].endswith("--marker-arg"), d
 ' "$H/sigterm.json" "$V"
-check "the log's sigterm line carries the cmdline" grep -q '"event":"sigterm".*"cmdline":"[^"]*victim 400 8 30 20000 --marker-arg"' "$LOG"
+check "the log's sigterm line carries the cmdline" grep -q '"event":"sigterm".*"cmdline":"[^"]*victim 400 8 300 20000 --marker-arg"' "$LOG"
 check "the exited hook was dropped (--notify-max 1) and said once" \
     [ "$(grep -c 'notify-max hooks are still running' "$LOG")" -eq 1 ] 
 check "no hook ran for the exited event" [ ! -e "$H/exited.env" ]

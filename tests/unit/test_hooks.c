@@ -339,6 +339,48 @@ static void t_run(void)
     CHECK(system(cmd) == 0);
 }
 
+/* Command lines are read once per process, in calm passes, and only looked up after. */
+static void t_cmdline_cache(void)
+{
+    static preoom_cmdline_cache_t c;
+    static preoom_proc_t procs[600];
+    memset(&c, 0, sizeof c);
+    memset(procs, 0, sizeof procs);
+    preoom_procfs_t fs;
+    preoom_procfs_init(&fs);
+    preoom_pid_stat_t st;
+    CHECK_EQ_I64(preoom_read_pid_stat(&fs, (int)getpid(), &st), 0);
+    procs[0].c.pid = (int32_t)getpid();
+    procs[0].start_time = st.starttime_ticks;
+    snprintf(procs[0].name, sizeof procs[0].name, "%s", st.comm);
+    preoom_gathered_t g;
+    memset(&g, 0, sizeof g);
+    g.procs = procs;
+    g.cap = 600;
+    g.n = 1;
+    CHECK_EQ_U64(preoom_cmdline_cache_fill(&c, &fs, &g), 1);
+    const char *got = preoom_cmdline_cache_get(&c, procs[0].c.pid, procs[0].start_time, procs[0].name);
+    CHECK(got && strstr(got, "test_hooks") != NULL);
+    CHECK_EQ_U64(preoom_cmdline_cache_fill(&c, &fs, &g), 0); /* known: not read again */
+    /* Another start time (a reused pid) or another name (an exec) is not this entry. */
+    CHECK(preoom_cmdline_cache_get(&c, procs[0].c.pid, procs[0].start_time + 1, procs[0].name) == NULL);
+    CHECK(preoom_cmdline_cache_get(&c, procs[0].c.pid, procs[0].start_time, "other") == NULL);
+    snprintf(procs[0].name, sizeof procs[0].name, "renamed");
+    CHECK_EQ_U64(preoom_cmdline_cache_fill(&c, &fs, &g), 1);
+    CHECK(preoom_cmdline_cache_get(&c, procs[0].c.pid, procs[0].start_time, "renamed") != NULL);
+    /* Bounded: more processes than room replace the oldest, the count stays at the cap. */
+    for (int k = 1; k < 600; k++) {
+        procs[k].c.pid = 0x7ffffff0 - k; /* no such process: an empty command line */
+        procs[k].start_time = 1;
+        snprintf(procs[k].name, sizeof procs[k].name, "p%d", k);
+    }
+    g.n = 600;
+    CHECK_EQ_U64(preoom_cmdline_cache_fill(&c, &fs, &g), 599);
+    CHECK_EQ_U64(c.n, PREOOM_CMDLINE_CACHE);
+    got = preoom_cmdline_cache_get(&c, procs[599].c.pid, 1, "p599");
+    CHECK(got && got[0] == '\0');
+}
+
 int main(void)
 {
     TEST_CASE("hooks: the new settings, good and bad values", t_settings);
@@ -347,5 +389,6 @@ int main(void)
     TEST_CASE("hooks: --notify-events lists", t_events);
     TEST_CASE("hooks: the hook's environment", t_env);
     TEST_CASE("hooks: real hooks: environment, stdin, time limit, cap, failures", t_run);
+    TEST_CASE("hooks: command lines cached, read once, bounded", t_cmdline_cache);
     TEST_END();
 }
