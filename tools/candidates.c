@@ -252,35 +252,51 @@ static preoom_history_entry_t *history_of(preoom_history_t *h, int32_t pid, uint
     return e;
 }
 
-int preoom_history_note(const preoom_procfs_t *fs, preoom_history_t *h, int32_t pid,
-                        uint64_t start_time, uint64_t now_ms)
-{
-    preoom_pid_status_t ss;
-    if (!h || preoom_read_pid_status(fs, pid, &ss) != 0)
-        return -ESRCH;
-    uint64_t M = PREOOM_VALUE_MISSING;
-    uint64_t touched = (ss.rss_anon_bytes == M ? 0 : ss.rss_anon_bytes) +
-                       (ss.vm_swap_bytes == M ? 0 : ss.vm_swap_bytes);
-    return history_of(h, pid, start_time, now_ms, touched) ? 0 : -ENOSPC;
-}
-
+/* Touched memory's rate of growth now: over the last quarter to half second of samples
+ * (a ring of PREOOM_GROWTH_RING samples at least GROWTH_STEP_MS apart), so a cache that
+ * filled a second ago and holds still is not taken for one that grows; 0 until two samples
+ * GROWTH_MIN_MS apart exist. No sample for a whole window (the daemon looks seldom far from
+ * the lines) forgets the ring: what happened meanwhile is no rate of now. */
+#define GROWTH_STEP_MS 125
+#define GROWTH_SPAN_MS 250
+#define GROWTH_MIN_MS 50
 static int64_t growth(preoom_history_entry_t *e, uint64_t now_ms, uint64_t window_ms,
                       uint64_t touched)
 {
     if (!e)
         return 0;
     e->seen_ms = now_ms;
-    /* Slide the window: the newest sample becomes the oldest once it is a window old. */
-    if (now_ms - e->t0_ms > window_ms && e->t1_ms > e->t0_ms) {
-        e->t0_ms = e->t1_ms;
-        e->touched0 = e->touched1;
-    }
+    if (now_ms - e->t1_ms > window_ms)
+        e->rn = 0;
     e->t1_ms = now_ms;
     e->touched1 = touched;
-    uint64_t dt = now_ms - e->t0_ms;
-    if (dt < 50)
+    const unsigned R = PREOOM_GROWTH_RING;
+    unsigned last = (e->rhead + R - 1) % R;
+    if (e->rn == 0 || now_ms - e->rt_ms[last] >= GROWTH_STEP_MS) {
+        e->rt_ms[e->rhead] = now_ms;
+        e->rtouched[e->rhead] = touched;
+        e->rhead = (uint8_t)((e->rhead + 1) % R);
+        if (e->rn < R)
+            e->rn++;
+    }
+    /* The newest sample at least GROWTH_SPAN_MS old, else the oldest at least GROWTH_MIN_MS. */
+    int ref = -1;
+    for (unsigned k = 0; k < e->rn; k++) {
+        unsigned idx = (e->rhead + R - 1 - k) % R;
+        if (now_ms - e->rt_ms[idx] >= GROWTH_SPAN_MS) {
+            ref = (int)idx;
+            break;
+        }
+    }
+    if (ref < 0 && e->rn) {
+        unsigned idx = (e->rhead + R - e->rn) % R;
+        if (now_ms - e->rt_ms[idx] >= GROWTH_MIN_MS)
+            ref = (int)idx;
+    }
+    if (ref < 0)
         return 0;
-    return ((int64_t)touched - (int64_t)e->touched0) * 1000 / (int64_t)dt;
+    return ((int64_t)touched - (int64_t)e->rtouched[ref]) * 1000 /
+           (int64_t)(now_ms - e->rt_ms[ref]);
 }
 
 /* How long touched has stayed within max(4 MiB, 5%) of a reference: the badness policy's

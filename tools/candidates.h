@@ -69,11 +69,12 @@ typedef struct {
 } preoom_gather_opts_t;
 
 /* Touched-memory history per process, for the growth (and so blame) and steadiness terms. */
+#define PREOOM_GROWTH_RING 4
 #define PREOOM_HISTORY_MAX 4096
 typedef struct {
     int32_t pid;
     uint64_t start_time;
-    uint64_t t0_ms, touched0;        /* the oldest sample inside the short window */
+    uint64_t t0_ms, touched0;        /* the first sample */
     uint64_t t1_ms, touched1;        /* the newest */
     uint64_t seen_ms;
     int8_t maps_registry;            /* cached: -1 not checked yet, 0 no, 1 yes */
@@ -82,6 +83,8 @@ typedef struct {
     uint64_t private_bytes, private_at_ms;
     int8_t hint_said;                /* an unproven hint naming it was logged */
     int16_t adj;                     /* oom_score_adj, read at adj_at_ms */
+    uint8_t rn, rhead;               /* growth: recent samples, a ring (candidates.c) */
+    uint64_t rt_ms[PREOOM_GROWTH_RING], rtouched[PREOOM_GROWTH_RING];
     uint64_t adj_at_ms;
 } preoom_history_entry_t;
 typedef struct {
@@ -139,12 +142,6 @@ void preoom_note_biggest(preoom_gathered_t *out, const preoom_proc_t *p);
 /* Keep only the processes keep[i] says (one memory domain's, say), their order kept, with
  * the sums and the biggest worked out again as the gathering does. */
 void preoom_gathered_keep(preoom_gathered_t *g, const bool *keep);
-
-/* A first sample of a process just registered (one read of its status): growth is then
- * measured from its start, not from whenever the daemon next looks at every process. An
- * entry already there is left as it is. 0 or -errno. */
-int preoom_history_note(const preoom_procfs_t *fs, preoom_history_t *h, int32_t pid,
-                        uint64_t start_time, uint64_t now_ms);
 
 /* The engine's view of what was gathered (out has room for g->n). */
 void preoom_gathered_to_engine(const preoom_gathered_t *g, preoom_engine_proc_t *out);

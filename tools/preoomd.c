@@ -716,7 +716,6 @@ static bool registry_news(uint64_t now)
             preoom_reg_pid_matches((pid_t)sl.pid, sl.start_time) == 1) {
             scratch_pids[n] = (int32_t)sl.pid;
             scratch_starts[n++] = sl.start_time;
-            preoom_history_note(&fs, history, (int32_t)sl.pid, sl.start_time, now);
         }
         slot_seen[i] = sig;
     }
