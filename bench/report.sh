@@ -22,7 +22,7 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/preoom-bench.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 export PREOOM_REGISTRY=bench$$
 
-line=$(cd "$TMP" && gcc -### -std=gnu11 -D_GNU_SOURCE -I "$TOP/include" -I "$TOP/preload" \
+line=$(cd "$TMP" && gcc -### -std=gnu11 -D_GNU_SOURCE -I "$TOP/include" -I "$TOP/common" -I "$TOP/preload" \
     -O2 -g -c "$TOP/preload/stacks.c" -o "$TMP/x.o" 2>&1 | grep -m1 '/cc1 ')
 eval "cmd=($line)"
 args=("${cmd[@]:1}")

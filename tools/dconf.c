@@ -13,8 +13,7 @@
 #include "floor.h" /* preoom_parse_u64 */
 #include "notify.h"
 
-static int fail(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t cap, const char *fmt, ...)
+int preoom_dconf_fail(char *err, size_t cap, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -22,6 +21,7 @@ static int fail(char *err, size_t cap, const char *fmt, ...)
     va_end(ap);
     return -EINVAL;
 }
+#define fail preoom_dconf_fail
 
 void preoom_dconf_defaults(preoom_dconf_t *d)
 {

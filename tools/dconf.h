@@ -49,6 +49,10 @@ typedef struct {
 
 void preoom_dconf_defaults(preoom_dconf_t *d);
 
+/* One error line into err (at most cap bytes); returns -EINVAL. For dconf's readers too. */
+int preoom_dconf_fail(char *err, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* Set one setting by name ("ask", "term", "policy", "avoid", "dry-run", ...). Flags take
  * "1"/"0" (or NULL for 1). 0, or -EINVAL/-ENOENT with one line in err. The string value must
  * outlive d for "registry" and "metrics" (argv does). */
