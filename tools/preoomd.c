@@ -1180,12 +1180,10 @@ int main(int argc, char **argv)
 
         /* Memory first, for each domain whose time has come: a domain near a line looks at
          * the processes at once, so no decision is taken on a list from seconds ago. Far
-         * from every line the processes are looked at every FAR_GATHER_MS only (for the
-         * blame window and exposure). */
+         * from every line they are looked at seldom (for exposure and steadiness): each
+         * look opens three files a process, and five hundred processes every five seconds
+         * cost more than everything else together. */
         size_t n_due = 0;
-        /* Far from every line the processes are looked at seldom: each look opens three
-         * files a process, and five hundred processes every five seconds cost more than
-         * everything else together. */
         uint64_t far_gather = FAR_GATHER_MS + (uint64_t)n_reg * 60;
         if (far_gather > 30000)
             far_gather = 30000;
@@ -1210,7 +1208,12 @@ int main(int argc, char **argv)
                 continue;
             dom_read((int)i, now);
             if (x->read_rc == -ENOENT && i != PREOOM_DOMAIN_HOST) {
-                last_discover = 0; /* its cgroup went away: found out below */
+                /* Its cgroup went away: a discovery this pass closes the domain. Until then
+                 * it is not read again at once (a loop with nothing to wait for spins). */
+                last_discover = 0;
+                gather_now = true;
+                x->due_now = false;
+                x->due_ms = now + 1000;
                 continue;
             }
             order[n_due++] = (int)i;
@@ -1224,7 +1227,6 @@ int main(int argc, char **argv)
         }
         bool gathered = false;
         if (gather_now) {
-
             gopt.want_private = opt.eng.policy == PREOOM_POLICY_PREOOM;
             bool episode = false;
             for (size_t i = 0; i < doms->n; i++)

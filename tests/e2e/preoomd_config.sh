@@ -92,4 +92,23 @@ check "--cgroup names a domain before any process is in it, and the host is not 
 kill -TERM "$EP"; wait "$EP" 2>/dev/null
 cg_remove "$EMPTY"
 cg_remove "$CG"
+
+# A domain's cgroup removed under preoomd: said in one line, not watched any more, and the
+# daemon does not spin on a file that is gone.
+GONE=$(cg_create gone $((64 << 20)))
+"$D" --registry "$T_REG" --no-mlock 2>"$T_TMP/gone.log" & GP=$!; T_PIDS+=("$GP")
+ln -s "$PROG/shape" "$T_TMP/gonehost"
+bg bash -c 'echo $$ >"$0/cgroup.procs" && exec env LD_PRELOAD="$1" PREOOM_REGISTRY="$2" "$3" grow:5:0 hold:30000' \
+    "$GONE" "$LIB" "$T_REG" "$T_TMP/gonehost"; GH=$BG_PID
+for _ in $(seq 100); do grep -q "watching memory cgroup .*preoom-test-gone" "$T_TMP/gone.log" && break; sleep 0.05; done
+check "a registered process's cgroup becomes a domain of a running preoomd" \
+    grep -q "watching memory cgroup .*preoom-test-gone.*(limit 64 MiB)" "$T_TMP/gone.log"
+kill -KILL "$GH"; wait "$GH" 2>/dev/null
+cg_remove "$GONE"
+for _ in $(seq 100); do grep -q "preoom-test-gone.* is gone" "$T_TMP/gone.log" && break; sleep 0.05; done
+check "its cgroup removed: said in one line" \
+    bash -c '[ "$(grep -c "preoom-test-gone.* is gone" "$1")" -eq 1 ]' _ "$T_TMP/gone.log"
+t0=$(awk '{print $14 + $15}' /proc/$GP/stat); sleep 2; t1=$(awk '{print $14 + $15}' /proc/$GP/stat)
+check "and preoomd does not spin afterwards ($((t1 - t0)) ticks of CPU in 2 s)" [ $((t1 - t0)) -lt 20 ]
+kill -TERM "$GP"; wait "$GP" 2>/dev/null
 t_done
