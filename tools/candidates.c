@@ -247,7 +247,9 @@ static preoom_history_entry_t *history_of(preoom_history_t *h, int32_t pid, uint
         if (h->n == PREOOM_HISTORY_MAX)
             return NULL;
         e = &h->e[h->n++];
-        *e = (preoom_history_entry_t){pid, start, now_ms, touched, now_ms, touched, now_ms, -1};
+        *e = (preoom_history_entry_t){.pid = pid, .start_time = start, .t1_ms = now_ms,
+                                      .touched1 = touched, .seen_ms = now_ms,
+                                      .maps_registry = -1};
     }
     return e;
 }

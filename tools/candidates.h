@@ -74,8 +74,7 @@ typedef struct {
 typedef struct {
     int32_t pid;
     uint64_t start_time;
-    uint64_t t0_ms, touched0;        /* the first sample */
-    uint64_t t1_ms, touched1;        /* the newest */
+    uint64_t t1_ms, touched1;        /* the newest sample */
     uint64_t seen_ms;
     int8_t maps_registry;            /* cached: -1 not checked yet, 0 no, 1 yes */
     uint64_t maps_at_ms;             /* when it was last looked at */

@@ -690,12 +690,6 @@ static void place(uint64_t now, size_t n, bool full)
     }
 }
 
-static int proc_dom(size_t gi)
-{
-    if (gi < n_reg)
-        return pdom[gi];
-    return -2;
-}
 
 /* Processes registered since the last look: placed in their domains at once (one read of
  * /proc/PID/cgroup each), so a domain nobody watched yet is watched from now on, not from
@@ -928,7 +922,7 @@ static void dom_step(int i, uint64_t now, bool gathered)
     }
     for (size_t k = 0; k < n_reg && !light; k++) {
         const preoom_proc_t *p = &g.procs[k];
-        if (!inside(proc_dom(k), i) || in_flight_elsewhere(i, p->c.pid, p->start_time))
+        if (!inside(pdom[k], i) || in_flight_elsewhere(i, p->c.pid, p->start_time))
             continue;
         edom[n] = eall[k];
         if (x->own_prefs)
@@ -1304,7 +1298,7 @@ int main(int argc, char **argv)
         /* The textfile is rewritten every second near a line, every METRICS_FAR_MS far from
          * all of them (node_exporter reads it every 15 s or so; formatting and renaming it
          * every second was a third of an idle daemon's cost). */
-        uint64_t metrics_every = any_near || rt[w < 0 ? 0 : w].near ? METRICS_EVERY_MS : METRICS_FAR_MS;
+        uint64_t metrics_every = any_near || (w >= 0 && rt[w].near) ? METRICS_EVERY_MS : METRICS_FAR_MS;
         uint32_t reg_now = 0;
         for (size_t i = 0; i < n_reg; i++)
             reg_now += g.procs[i].registered && g.procs[i].c.maps_registry;

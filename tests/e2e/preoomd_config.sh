@@ -64,9 +64,13 @@ rel=${CG#*/sys/fs/cgroup}; rel=${rel#/memory}; rel=${rel#/unified}
 printf '[domain %s]\nask = 40%%\nterm = 30%%\nkill = 20%%\n' "$rel" >"$T_TMP/run.conf"
 LOG=$T_TMP/run.log
 bg "$D" --registry "$T_REG" --config "$T_TMP/run.conf" --no-mlock 2>"$LOG"; DP=$BG_PID
-ln -s "$PROG/shape" "$T_TMP/held"
-bg bash -c 'echo $$ >"$0/cgroup.procs" && exec env LD_PRELOAD="$1" PREOOM_REGISTRY="$2" "$3" grow:20:0 hold:4000' \
-    "$CG" "$LIB" "$T_REG" "$T_TMP/held"; HP=$BG_PID
+# shape_in CGROUP NAME OPS...: the shape program, preloaded, named NAME, in CGROUP (BG_PID).
+shape_in() {
+    ln -sf "$PROG/shape" "$T_TMP/$2"
+    bg bash -c 'echo $$ >"$0/cgroup.procs" && shift && exec env LD_PRELOAD="$1" PREOOM_REGISTRY="$2" "$3" "${@:4}"' \
+        "$1" x "$LIB" "$T_REG" "$T_TMP/$2" "${@:3}"
+}
+shape_in "$CG" held grow:20:0 hold:4000; HP=$BG_PID
 for _ in $(seq 100); do grep -q "watching memory cgroup $rel" "$LOG" && break; sleep 0.05; done
 check "the cgroup's domain was found and took its section (40%/30%/20%)" \
     grep -q "watching memory cgroup $rel (limit 256 MiB).*1 config section.*<= 40.00%.*<= 30.00%.*<= 20.00%" "$LOG"
@@ -97,9 +101,7 @@ cg_remove "$CG"
 # daemon does not spin on a file that is gone.
 GONE=$(cg_create gone $((64 << 20)))
 "$D" --registry "$T_REG" --no-mlock 2>"$T_TMP/gone.log" & GP=$!; T_PIDS+=("$GP")
-ln -s "$PROG/shape" "$T_TMP/gonehost"
-bg bash -c 'echo $$ >"$0/cgroup.procs" && exec env LD_PRELOAD="$1" PREOOM_REGISTRY="$2" "$3" grow:5:0 hold:30000' \
-    "$GONE" "$LIB" "$T_REG" "$T_TMP/gonehost"; GH=$BG_PID
+shape_in "$GONE" gonehost grow:5:0 hold:30000; GH=$BG_PID
 for _ in $(seq 100); do grep -q "watching memory cgroup .*preoom-test-gone" "$T_TMP/gone.log" && break; sleep 0.05; done
 check "a registered process's cgroup becomes a domain of a running preoomd" \
     grep -q "watching memory cgroup .*preoom-test-gone.*(limit 64 MiB)" "$T_TMP/gone.log"
